@@ -1,0 +1,132 @@
+"""The terminal dialogue: lines from stdin (a TTY or a pipe) through the same engine, store and guards."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import os
+import sys
+import uuid
+from typing import BinaryIO, TextIO
+
+from bot.app import App
+from bot.config import Settings
+from bot.domain import Delta, Final, Incoming, Notice, Platform, ReplyEvent, Typing
+from bot.i18n import pick_language, text
+
+EXIT_WORDS = frozenset({"exit", "quit", "退出"})
+COMMANDS = frozenset({"start", "help", "reset", "stats", "forget"})
+
+
+def parse_line(line: str) -> tuple[str | None, str]:
+    """``/reset now`` -> ("reset", "now"); plain text -> (None, text)."""
+    stripped = line.strip()
+    if stripped.startswith("/") and len(stripped) > 1:
+        head, _, rest = stripped[1:].partition(" ")
+        return head.lower(), rest.strip()
+    return None, line
+
+
+class ConsoleRenderer:
+    """Prints an answer as it streams; the final text completes what the deltas already showed."""
+
+    def __init__(self, out: TextIO, *, interactive: bool) -> None:
+        self._out = out
+        self._interactive = interactive
+
+    async def render(self, events: object) -> None:
+        """Consume one answer's events and print them."""
+        shown = ""
+        prefix_printed = False
+        assert hasattr(events, "__aiter__")
+        async for event in events:
+            assert isinstance(event, Typing | Delta | Final | Notice)
+            if not prefix_printed and not isinstance(event, Typing):
+                if self._interactive:
+                    self._out.write("gembot> ")
+                prefix_printed = True
+            shown = self._print(event, shown)
+        self._out.flush()
+
+    def _print(self, event: ReplyEvent, shown: str) -> str:
+        out = self._out
+        if isinstance(event, Delta):
+            out.write(event.text)
+            out.flush()
+            return shown + event.text
+        if isinstance(event, Final):
+            if shown and event.text.startswith(shown):
+                out.write(event.text[len(shown) :])
+            elif shown:
+                out.write("\n" + event.text)
+            else:
+                out.write(event.text)
+            out.write("\n")
+            if event.notice is not None:
+                out.write(event.notice.text + "\n")
+            return event.text
+        if isinstance(event, Notice):
+            if shown:
+                out.write("\n")
+            out.write(event.text + "\n")
+        return shown
+
+
+async def _read_line(stream: BinaryIO) -> bytes:
+    return await asyncio.to_thread(stream.readline)
+
+
+async def run_console(
+    settings: Settings,
+    *,
+    user: str | None,
+    stdin: BinaryIO | None = None,
+    stdout: TextIO | None = None,
+) -> int:
+    """Converse on the terminal until ``exit``, ``quit``, ``退出`` or EOF; returns the exit status."""
+    source = stdin or sys.stdin.buffer
+    out = stdout or sys.stdout
+    interactive = source is sys.stdin.buffer and sys.stdin.isatty()
+    user_id = user or os.environ.get("GEMBOT_CONSOLE_USER") or _login_name()
+    language = pick_language(os.environ.get("LANG"), settings.conversation.language)
+    renderer = ConsoleRenderer(out, interactive=interactive)
+    async with await App.create(settings) as app:
+        if interactive:
+            out.write(text(language, "console_banner", model=settings.gemini.model) + "\n")
+            out.flush()
+        while True:
+            if interactive:
+                out.write("you> ")
+                out.flush()
+            raw = await _read_line(source)
+            if not raw:
+                break
+            try:
+                line = raw.decode("utf-8").rstrip("\r\n")
+            except UnicodeDecodeError:
+                out.write("(That line is not valid UTF-8 text, so it was not sent. Please type it again.)\n")
+                out.flush()
+                continue
+            if line.strip().lower() in EXIT_WORDS:
+                break
+            command, args = parse_line(line)
+            message = Incoming(
+                platform=Platform.CONSOLE,
+                chat_key=user_id,
+                user_id=user_id,
+                user_name=user_id,
+                text=line if command is None else args,
+                event_id=f"console-{uuid.uuid4().hex}",
+                language=language,
+                command=command,
+                command_args=args if command is not None else "",
+            )
+            await renderer.render(app.engine.handle(message))
+    return 0
+
+
+def _login_name() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "operator"

@@ -1,0 +1,114 @@
+"""``gembot run | console | check-config | migrate | purge | stats``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Sequence
+
+import yaml
+
+from bot.config import ConfigError, Settings, load_settings, masked_dump
+from bot.observability.logs import configure_logging
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gembot", description="Google Gemini in Slack, Telegram and the terminal."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    specs = {
+        "run": "start every enabled adapter, the HTTP server and the background jobs",
+        "console": "talk to the bot in the terminal",
+        "check-config": "validate the config and print the effective values, secrets masked",
+        "migrate": "bring the database schema up to date",
+        "purge": "delete now what the retention policy says must go",
+        "stats": "print the same statistics as /stats",
+    }
+    for name, help_text in specs.items():
+        cmd = sub.add_parser(name, help=help_text, description=help_text)
+        cmd.add_argument(
+            "--config", metavar="PATH", help="config file (default: $GEMBOT_CONFIG or ./config.yaml)"
+        )
+        if name == "console":
+            cmd.add_argument(
+                "--user", metavar="NAME", help="the console user's id (default: your login name)"
+            )
+    return parser
+
+
+def _load(path: str | None) -> Settings:
+    settings = load_settings(path, os.environ)
+    return settings
+
+
+async def _migrate(settings: Settings) -> int:
+    from bot.store.migrate import upgrade_to_head
+
+    await upgrade_to_head(settings.storage.url)
+    print("database schema is up to date")
+    return 0
+
+
+async def _purge(settings: Settings) -> int:
+    from bot.app import App
+
+    async with await App.create(settings) as app:
+        removed = await app.purge()
+    print("purged: " + ", ".join(f"{table} {count}" for table, count in removed.items()))
+    return 0
+
+
+async def _stats(settings: Settings) -> int:
+    from bot import stats
+    from bot.app import App
+    from bot.i18n import pick_language
+
+    async with await App.create(settings) as app:
+        report = await stats.collect(app.store, settings.gemini.quota, app.clock.now())
+    print(stats.render(report, pick_language(os.environ.get("LANG"), settings.conversation.language)))
+    return 0
+
+
+async def _console(settings: Settings, user: str | None) -> int:
+    from adapters.console import run_console
+
+    return await run_console(settings, user=user)
+
+
+async def _run(settings: Settings) -> int:
+    from bot.app import run_service
+
+    return await run_service(settings)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``gembot`` command; returns the exit status."""
+    args = _parser().parse_args(argv)
+    try:
+        settings = _load(args.config)
+    except ConfigError as exc:
+        print(f"gembot: config error: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.logging.level, settings.logging.format, settings.secret_values())
+    if args.command == "check-config":
+        print(yaml.safe_dump(masked_dump(settings), sort_keys=False, allow_unicode=True), end="")
+        return 0
+    runners = {
+        "migrate": lambda: _migrate(settings),
+        "purge": lambda: _purge(settings),
+        "stats": lambda: _stats(settings),
+        "console": lambda: _console(settings, args.user),
+        "run": lambda: _run(settings),
+    }
+    try:
+        return asyncio.run(runners[args.command]())
+    except KeyboardInterrupt:
+        return 0
+
+
+def entry() -> None:
+    """``python -m bot`` and the console script."""
+    sys.exit(main())

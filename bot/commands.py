@@ -1,0 +1,121 @@
+"""The chat commands of CONTRACT.md: /start, /help, /reset, /stats, /forget."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from bot import stats
+from bot.clock import Clock
+from bot.config import Settings, format_duration
+from bot.domain import Incoming, Notice, NoticeKind, Platform
+from bot.i18n import Language, text
+from bot.observability.logs import get_logger
+from bot.store import AuditRecord, Store
+
+log = get_logger(__name__)
+
+COMMANDS = ("start", "help", "reset", "stats", "forget")
+
+
+@dataclass(frozen=True, slots=True)
+class CommandContext:
+    """What the engine already knows about the sender."""
+
+    language: Language
+    is_admin: bool
+    now: datetime
+
+
+def _human_retention(retention: timedelta, language: Language) -> str:
+    hours = retention.total_seconds() / 3600
+    if hours.is_integer() and hours >= 1:
+        count = int(hours)
+        if language == "zh":
+            return f"{count} 小时"
+        return f"{count} hour{'s' if count != 1 else ''}"
+    return format_duration(retention)
+
+
+class Commands:
+    """Runs one command and answers with a single notice."""
+
+    def __init__(self, *, settings: Settings, store: Store, clock: Clock, bot_name: str) -> None:
+        self._settings = settings
+        self._store = store
+        self._clock = clock
+        self._bot_name = bot_name
+
+    def _prefix(self, platform: Platform) -> str:
+        if platform is Platform.SLACK:
+            return f"{self._settings.slack.slash_command} "
+        return "/"
+
+    async def run(self, message: Incoming, ctx: CommandContext) -> Notice:
+        """Answer ``message.command``."""
+        name = (message.command or "").lower()
+        if name in ("start", "help"):
+            return self._help(message, ctx)
+        if name == "reset":
+            return await self._reset(message, ctx)
+        if name == "stats":
+            return await self._stats(message, ctx)
+        if name == "forget":
+            return await self._forget(message, ctx)
+        return Notice(
+            NoticeKind.INFO, text(ctx.language, "unknown_command", prefix=self._prefix(message.platform))
+        )
+
+    def _help(self, message: Incoming, ctx: CommandContext) -> Notice:
+        scope = "" if message.is_private else text(ctx.language, "reset_scope_group")
+        return Notice(
+            NoticeKind.INFO,
+            text(
+                ctx.language,
+                "help",
+                bot_name=self._bot_name,
+                max_turns=self._settings.conversation.max_turns,
+                retention=_human_retention(self._settings.storage.retention, ctx.language),
+                prefix=self._prefix(message.platform),
+                reset_scope=scope,
+            ),
+        )
+
+    async def _reset(self, message: Incoming, ctx: CommandContext) -> Notice:
+        if not message.is_private and not ctx.is_admin:
+            return Notice(NoticeKind.FORBIDDEN, text(ctx.language, "reset_denied"))
+        conversation_id = await self._store.conversation_id(
+            message.platform.value, message.chat_key, message.thread_key, ctx.now
+        )
+        count = await self._store.reset_conversation(conversation_id)
+        await self._audit(message, ctx, "command.reset", {"exchanges": count})
+        return Notice(NoticeKind.INFO, text(ctx.language, "reset_done", count=count))
+
+    async def _stats(self, message: Incoming, ctx: CommandContext) -> Notice:
+        if not ctx.is_admin:
+            return Notice(NoticeKind.FORBIDDEN, text(ctx.language, "stats_denied"))
+        report = await stats.collect(self._store, self._settings.gemini.quota, ctx.now)
+        await self._audit(message, ctx, "command.stats", {})
+        return Notice(NoticeKind.INFO, stats.render(report, ctx.language))
+
+    async def _forget(self, message: Incoming, ctx: CommandContext) -> Notice:
+        count = await self._store.forget_user(message.platform.value, message.user_id, ctx.now)
+        # The audit row says that an erasure happened, never what was erased.
+        await self._audit(message, ctx, "command.forget", {"exchanges": count})
+        log.info("user.forgotten", platform=message.platform.value, exchanges=count)
+        return Notice(NoticeKind.INFO, text(ctx.language, "forget_done", count=count))
+
+    async def _audit(
+        self, message: Incoming, ctx: CommandContext, action: str, params: dict[str, object]
+    ) -> None:
+        await self._store.record_audit(
+            [
+                AuditRecord(
+                    at=ctx.now,
+                    platform=message.platform.value,
+                    actor_id=message.user_id,
+                    action=action,
+                    params={**params, "admin": ctx.is_admin},
+                )
+            ]
+        )

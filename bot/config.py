@@ -1,0 +1,474 @@
+"""Typed settings: YAML with ``${VAR}`` / ``${VAR:-default}`` substitution, durations, clear errors."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+
+class ConfigError(Exception):
+    """A configuration problem, described in one line that names the key (and env var) at fault."""
+
+
+_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
+_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_duration(value: object) -> timedelta:
+    """Parse ``500ms``, ``90s``, ``15m``, ``24h``, ``7d`` (or a bare number of seconds)."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as 90s, 15m, 24h or 7d")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str):
+        match = _DURATION_RE.match(value)
+        if not match:
+            raise ValueError(
+                f"{value!r} is not a duration; use a number with ms, s, m, h or d (e.g. 90s, 24h)"
+            )
+        seconds = float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+    else:
+        raise ValueError("expected a duration such as 90s, 15m, 24h or 7d")
+    if seconds < 0:
+        raise ValueError("a duration cannot be negative")
+    return timedelta(seconds=seconds)
+
+
+def format_duration(value: timedelta) -> str:
+    """The shortest exact rendering of a duration in the config notation."""
+    total_ms = round(value.total_seconds() * 1000)
+    for unit, factor_ms in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000)):
+        if total_ms and total_ms % factor_ms == 0:
+            return f"{total_ms // factor_ms}{unit}"
+    return f"{total_ms}ms"
+
+
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(parse_duration),
+    PlainSerializer(format_duration, return_type=str),
+]
+
+
+def _empty_to_none(value: object) -> object:
+    if isinstance(value, str) and not value.strip():
+        return None
+    return value
+
+
+Secret = Annotated[SecretStr | None, BeforeValidator(_empty_to_none)]
+OptionalStr = Annotated[str | None, BeforeValidator(_empty_to_none)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class GenerationSettings(_Section):
+    """Gemini generationConfig."""
+
+    temperature: float | None = Field(default=0.7, ge=0, le=2)
+    top_p: float | None = Field(default=0.9, ge=0, le=1)
+    max_output_tokens: int | None = Field(default=2048, ge=1)
+    thinking_budget: int | None = Field(default=None, ge=-1)
+
+
+class RetrySettings(_Section):
+    """Bounds of the retry/fallback policy."""
+
+    max_attempts: int = Field(default=4, ge=1, le=20)
+    initial_backoff: Duration = timedelta(seconds=1)
+    max_backoff: Duration = timedelta(seconds=30)
+    max_wait: Duration = timedelta(seconds=20)
+    deadline: Duration = timedelta(seconds=90)
+
+
+class QuotaSettings(_Section):
+    """Local caps on Gemini HTTP requests; 0 means no cap."""
+
+    requests_per_minute: int = Field(default=0, ge=0)
+    requests_per_day: int = Field(default=0, ge=0)
+    requests_per_month: int = Field(default=100_000, ge=0)
+
+
+class GeminiSettings(_Section):
+    """The ``gemini:`` section."""
+
+    api_key: Secret = None
+    base_url: str = "https://generativelanguage.googleapis.com"
+    model: str = Field(default="gemini-2.5-flash", min_length=1)
+    fallback_models: list[str] = Field(default_factory=list)
+    fallback_base_urls: list[str] = Field(default_factory=list)
+    stream: bool = True
+    timeout: Duration = timedelta(seconds=60)
+    connect_timeout: Duration = timedelta(seconds=10)
+    read_timeout: Duration = timedelta(seconds=30)
+    system_instruction: str = "You are a helpful assistant."
+    generation: GenerationSettings = Field(default_factory=GenerationSettings)
+    retry: RetrySettings = Field(default_factory=RetrySettings)
+    quota: QuotaSettings = Field(default_factory=QuotaSettings)
+
+    @field_validator("base_url", "fallback_base_urls")
+    @classmethod
+    def _http_url(cls, value: str | list[str]) -> str | list[str]:
+        for url in [value] if isinstance(value, str) else value:
+            if not re.match(r"^https?://[^\s/]+", url):
+                raise ValueError(f"{url!r} is not an http(s) URL")
+        return value
+
+
+class ConversationSettings(_Section):
+    """The ``conversation:`` section."""
+
+    max_turns: int = Field(default=10, ge=0, le=1000)
+    max_context_chars: int = Field(default=24_000, ge=100)
+    max_message_chars: int = Field(default=8000, ge=1)
+    language: Literal["en", "zh"] = "en"
+
+
+class StorageSettings(_Section):
+    """The ``storage:`` section."""
+
+    url: str = "sqlite+aiosqlite:///./data/gembot.db"
+    retention: Duration = timedelta(hours=24)
+    audit_retention: Duration = timedelta(days=90)
+    stats_retention: Duration = timedelta(days=35)
+    purge_interval: Duration = timedelta(minutes=10)
+
+    @field_validator("url")
+    @classmethod
+    def _supported_url(cls, value: str) -> str:
+        if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError("use sqlite+aiosqlite:///path/to/file.db or postgresql+asyncpg://user@host/db")
+        return value
+
+    @field_validator("retention")
+    @classmethod
+    def _positive_retention(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("retention must be longer than 0s")
+        return value
+
+
+class RateLimitSettings(_Section):
+    """The ``rate_limits:`` section (``limits`` notation)."""
+
+    storage: str = "memory://"
+    per_user: str = "10/minute;200/day"
+    per_chat: str = "30/minute"
+
+    @field_validator("per_user", "per_chat")
+    @classmethod
+    def _limits_notation(cls, value: str) -> str:
+        if value.strip():
+            from limits import parse_many
+
+            try:
+                parse_many(value)
+            except ValueError as exc:
+                raise ValueError(f"{value!r} is not in `limits` notation (e.g. 10/minute;200/day)") from exc
+        return value
+
+    @field_validator("storage")
+    @classmethod
+    def _storage_scheme(cls, value: str) -> str:
+        if not value.startswith(("memory://", "redis://", "rediss://", "redis+")):
+            raise ValueError("use memory:// or redis://host:port")
+        return value
+
+
+class FilterSettings(_Section):
+    """The ``filter:`` section."""
+
+    words: list[str] = Field(default_factory=list)
+    words_file: OptionalStr = None
+    allow: list[str] = Field(default_factory=list)
+    action: Literal["block", "mask"] = "block"
+    check_replies: bool = True
+
+
+class OutboundTelegramLimits(_Section):
+    """Outbound flood control towards Telegram; 0 turns one off."""
+
+    global_per_second: float = Field(default=30, ge=0)
+    per_chat_per_second: float = Field(default=1, ge=0)
+    per_group_per_minute: float = Field(default=20, ge=0)
+
+
+AutoBool = Literal["auto", True, False]
+
+
+class TelegramSettings(_Section):
+    """The ``telegram:`` section."""
+
+    enabled: AutoBool = "auto"
+    token: Secret = None
+    base_url: str = "https://api.telegram.org"
+    mode: Literal["polling", "webhook"] = "polling"
+    webhook_url: OptionalStr = None
+    webhook_secret: Secret = None
+    admin_ids: list[int] = Field(default_factory=list)
+    allowed_chat_ids: list[int] = Field(default_factory=list)
+    group_trigger: Literal["mention", "all"] = "mention"
+    rate_limit: OutboundTelegramLimits = Field(default_factory=OutboundTelegramLimits)
+
+    @property
+    def is_enabled(self) -> bool:
+        """Whether the adapter runs (``auto``: when the token is set)."""
+        if self.enabled == "auto":
+            return self.token is not None
+        return bool(self.enabled)
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _secret_token_charset(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", value.get_secret_value()):
+            raise ValueError("must be 1-256 characters of A-Z, a-z, 0-9, _ and - (Telegram's rule)")
+        return value
+
+
+class SlackSettings(_Section):
+    """The ``slack:`` section."""
+
+    enabled: AutoBool = "auto"
+    bot_token: Secret = None
+    app_token: Secret = None
+    signing_secret: Secret = None
+    mode: Literal["socket", "http"] = "socket"
+    base_url: str = "https://slack.com/api/"
+    slash_command: str = Field(default="/gembot", pattern=r"^/[a-z0-9_-]{1,31}$")
+    admin_ids: list[str] = Field(default_factory=list)
+    allowed_channel_ids: list[str] = Field(default_factory=list)
+
+    @property
+    def is_enabled(self) -> bool:
+        """Whether the adapter runs (``auto``: bot token and an app token or signing secret set)."""
+        if self.enabled == "auto":
+            return self.bot_token is not None and (
+                self.app_token is not None or self.signing_secret is not None
+            )
+        return bool(self.enabled)
+
+
+class ServerSettings(_Section):
+    """The ``server:`` section."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+
+
+class LoggingSettings(_Section):
+    """The ``logging:`` section."""
+
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    format: Literal["json", "console"] = "json"
+
+    @field_validator("level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+
+class Settings(_Section):
+    """Every setting of gembot; see config.yaml for the meaning of each key."""
+
+    gemini: GeminiSettings = Field(default_factory=GeminiSettings)
+    conversation: ConversationSettings = Field(default_factory=ConversationSettings)
+    storage: StorageSettings = Field(default_factory=StorageSettings)
+    rate_limits: RateLimitSettings = Field(default_factory=RateLimitSettings)
+    filter: FilterSettings = Field(default_factory=FilterSettings)
+    telegram: TelegramSettings = Field(default_factory=TelegramSettings)
+    slack: SlackSettings = Field(default_factory=SlackSettings)
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    logging: LoggingSettings = Field(default_factory=LoggingSettings)
+
+    @model_validator(mode="after")
+    def _platform_requirements(self) -> Settings:
+        tg, sl = self.telegram, self.slack
+        if tg.enabled is True and tg.token is None:
+            raise _KeyProblem("telegram.token", "is required when telegram.enabled is true")
+        if tg.is_enabled and tg.mode == "webhook":
+            if tg.webhook_secret is None:
+                raise _KeyProblem("telegram.webhook_secret", "is required in webhook mode")
+            if tg.webhook_url is None:
+                raise _KeyProblem("telegram.webhook_url", "is required in webhook mode")
+        if sl.enabled is True and sl.bot_token is None:
+            raise _KeyProblem("slack.bot_token", "is required when slack.enabled is true")
+        if sl.is_enabled and sl.mode == "socket" and sl.app_token is None:
+            raise _KeyProblem("slack.app_token", "is required in socket mode (an xapp- token)")
+        if sl.is_enabled and sl.mode == "http" and sl.signing_secret is None:
+            raise _KeyProblem("slack.signing_secret", "is required in http mode")
+        return self
+
+    def secret_values(self) -> list[str]:
+        """Every configured secret's value, for log redaction."""
+        found = [
+            self.gemini.api_key,
+            self.telegram.token,
+            self.telegram.webhook_secret,
+            self.slack.bot_token,
+            self.slack.app_token,
+            self.slack.signing_secret,
+        ]
+        return [s.get_secret_value() for s in found if s is not None and s.get_secret_value()]
+
+
+class _KeyProblem(ValueError):
+    def __init__(self, key: str, problem: str) -> None:
+        super().__init__(f"{key} {problem}")
+        self.key = key
+        self.problem = problem
+
+
+# Secrets fall back to their documented environment variable when the file does not name them.
+_SECRET_DEFAULTS: dict[tuple[str, str], str] = {
+    ("gemini", "api_key"): "${GEMINI_API_KEY}",
+    ("telegram", "token"): "${TELEGRAM_BOT_TOKEN}",
+    ("slack", "bot_token"): "${SLACK_BOT_TOKEN}",
+    ("slack", "app_token"): "${SLACK_APP_TOKEN}",
+    ("slack", "signing_secret"): "${SLACK_SIGNING_SECRET}",
+}
+
+_VAR_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def _substitute(node: Any, env: Mapping[str, str], path: tuple[str, ...], sources: dict[str, str]) -> Any:
+    if isinstance(node, dict):
+        return {k: _substitute(v, env, (*path, str(k)), sources) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_substitute(v, env, (*path, str(i)), sources) for i, v in enumerate(node)]
+    if isinstance(node, str):
+        names = [m.group(1) for m in _VAR_RE.finditer(node)]
+        if names:
+            sources[".".join(path)] = ", ".join(names)
+
+        def replace(match: re.Match[str]) -> str:
+            value = env.get(match.group(1))
+            if value is None or value == "":
+                return match.group(2) or ""
+            return value
+
+        replaced = _VAR_RE.sub(replace, node)
+        # A whole-value substitution is parsed as YAML so `${PORT:-8080}` gives an int, `${X:-true}` a bool.
+        if names and _VAR_RE.fullmatch(node.strip()) and replaced.strip():
+            try:
+                parsed = yaml.safe_load(replaced)
+            except yaml.YAMLError:
+                return replaced
+            if isinstance(parsed, int | float | bool) and not path[-1].endswith(("token", "key", "secret")):
+                return parsed
+        return replaced
+    return node
+
+
+_REQUIRED_SECRET = ("gemini.api_key",)
+
+
+def resolve_config_path(explicit: str | None, env: Mapping[str, str]) -> tuple[Path, bool]:
+    """``--config`` > ``GEMBOT_CONFIG`` > ``./config.yaml``; the flag says whether the file must exist."""
+    if explicit:
+        return Path(explicit), True
+    if env.get("GEMBOT_CONFIG"):
+        return Path(env["GEMBOT_CONFIG"]), True
+    return Path("config.yaml"), False
+
+
+def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
+    """Read, substitute and validate the config; raise ConfigError with one clear line on any problem."""
+    env = os.environ if env is None else env
+    file_path, must_exist = resolve_config_path(str(path) if path is not None else None, env)
+    raw: Any = {}
+    if file_path.exists():
+        try:
+            raw = yaml.safe_load(file_path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"config file {file_path}: cannot be read ({exc.__class__.__name__})") from None
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" at line {mark.line + 1}" if mark is not None else ""
+            raise ConfigError(f"config file {file_path}: not valid YAML{where}") from None
+        if raw is None:
+            raw = {}
+        if not isinstance(raw, dict):
+            raise ConfigError(f"config file {file_path}: the top level must be a mapping of sections")
+    elif must_exist:
+        raise ConfigError(f"config file {file_path}: not found")
+    return settings_from_mapping(raw, env)
+
+
+def settings_from_mapping(raw: Mapping[str, Any], env: Mapping[str, str]) -> Settings:
+    """Validate an already-parsed config mapping (see :func:`load_settings`)."""
+    merged: dict[str, Any] = {k: (dict(v) if isinstance(v, dict) else v) for k, v in raw.items()}
+    for (section, key), reference in _SECRET_DEFAULTS.items():
+        block = merged.setdefault(section, {})
+        if isinstance(block, dict) and key not in block:
+            block[key] = reference
+    sources: dict[str, str] = {}
+    substituted = _substitute(merged, env, (), sources)
+    try:
+        settings = Settings.model_validate(substituted)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, sources)) from None
+    for key in _REQUIRED_SECRET:
+        section, name = key.split(".")
+        if getattr(getattr(settings, section), name) is None:
+            raise ConfigError(_missing_secret(key, sources))
+    return settings
+
+
+def _missing_secret(key: str, sources: Mapping[str, str]) -> str:
+    var = sources.get(key)
+    if var:
+        return f"{key} is required but empty: set the environment variable {var}"
+    return f"{key} is required but empty"
+
+
+def _describe(exc: ValidationError, sources: Mapping[str, str]) -> str:
+    error = exc.errors()[0]
+    ctx_error = (error.get("ctx") or {}).get("error")
+    if isinstance(ctx_error, _KeyProblem):
+        var = sources.get(ctx_error.key)
+        hint = f" (set the environment variable {var})" if var else ""
+        return f"{ctx_error.key} {ctx_error.problem}{hint}"
+    loc = [str(part) for part in error["loc"] if not str(part).startswith(("function-", "literal["))]
+    key = ".".join(loc) or "config"
+    if error["type"] == "extra_forbidden":
+        return f"{key}: unknown key (check the spelling; config.yaml lists every key)"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    var = sources.get(key)
+    origin = f" (from the environment variable {var})" if var else ""
+    return f"{key}: {message}{origin}"
+
+
+def masked_dump(settings: Settings) -> dict[str, Any]:
+    """Effective settings as plain data with every secret masked (for ``gembot check-config``)."""
+    data: dict[str, Any] = settings.model_dump(mode="json")
+
+    def mask(node: Any, original: Any) -> Any:
+        if isinstance(original, SecretStr):
+            return "********"
+        if isinstance(original, BaseModel):
+            return {k: mask(node[k], getattr(original, k)) for k in node}
+        return node
+
+    masked: dict[str, Any] = mask(data, settings)
+    return masked

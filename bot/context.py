@@ -1,0 +1,54 @@
+"""The history window: stored exchanges + the new message -> Gemini contents."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from bot.domain import Attachment
+from bot.llm.types import ChatMessage
+
+
+@dataclass(frozen=True, slots=True)
+class PastExchange:
+    """One stored exchange as the context builder needs it."""
+
+    user_text: str
+    model_text: str
+
+
+def build_contents(
+    history: Sequence[PastExchange],
+    new_text: str,
+    *,
+    max_turns: int,
+    max_chars: int,
+    system_chars: int = 0,
+    attachments: tuple[Attachment, ...] = (),
+) -> tuple[ChatMessage, ...]:
+    """Alternating user/model contents for the newest exchanges that fit, then the new message.
+
+    ``history`` is oldest first. At most ``max_turns`` exchanges are kept, and older ones are dropped
+    while the total text (system instruction and new message included) would exceed ``max_chars``.
+    """
+    budget = max_chars - system_chars - len(new_text)
+    kept: list[PastExchange] = []
+    for exchange in reversed(history[-max_turns:] if max_turns > 0 else []):
+        size = len(exchange.user_text) + len(exchange.model_text)
+        if size > budget:
+            break
+        budget -= size
+        kept.append(exchange)
+    contents: list[ChatMessage] = []
+    for exchange in reversed(kept):
+        contents.append(ChatMessage(role="user", text=exchange.user_text))
+        contents.append(ChatMessage(role="model", text=exchange.model_text))
+    contents.append(ChatMessage(role="user", text=new_text, attachments=attachments))
+    return tuple(contents)
+
+
+def speaker_prefixed(text: str, display_name: str, *, is_private: bool) -> str:
+    """In group conversations each user text carries the sender's name, so the model can tell people apart."""
+    if is_private or not display_name:
+        return text
+    return f"{display_name}: {text}"

@@ -1,0 +1,123 @@
+"""Platform-neutral values that flow between adapters and the engine."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class Platform(StrEnum):
+    """Where a message came from."""
+
+    TELEGRAM = "telegram"
+    SLACK = "slack"
+    CONSOLE = "console"
+
+
+class MessageKind(StrEnum):
+    """What the user sent, as far as the engine cares."""
+
+    TEXT = "text"
+    UNSUPPORTED = "unsupported"  # voice, sticker, document...: answered with a notice
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    """Inline media sent to Gemini with the message (never stored)."""
+
+    mime_type: str
+    data: bytes
+    placeholder: str = "[image]"
+
+
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    """One user message, normalized by an adapter.
+
+    ``chat_key`` and ``thread_key`` together name the conversation. ``command`` is set by the adapter
+    when the message is a command meant for this bot (``"reset"``, ``"stats"``...), already stripped of
+    any ``/`` and ``@botname``; ``command_args`` holds the rest of the line.
+    """
+
+    platform: Platform
+    chat_key: str
+    user_id: str
+    text: str
+    event_id: str
+    thread_key: str = ""
+    user_name: str = ""
+    is_private: bool = True
+    addressed_to_bot: bool = True
+    language: str | None = None
+    command: str | None = None
+    command_args: str = ""
+    kind: MessageKind = MessageKind.TEXT
+    attachments: tuple[Attachment, ...] = ()
+    reply_ids: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def conversation_key(self) -> tuple[str, str, str]:
+        """The (platform, chat, thread) triple naming this message's conversation."""
+        return (self.platform.value, self.chat_key, self.thread_key)
+
+
+class NoticeKind(StrEnum):
+    """Why the engine answered with a notice instead of (or after) a reply."""
+
+    INFO = "info"  # command answers: help, reset, stats, forget
+    EMPTY = "empty"
+    TOO_LONG = "too_long"
+    UNSUPPORTED = "unsupported"
+    FORBIDDEN = "forbidden"  # not allowed here / admins only
+    NOT_ALLOWED_CHAT = "not_allowed_chat"
+    RATE_LIMITED = "rate_limited"
+    QUOTA = "quota"
+    FILTERED = "filtered"
+    SAFETY = "safety"
+    BAD_REQUEST = "bad_request"
+    BAD_KEY = "bad_key"
+    UNAVAILABLE = "unavailable"
+    CUT = "cut"  # the streamed reply stopped early; what was shown stays
+    TRUNCATED = "truncated"  # MAX_TOKENS: the reply is complete but was cut at the length limit
+    ERROR = "error"
+
+
+@dataclass(frozen=True, slots=True)
+class Typing:
+    """The engine is working on an answer; show a typing indicator."""
+
+
+@dataclass(frozen=True, slots=True)
+class Delta:
+    """More reply text (streaming). ``text`` is only the new part."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """A short message from the bot itself rather than from Gemini."""
+
+    kind: NoticeKind
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Final:
+    """The complete reply text. ``notice`` is appended to the same answer when set (e.g. cut short)."""
+
+    text: str
+    notice: Notice | None = None
+
+
+ReplyEvent = Typing | Delta | Final | Notice
+"""Every answer is a stream of ``Typing``/``Delta`` events ended by exactly one ``Final`` or ``Notice``."""
+
+
+@dataclass(frozen=True, slots=True)
+class AdminAlert:
+    """Something an operator must hear about (e.g. a bad API key); adapters deliver it to admins."""
+
+    kind: str
+    text: str

@@ -1,0 +1,442 @@
+"""The conversation pipeline: one incoming message in, one answer out as a stream of reply events.
+
+Steps (DESIGN.md): per-chat order, inbox dedup, access, commands, input checks, rate limits, the word
+filter, context from the store, the Gemini answer under the policy, the exchange stored in one
+transaction, metrics and one structured log line for every outcome.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Hashable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+from bot.clock import Clock
+from bot.commands import CommandContext, Commands
+from bot.config import Settings
+from bot.context import PastExchange, build_contents, speaker_prefixed
+from bot.domain import Delta, Final, Incoming, MessageKind, Notice, NoticeKind, ReplyEvent, Typing
+from bot.guards.access import AccessPolicy
+from bot.guards.filter import TextFilter
+from bot.guards.limits import RateLimiter
+from bot.i18n import Language, format_wait, pick_language, text
+from bot.llm.errors import (
+    BadKeyError,
+    BadRequestError,
+    EmptyResponseError,
+    GeminiError,
+    NotFoundError,
+    PromptBlockedError,
+    RateLimitedError,
+    ResponseBlockedError,
+    StreamCutError,
+)
+from bot.llm.policy import AnswerPolicy, Attempt
+from bot.llm.types import GenerationParams, LlmRequest, Usage
+from bot.observability.logs import get_logger
+from bot.observability.metrics import Metrics
+from bot.store import AuditRecord, CallRecord, Store
+
+log = get_logger(__name__)
+
+_SAFETY_WORDS = {
+    "SAFETY": "safety",
+    "PROHIBITED_CONTENT": "prohibited content",
+    "BLOCKLIST": "blocked terms",
+    "SPII": "personal information",
+    "RECITATION": "recitation of existing material",
+    "OTHER": "other reasons",
+}
+
+
+class _ChatLocks:
+    """One FIFO lock per conversation, kept only while someone holds or waits for it."""
+
+    def __init__(self) -> None:
+        self._locks: dict[Hashable, tuple[asyncio.Lock, int]] = {}
+
+    @asynccontextmanager
+    async def hold(self, key: Hashable) -> AsyncIterator[None]:
+        lock, users = self._locks.get(key, (None, 0))
+        if lock is None:
+            lock = asyncio.Lock()
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[key]
+            if users <= 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
+
+    def __len__(self) -> int:
+        return len(self._locks)
+
+
+@dataclass(slots=True)
+class _Progress:
+    """What happened while answering one message (for the inbox, metrics and the log line)."""
+
+    outcome: str = "error"
+    answered: bool = False
+    shown: list[str] = field(default_factory=list)
+    attempts: list[Attempt] = field(default_factory=list)
+
+
+class Engine:
+    """Answers messages from every adapter the same way."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        store: Store,
+        policy: AnswerPolicy,
+        clock: Clock,
+        metrics: Metrics,
+        access: AccessPolicy,
+        limiter: RateLimiter | None = None,
+        text_filter: TextFilter | None = None,
+        bot_name: str = "gembot",
+    ) -> None:
+        self._settings = settings
+        self._store = store
+        self._policy = policy
+        self._clock = clock
+        self._metrics = metrics
+        self._access = access
+        self._limiter = limiter
+        self._filter = text_filter
+        self._locks = _ChatLocks()
+        self._commands = Commands(settings=settings, store=store, clock=clock, bot_name=bot_name)
+
+    @property
+    def locks_in_use(self) -> int:
+        """How many conversations currently have a lock (bounded by in-flight work)."""
+        return len(self._locks)
+
+    async def handle(self, message: Incoming) -> AsyncIterator[ReplyEvent]:
+        """Answer ``message``: zero events for a duplicate or an unaddressed group message, else exactly one
+        terminal ``Final`` or ``Notice`` after any ``Typing``/``Delta`` events.
+
+        Messages of one conversation are answered in the order their streams were first iterated.
+        """
+        if not message.addressed_to_bot and message.command is None:
+            return
+        async with self._locks.hold(message.conversation_key):
+            started = time.perf_counter()
+            now = self._clock.now()
+            if not await self._store.claim_event(
+                message.platform.value, message.event_id, message.user_id, now
+            ):
+                self._metrics.messages.labels(message.platform.value, "duplicate").inc()
+                log.info("message.duplicate", platform=message.platform.value, event_id=message.event_id)
+                return
+            progress = _Progress()
+            self._metrics.inflight.inc()
+            try:
+                async for event in self._respond(message, progress):
+                    if isinstance(event, Final | Notice):
+                        progress.answered = True
+                    yield event
+            except Exception:
+                log.exception("message.failed", platform=message.platform.value, event_id=message.event_id)
+                progress.outcome = "error"
+                if not progress.answered:
+                    progress.answered = True
+                    yield Notice(NoticeKind.ERROR, text(self._language(message), "error"))
+            finally:
+                self._metrics.inflight.dec()
+                await self._finish(message, progress, started)
+
+    async def _finish(self, message: Incoming, progress: _Progress, started: float) -> None:
+        status = "answered" if progress.answered else "failed"
+        try:
+            await asyncio.shield(
+                self._store.finish_event(message.platform.value, message.event_id, status, self._clock.now())
+            )
+        except Exception:
+            log.exception("inbox.finish_failed", platform=message.platform.value, event_id=message.event_id)
+        self._metrics.messages.labels(message.platform.value, progress.outcome).inc()
+        log.info(
+            "message.handled",
+            platform=message.platform.value,
+            event_id=message.event_id,
+            outcome=progress.outcome,
+            gemini_attempts=len(progress.attempts),
+            duration_ms=round((time.perf_counter() - started) * 1000, 1),
+        )
+
+    def _language(self, message: Incoming) -> Language:
+        return pick_language(message.language, self._settings.conversation.language)
+
+    async def _respond(self, message: Incoming, progress: _Progress) -> AsyncIterator[ReplyEvent]:
+        lang = self._language(message)
+        is_admin = self._access.is_admin(message.platform, message.user_id)
+        if not is_admin and not self._access.chat_allowed(message):
+            progress.outcome = "not_allowed"
+            if message.is_private:
+                yield Notice(NoticeKind.NOT_ALLOWED_CHAT, text(lang, "not_allowed_chat"))
+            return
+        now = self._clock.now()
+        await self._store.touch_user(message.platform.value, message.user_id, message.language, now)
+
+        if message.command is not None:
+            progress.outcome = "command"
+            yield await self._commands.run(message, CommandContext(language=lang, is_admin=is_admin, now=now))
+            return
+        if message.kind is MessageKind.UNSUPPORTED:
+            progress.outcome = "unsupported"
+            yield Notice(NoticeKind.UNSUPPORTED, text(lang, "unsupported"))
+            return
+        user_text = message.text.strip()
+        if not user_text and not message.attachments:
+            progress.outcome = "empty"
+            yield Notice(NoticeKind.EMPTY, text(lang, "empty"))
+            return
+        limit = self._settings.conversation.max_message_chars
+        if len(user_text) > limit:
+            progress.outcome = "too_long"
+            yield Notice(NoticeKind.TOO_LONG, text(lang, "too_long", length=len(user_text), limit=limit))
+            return
+        if self._filter is not None:
+            verdict = self._filter.check(user_text)
+            if verdict.flagged:
+                self._metrics.refusals.labels("filter").inc()
+                if self._filter.action == "block":
+                    progress.outcome = "filtered"
+                    yield Notice(NoticeKind.FILTERED, text(lang, "filtered"))
+                    return
+                user_text = verdict.text
+        if self._limiter is not None and not is_admin:
+            refusal = await self._limiter.acquire(message)
+            if refusal is not None:
+                progress.outcome = "rate_limited"
+                self._metrics.refusals.labels(f"rate_limit_{refusal.scope}").inc()
+                key = "rate_limited" if refusal.scope == "user" else "rate_limited_chat"
+                yield Notice(
+                    NoticeKind.RATE_LIMITED, text(lang, key, retry=format_wait(refusal.retry_after, lang))
+                )
+                return
+        async for event in self._converse(message, user_text, lang, progress):
+            yield event
+
+    async def _converse(
+        self, message: Incoming, user_text: str, lang: Language, progress: _Progress
+    ) -> AsyncIterator[ReplyEvent]:
+        settings = self._settings
+        yield Typing()
+        now = self._clock.now()
+        conversation_id = await self._store.conversation_id(
+            message.platform.value, message.chat_key, message.thread_key, now
+        )
+        history = await self._store.history(
+            conversation_id, limit=settings.conversation.max_turns, since=now - settings.storage.retention
+        )
+        sent_text = speaker_prefixed(user_text, message.user_name, is_private=message.is_private)
+        if message.attachments:
+            stored_text = " ".join([*(a.placeholder for a in message.attachments), sent_text]).strip()
+        else:
+            stored_text = sent_text
+        gen = settings.gemini.generation
+        request = LlmRequest(
+            contents=build_contents(
+                [PastExchange(h.user_text, h.model_text) for h in history],
+                sent_text,
+                max_turns=settings.conversation.max_turns,
+                max_chars=settings.conversation.max_context_chars,
+                system_chars=len(settings.gemini.system_instruction),
+                attachments=message.attachments,
+            ),
+            system_instruction=settings.gemini.system_instruction or None,
+            generation=GenerationParams(
+                temperature=gen.temperature,
+                top_p=gen.top_p,
+                max_output_tokens=gen.max_output_tokens,
+                thinking_budget=gen.thinking_budget,
+            ),
+        )
+        screen = (
+            self._filter.screen_stream() if self._filter is not None and self._filter.check_replies else None
+        )
+        parts: list[str] = []
+        finish_reason = ""
+        usage = Usage()
+        try:
+            async for chunk in self._policy.answer(request, progress.attempts.append):
+                if chunk.usage is not None:
+                    usage = chunk.usage
+                if chunk.finish_reason:
+                    finish_reason = chunk.finish_reason
+                if not chunk.text:
+                    continue
+                parts.append(chunk.text)
+                visible = screen.feed(chunk.text) if screen is not None else chunk.text
+                if visible:
+                    progress.shown.append(visible)
+                    yield Delta(visible)
+        except GeminiError as exc:
+            await self._record_failure(message, conversation_id, request, progress, exc)
+            yield self._failure_event(exc, progress, lang)
+            return
+        reply = "".join(parts)
+        if screen is not None:
+            rest = screen.finish()
+            if screen.flagged and self._filter is not None:
+                verdict = self._filter.check(reply)
+                if self._filter.action == "block":
+                    progress.outcome = "reply_filtered"
+                    self._metrics.refusals.labels("filter_reply").inc()
+                    await self._record_failure(message, conversation_id, request, progress, None)
+                    yield Notice(NoticeKind.FILTERED, text(lang, "reply_filtered"))
+                    return
+                reply = verdict.text
+            elif rest:
+                progress.shown.append(rest)
+        await self._store.save_exchange(
+            conversation_id=conversation_id,
+            user_id=message.user_id,
+            user_text=stored_text,
+            model_text=reply,
+            prompt_tokens=usage.prompt_tokens,
+            output_tokens=usage.output_tokens + usage.thoughts_tokens,
+            finish_reason=finish_reason,
+            model=progress.attempts[-1].model if progress.attempts else self._policy.model,
+            now=self._clock.now(),
+            calls=self._call_records(message, conversation_id, progress),
+            audit=self._audit_records(message, request, progress),
+        )
+        self._observe(progress)
+        progress.outcome = "answered"
+        notice = None
+        if finish_reason == "MAX_TOKENS":
+            notice = Notice(NoticeKind.TRUNCATED, text(lang, "truncated"))
+        yield Final(reply, notice)
+
+    def _failure_event(self, exc: GeminiError, progress: _Progress, lang: Language) -> ReplyEvent:
+        progress.outcome = f"gemini_{exc.kind}"
+        notice = self._failure_notice(exc, lang)
+        if progress.shown:
+            # What was already shown stays; the user learns it was cut, in the same answer.
+            partial = "".join(progress.shown)
+            if isinstance(exc, ResponseBlockedError):
+                return Final(partial, notice)
+            return Final(partial, Notice(NoticeKind.CUT, text(lang, "cut")))
+        return notice
+
+    def _failure_notice(self, exc: GeminiError, lang: Language) -> Notice:
+        if isinstance(exc, PromptBlockedError):
+            reason = _SAFETY_WORDS.get(exc.reason, exc.reason.lower().replace("_", " "))
+            return Notice(NoticeKind.SAFETY, text(lang, "safety_prompt", reason=reason))
+        if isinstance(exc, ResponseBlockedError):
+            reason = _SAFETY_WORDS.get(exc.reason, exc.reason.lower().replace("_", " "))
+            return Notice(NoticeKind.SAFETY, text(lang, "safety_reply", reason=reason))
+        if isinstance(exc, BadKeyError):
+            return Notice(NoticeKind.BAD_KEY, text(lang, "bad_key"))
+        if isinstance(exc, BadRequestError | NotFoundError):
+            return Notice(NoticeKind.BAD_REQUEST, text(lang, "bad_request"))
+        if isinstance(exc, RateLimitedError):
+            wait = exc.retry_delay if exc.retry_delay is not None else 60.0
+            return Notice(NoticeKind.QUOTA, text(lang, "gemini_busy", retry=format_wait(wait, lang)))
+        if isinstance(exc, EmptyResponseError):
+            return Notice(NoticeKind.ERROR, text(lang, "empty_reply"))
+        if isinstance(exc, StreamCutError):
+            return Notice(NoticeKind.CUT, text(lang, "cut"))
+        return Notice(NoticeKind.UNAVAILABLE, text(lang, "unavailable"))
+
+    async def _record_failure(
+        self,
+        message: Incoming,
+        conversation_id: int,
+        request: LlmRequest,
+        progress: _Progress,
+        exc: GeminiError | None,
+    ) -> None:
+        if exc is not None:
+            log.warning(
+                "gemini.failed",
+                platform=message.platform.value,
+                event_id=message.event_id,
+                kind=exc.kind,
+                http_status=exc.http_status,
+                gemini_status=exc.status,
+                reason=exc.message[:300],
+            )
+        self._observe(progress)
+        try:
+            await self._store.record_calls(
+                self._call_records(message, conversation_id, progress),
+                self._audit_records(message, request, progress),
+            )
+        except Exception:
+            log.exception("llm_calls.record_failed", platform=message.platform.value)
+
+    def _observe(self, progress: _Progress) -> None:
+        for attempt in progress.attempts:
+            endpoint = _endpoint_label(attempt.endpoint)
+            self._metrics.gemini_requests.labels(
+                attempt.model, endpoint, attempt.outcome, str(attempt.http_status or 0)
+            ).inc()
+            self._metrics.gemini_latency.labels(attempt.model).observe(attempt.latency_s)
+            self._metrics.tokens.labels("in").inc(attempt.usage.prompt_tokens)
+            self._metrics.tokens.labels("out").inc(
+                attempt.usage.output_tokens + attempt.usage.thoughts_tokens
+            )
+
+    def _call_records(self, message: Incoming, conversation_id: int, progress: _Progress) -> list[CallRecord]:
+        now = self._clock.now()
+        return [
+            CallRecord(
+                at=now,
+                platform=message.platform.value,
+                model=a.model,
+                endpoint=a.endpoint,
+                attempt=a.attempt,
+                outcome=a.outcome,
+                http_status=a.http_status,
+                gemini_status=a.gemini_status,
+                latency_ms=a.latency_s * 1000,
+                prompt_tokens=a.usage.prompt_tokens,
+                output_tokens=a.usage.output_tokens + a.usage.thoughts_tokens,
+                conversation_id=conversation_id,
+            )
+            for a in progress.attempts
+        ]
+
+    def _audit_records(
+        self, message: Incoming, request: LlmRequest, progress: _Progress
+    ) -> list[AuditRecord]:
+        gen = request.generation
+        # Texts are recorded by their length only: a hash of a short text could be reversed.
+        params: dict[str, object] = {
+            "system_instruction_chars": len(request.system_instruction or ""),
+            "contents": len(request.contents),
+            "text_chars": sum(len(c.text) for c in request.contents),
+            "attachments": sum(len(c.attachments) for c in request.contents),
+            "temperature": gen.temperature,
+            "top_p": gen.top_p,
+            "max_output_tokens": gen.max_output_tokens,
+            "thinking_budget": gen.thinking_budget,
+            "stream": self._settings.gemini.stream,
+        }
+        now = self._clock.now()
+        return [
+            AuditRecord(
+                at=now,
+                platform=message.platform.value,
+                actor_id=message.user_id,
+                action="gemini.generate",
+                params={**params, "attempt": a.attempt, "endpoint": _endpoint_label(a.endpoint)},
+                model=a.model,
+                outcome=a.outcome,
+            )
+            for a in progress.attempts
+        ]
+
+
+def _endpoint_label(base_url: str) -> str:
+    return base_url.split("://", 1)[-1].split("/", 1)[0]

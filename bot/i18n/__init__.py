@@ -1,0 +1,137 @@
+"""The message catalogue: every text the bot itself says, in English and Simplified Chinese."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Literal
+
+Language = Literal["en", "zh"]
+
+_EN: dict[str, str] = {
+    "help": (
+        "Hi! I am {bot_name}, an assistant powered by Google Gemini. Send me a message and I will answer; "
+        "I remember the last {max_turns} exchanges of this conversation.\n\n"
+        "Privacy: your messages are processed by Google Gemini. Conversation text is kept for at most "
+        "{retention} and then deleted.\n\n"
+        "Commands:\n"
+        "{prefix}help - this text\n"
+        "{prefix}reset - forget this conversation's context{reset_scope}\n"
+        "{prefix}forget - erase every message you sent me, in every conversation\n"
+        "{prefix}stats - usage statistics (admins only)"
+    ),
+    "reset_scope_group": " (admins only in groups and channels)",
+    "reset_done": "Done: this conversation starts afresh ({count} exchanges forgotten).",
+    "reset_denied": "Only an admin can reset the conversation here.",
+    "stats_denied": "Sorry, /stats is for admins only.",
+    "forget_done": "Done: {count} exchanges you started were erased, in every conversation.",
+    "unknown_command": "Unknown command. Send {prefix}help to see what I can do.",
+    "empty": "Your message is empty. Please send some text.",
+    "too_long": (
+        "Your message is too long ({length} characters; the limit is {limit}). "
+        "Please shorten it or split it up."
+    ),
+    "unsupported": "Sorry, I can only read text (and photos with a caption) here.",
+    "not_allowed_chat": "Sorry, this bot is not available in this chat.",
+    "rate_limited": "You are sending messages too quickly. Please try again in {retry}.",
+    "rate_limited_chat": "This chat is sending messages too quickly. Please try again in {retry}.",
+    "quota": "The bot has used up its Gemini quota for now. Please try again in {retry}.",
+    "filtered": "Your message contains words that are not allowed here, so it was not sent.",
+    "reply_filtered": "The answer contained words that are not allowed here, so it was withheld.",
+    "safety_prompt": "Gemini's safety system blocked your message ({reason}). Please rephrase it.",
+    "safety_reply": "Gemini's safety system stopped the answer ({reason}).",
+    "bad_request": "Gemini could not process this request. Please rephrase or shorten it, or /reset.",
+    "bad_key": "The bot cannot reach Gemini because its API key is not accepted. The admins have been told.",
+    "unavailable": "Gemini is unavailable right now. Please try again in a few minutes.",
+    "gemini_busy": "Gemini is rate-limiting the bot. Please try again in {retry}.",
+    "cut": "(The answer was cut off before it finished; please ask again.)",
+    "truncated": "(The answer reached the length limit and was cut here.)",
+    "empty_reply": "Gemini returned no answer text. Please try again or rephrase.",
+    "error": "Something went wrong on my side. Please try again.",
+    "alert_bad_key": "gembot: Gemini rejects the API key ({detail}). Users are getting errors.",
+    "console_banner": (
+        "gembot console, model {model}. Type a message; /help for commands; exit, quit or 退出 to leave."
+    ),
+    "retry_soon": "a few seconds",
+}
+
+_ZH: dict[str, str] = {
+    "help": (
+        "你好！我是 {bot_name}，由 Google Gemini 驱动的助手。给我发消息我就会回答；"
+        "我会记住本对话最近 {max_turns} 轮内容。\n\n"
+        "隐私：你的消息由 Google Gemini 处理。对话文本最多保留 {retention}，之后删除。\n\n"
+        "命令：\n"
+        "{prefix}help - 显示本说明\n"
+        "{prefix}reset - 清除本对话的上下文{reset_scope}\n"
+        "{prefix}forget - 删除你发给我的所有消息（所有对话）\n"
+        "{prefix}stats - 使用统计（仅管理员）"
+    ),
+    "reset_scope_group": "（群组和频道中仅管理员可用）",
+    "reset_done": "完成：本对话已重新开始（清除了 {count} 轮）。",
+    "reset_denied": "在这里只有管理员可以重置对话。",
+    "stats_denied": "抱歉，/stats 仅限管理员使用。",
+    "forget_done": "完成：已删除你发起的 {count} 轮对话（所有对话）。",
+    "unknown_command": "未知命令。发送 {prefix}help 查看我能做什么。",
+    "empty": "你的消息是空的，请发送一些文字。",
+    "too_long": "你的消息太长了（{length} 个字符，上限 {limit}）。请缩短或分开发送。",
+    "unsupported": "抱歉，这里我只能读取文字（以及带说明的图片）。",
+    "not_allowed_chat": "抱歉，此聊天中不提供本机器人。",
+    "rate_limited": "你发送消息太快了，请在 {retry} 后再试。",
+    "rate_limited_chat": "本聊天发送消息太快了，请在 {retry} 后再试。",
+    "quota": "机器人暂时用完了 Gemini 配额，请在 {retry} 后再试。",
+    "filtered": "你的消息包含不允许的词语，因此没有发送。",
+    "reply_filtered": "回答中包含不允许的词语，已被拦截。",
+    "safety_prompt": "Gemini 的安全系统拦截了你的消息（{reason}）。请换个说法。",
+    "safety_reply": "Gemini 的安全系统中止了回答（{reason}）。",
+    "bad_request": "Gemini 无法处理这个请求。请换个说法、缩短内容，或使用 /reset。",
+    "bad_key": "机器人无法连接 Gemini：API 密钥未被接受。已通知管理员。",
+    "unavailable": "Gemini 暂时不可用，请几分钟后再试。",
+    "gemini_busy": "Gemini 正在限制机器人的请求频率，请在 {retry} 后再试。",
+    "cut": "（回答在完成前被中断了，请重新提问。）",
+    "truncated": "（回答达到长度上限，在此处被截断。）",
+    "empty_reply": "Gemini 没有返回回答文本。请重试或换个说法。",
+    "error": "我这边出了点问题，请再试一次。",
+    "alert_bad_key": "gembot：Gemini 拒绝了 API 密钥（{detail}），用户正在收到错误。",
+    "console_banner": "gembot 控制台，模型 {model}。输入消息；/help 查看命令；exit、quit 或 退出 离开。",
+    "retry_soon": "几秒钟",
+}
+
+CATALOGUE: Mapping[Language, Mapping[str, str]] = {"en": _EN, "zh": _ZH}
+
+
+def pick_language(platform_language: str | None, default: Language) -> Language:
+    """The user's language where the platform gives one we speak, else the configured default."""
+    if platform_language:
+        tag = platform_language.strip().lower().replace("_", "-")
+        if tag.startswith("zh"):
+            return "zh"
+        if tag.startswith("en"):
+            return "en"
+    return default
+
+
+def text(language: Language, key: str, **values: object) -> str:
+    """The catalogue entry ``key`` in ``language``, formatted with ``values``."""
+    return CATALOGUE[language][key].format(**values)
+
+
+def format_wait(seconds: float, language: Language) -> str:
+    """A human duration for 'try again in ...'."""
+    seconds = max(1, round(seconds))
+    if language == "zh":
+        units = (("天", 86400), ("小时", 3600), ("分钟", 60), ("秒", 1))
+        parts = []
+        for name, size in units:
+            if seconds >= size:
+                amount, seconds = divmod(seconds, size)
+                parts.append(f"{amount} {name}")
+            if len(parts) == 2:
+                break
+        return " ".join(parts)
+    parts = []
+    for name, size in (("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1)):
+        if seconds >= size:
+            amount, seconds = divmod(seconds, size)
+            parts.append(f"{amount} {name}{'' if amount == 1 else 's'}")
+        if len(parts) == 2:
+            break
+    return " ".join(parts)

@@ -1,0 +1,121 @@
+"""structlog setup with one redaction step that every log line passes, third-party loggers included."""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import Iterable, MutableMapping
+from typing import Any, TextIO
+
+import structlog
+
+# Token shapes worth masking even when they are not the configured values.
+_SECRET_PATTERNS = [
+    re.compile(r"\b\d{6,12}:[A-Za-z0-9_-]{30,}\b"),  # Telegram bot token
+    re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}"),  # Slack bot/user tokens
+    re.compile(r"\bxapp-[A-Za-z0-9-]{10,}"),  # Slack app-level token
+    re.compile(r"\bAIza[0-9A-Za-z_-]{30,}"),  # Google API key
+    re.compile(
+        r"(?i)(x-goog-api-key|authorization|api[_-]?key|token|secret)([\"']?\s*[:=]\s*[\"']?)[^\s\"',}]+"
+    ),
+]
+_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
+_PHONE = re.compile(r"(?<![\w.])\+?\d[\d\s().-]{7,}\d(?![\w.])")
+
+
+class Redactor:
+    """Masks configured secrets by value, anything shaped like a token, e-mail addresses and phone numbers."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        self._secrets: list[str] = []
+        self.add_secrets(secrets)
+
+    def add_secrets(self, secrets: Iterable[str]) -> None:
+        """Also mask these exact values (the configured keys and tokens)."""
+        for secret in secrets:
+            if secret and len(secret) >= 4 and secret not in self._secrets:
+                self._secrets.append(secret)
+        self._secrets.sort(key=len, reverse=True)
+
+    def redact(self, text: str) -> str:
+        """``text`` with every sensitive part replaced."""
+        for secret in self._secrets:
+            if secret in text:
+                text = text.replace(secret, "[secret]")
+        for pattern in _SECRET_PATTERNS:
+            if pattern.groups >= 2:
+                text = pattern.sub(lambda m: f"{m.group(1)}{m.group(2)}[secret]", text)
+            else:
+                text = pattern.sub("[secret]", text)
+        text = _EMAIL.sub("[email]", text)
+        return _PHONE.sub("[phone]", text)
+
+    def redact_value(self, value: Any) -> Any:
+        """Redact strings inside nested dicts/lists/tuples."""
+        if isinstance(value, str):
+            return self.redact(value)
+        if isinstance(value, dict):
+            return {k: self.redact_value(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return type(value)(self.redact_value(v) for v in value)
+        return value
+
+    def __call__(
+        self, _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+    ) -> MutableMapping[str, Any]:
+        for key, value in list(event_dict.items()):
+            event_dict[key] = self.redact_value(value) if not isinstance(value, int | float | bool) else value
+        return event_dict
+
+
+REDACTOR = Redactor()
+
+
+def configure_logging(
+    level: str = "INFO", fmt: str = "json", secrets: Iterable[str] = (), stream: TextIO | None = None
+) -> None:
+    """Route structlog and stdlib logging through the redactor to one handler on stderr."""
+    REDACTOR.add_secrets(secrets)
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.format_exc_info,
+    ]
+    renderer: Any = (
+        structlog.processors.JSONRenderer(ensure_ascii=False)
+        if fmt == "json"
+        else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=False,
+    )
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=shared,
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            REDACTOR,
+            renderer,
+        ],
+    )
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level)
+    # httpx logs every request URL at INFO, and Telegram's URLs carry the bot token.
+    for noisy in ("httpx", "httpcore", "telegram.ext", "aiosqlite", "asyncio"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
+
+
+def get_logger(name: str) -> structlog.stdlib.BoundLogger:
+    """A structlog logger named after its module."""
+    logger: structlog.stdlib.BoundLogger = structlog.stdlib.get_logger(name)
+    return logger

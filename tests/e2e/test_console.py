@@ -1,0 +1,126 @@
+"""``gembot console`` as a real subprocess against the Gemini emulator."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import API_KEY, base_config
+from tests.fakes.gemini import GeminiEmulator, Reply
+
+pytestmark = pytest.mark.e2e
+
+
+def write_config(tmp_path: Path, gemini_url: str, **extra: object) -> Path:
+    config = base_config(tmp_path / "data" / "gembot.db", gemini_url)
+    config["gemini"]["api_key"] = "${GEMINI_API_KEY}"
+    config.update(extra)
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    return path
+
+
+async def gembot(
+    *args: str, stdin: bytes = b"", env: dict[str, str] | None = None, cwd: Path | None = None
+) -> tuple[int, str, str]:
+    """Run ``python -m bot ARGS`` with ``stdin`` piped; returns (status, stdout, stderr)."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("GEMINI_", "GEMBOT_"))}
+    environment.update(env or {})
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        *args,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=environment,
+        cwd=cwd,
+    )
+    out, err = await asyncio.wait_for(process.communicate(stdin), timeout=60)
+    assert process.returncode is not None
+    return process.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
+
+
+async def test_three_lines_carry_context_survive_restart_and_reset(gemini: GeminiEmulator, tmp_path: Path) -> None:
+    config = write_config(tmp_path, gemini.base_url)
+    env = {"GEMINI_API_KEY": API_KEY}
+    status, out, err = await gembot(
+        "console", "--config", str(config), stdin="first\nsecond\nthird\n".encode(), env=env
+    )
+    assert status == 0, err
+    assert out.splitlines() == ["echo: first", "echo: second", "echo: third"]
+    assert gemini.contents(2) == [
+        ("user", "first"),
+        ("model", "echo: first"),
+        ("user", "second"),
+        ("model", "echo: second"),
+        ("user", "third"),
+    ]
+    assert gemini.requests[0].headers["x-goog-api-key"] == API_KEY
+
+    # A second run on the same database still sends the earlier exchanges.
+    status, out, err = await gembot("console", "--config", str(config), stdin=b"fourth\n", env=env)
+    assert status == 0, err
+    assert [text for role, text in gemini.contents(-1) if role == "user"] == ["first", "second", "third", "fourth"]
+
+    # /reset empties them; `exit` ends the session before the last line.
+    status, out, err = await gembot(
+        "console", "--config", str(config), stdin="/reset\nfresh\nexit\nnever sent\n".encode(), env=env
+    )
+    assert status == 0, err
+    assert "starts afresh" in out
+    assert gemini.contents(-1) == [("user", "fresh")]
+    assert all(request.contents()[-1][1] != "never sent" for request in gemini.requests)
+
+
+async def test_streamed_reply_and_exit_words(gemini: GeminiEmulator, tmp_path: Path) -> None:
+    config = write_config(tmp_path, gemini.base_url)
+    gemini.script(Reply(chunks=["Hello, ", "streaming ", "world."]))
+    status, out, _ = await gembot(
+        "console", "--config", str(config), stdin="hi\n退出\nignored\n".encode(), env={"GEMINI_API_KEY": API_KEY}
+    )
+    assert status == 0
+    assert out == "Hello, streaming world.\n"
+    assert len(gemini.requests) == 1
+
+
+async def test_bad_input_gets_clear_answers(gemini: GeminiEmulator, tmp_path: Path) -> None:
+    config = write_config(tmp_path, gemini.base_url)
+    stdin = b"\n" + b"\xff\xfe broken \xc3\n" + ("z" * 100_000).encode() + b"\nfine\n"
+    status, out, err = await gembot("console", "--config", str(config), stdin=stdin, env={"GEMINI_API_KEY": API_KEY})
+    assert status == 0, err
+    lines = out.splitlines()
+    assert lines[0] == "Your message is empty. Please send some text."
+    assert "not valid UTF-8" in lines[1]
+    assert "too long (100000 characters; the limit is 8000)" in lines[2]
+    assert lines[3] == "echo: fine"
+    assert "Traceback" not in err
+    assert len(gemini.requests) == 1
+
+
+async def test_missing_api_key_is_one_clear_line(gemini: GeminiEmulator, tmp_path: Path) -> None:
+    config = write_config(tmp_path, gemini.base_url)
+    status, out, err = await gembot("console", "--config", str(config), stdin=b"hi\n", env={})
+    assert status == 2
+    assert out == ""
+    assert err.strip().splitlines() == [
+        "gembot: config error: gemini.api_key is required but empty: set the environment variable GEMINI_API_KEY"
+    ]
+    assert gemini.requests == []
+
+
+async def test_wrong_api_key_is_reported_not_crashed(gemini: GeminiEmulator, tmp_path: Path) -> None:
+    config = write_config(tmp_path, gemini.base_url)
+    status, out, err = await gembot(
+        "console", "--config", str(config), stdin=b"hi\n", env={"GEMINI_API_KEY": "wrong-key-123456"}
+    )
+    assert status == 0
+    assert "API key is not accepted" in out
+    assert "wrong-key-123456" not in out + err
+    assert "Traceback" not in err

@@ -1,0 +1,101 @@
+"""Small helpers shared by tests: driving the engine and a settable clock."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from datetime import UTC, datetime, timedelta
+
+from bot.app import App
+from bot.domain import Delta, Final, Incoming, MessageKind, Notice, NoticeKind, Platform, ReplyEvent, Typing
+
+_ids = itertools.count(1)
+
+
+def incoming(
+    text: str = "hello",
+    *,
+    chat: str = "chat-1",
+    user: str = "user-1",
+    thread: str = "",
+    event_id: str | None = None,
+    private: bool = True,
+    addressed: bool = True,
+    command: str | None = None,
+    name: str = "",
+    platform: Platform = Platform.TELEGRAM,
+    language: str | None = None,
+    kind: MessageKind = MessageKind.TEXT,
+) -> Incoming:
+    """An Incoming with sensible defaults and a fresh event id."""
+    return Incoming(
+        platform=platform,
+        chat_key=chat,
+        thread_key=thread,
+        user_id=user,
+        user_name=name,
+        text=text,
+        event_id=event_id or f"evt-{next(_ids)}",
+        is_private=private,
+        addressed_to_bot=addressed,
+        command=command,
+        language=language,
+        kind=kind,
+    )
+
+
+async def collect(app: App, message: Incoming) -> list[ReplyEvent]:
+    """Every event of the engine's answer to ``message``."""
+    return [event async for event in app.engine.handle(message)]
+
+
+def terminal(events: list[ReplyEvent]) -> Final | Notice:
+    """The one terminal event of an answer (asserting there is exactly one, and last)."""
+    ends = [e for e in events if isinstance(e, Final | Notice)]
+    assert len(ends) == 1, f"expected exactly one terminal event, got {events!r}"
+    assert events[-1] is ends[0]
+    return ends[0]
+
+
+def answer_text(events: list[ReplyEvent]) -> str:
+    """The final reply text (asserting the answer is a Final)."""
+    end = terminal(events)
+    assert isinstance(end, Final), f"expected a reply, got {end!r}"
+    return end.text
+
+
+def notice_kind(events: list[ReplyEvent]) -> NoticeKind:
+    """The kind of the notice that ended the answer."""
+    end = terminal(events)
+    assert isinstance(end, Notice), f"expected a notice, got {end!r}"
+    return end.kind
+
+
+def deltas(events: list[ReplyEvent]) -> str:
+    """The streamed text, joined."""
+    return "".join(e.text for e in events if isinstance(e, Delta))
+
+
+def has_typing(events: list[ReplyEvent]) -> bool:
+    """Whether the answer began with a typing indicator."""
+    return any(isinstance(e, Typing) for e in events)
+
+
+class SettableClock:
+    """Wall time that tests move by hand; monotonic time and sleep are real."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self.current = start or datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+
+    def now(self) -> datetime:
+        return self.current
+
+    def advance(self, delta: timedelta) -> None:
+        self.current += delta
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)

@@ -1,0 +1,127 @@
+"""Config loading: substitution, durations, unknown keys, secrets and the one-line errors."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bot.cli import main
+from bot.config import ConfigError, format_duration, load_settings, parse_duration, settings_from_mapping
+
+ENV = {"GEMINI_API_KEY": "AIzaSyTestKey0000000000000000000000000"}
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_every_key_has_a_default_but_the_secret() -> None:
+    settings = settings_from_mapping({}, ENV)
+    assert settings.gemini.api_key is not None
+    assert settings.gemini.api_key.get_secret_value() == ENV["GEMINI_API_KEY"]
+    assert settings.conversation.max_turns == 10
+    assert settings.storage.retention == timedelta(hours=24)
+    assert settings.gemini.quota.requests_per_month == 100_000
+    assert not settings.telegram.is_enabled and not settings.slack.is_enabled
+
+
+def test_shipped_config_yaml_is_valid_and_matches_defaults() -> None:
+    shipped = load_settings(Path(__file__).parents[2] / "config.yaml", ENV)
+    assert shipped == settings_from_mapping({}, ENV)
+
+
+def test_substitution_with_defaults_and_types(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "gemini:\n  model: ${MODEL:-gemini-2.5-pro}\n  system_instruction: 'Hi ${NAME}!'\n"
+        "server:\n  port: ${PORT:-9000}\nconversation:\n  max_turns: ${TURNS}\n",
+    )
+    settings = load_settings(path, {**ENV, "TURNS": "3", "NAME": "Ann"})
+    assert settings.gemini.model == "gemini-2.5-pro"
+    assert settings.gemini.system_instruction == "Hi Ann!"
+    assert settings.server.port == 9000
+    assert settings.conversation.max_turns == 3
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("500ms", 0.5), ("90s", 90), ("15m", 900), ("24h", 86400), ("7d", 604800), ("1.5s", 1.5), (3, 3)],
+)
+def test_durations(text: object, seconds: float) -> None:
+    assert parse_duration(text).total_seconds() == seconds
+
+
+@given(st.integers(min_value=0, max_value=10**9))
+def test_duration_format_round_trips(ms: int) -> None:
+    value = timedelta(milliseconds=ms)
+    assert parse_duration(format_duration(value)) == value
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "env", "message"),
+    [
+        ("gemini:\n  modle: x\n", ENV, "gemini.modle: unknown key"),
+        ("gemnii: {}\n", ENV, "gemnii: unknown key"),
+        ("storage:\n  retention: forever\n", ENV, "storage.retention: 'forever' is not a duration"),
+        ("server:\n  port: ${PORT}\n", {**ENV, "PORT": "http"}, "(from the environment variable PORT)"),
+        ("{}\n", {}, "gemini.api_key is required but empty: set the environment variable GEMINI_API_KEY"),
+        ("gemini:\n  api_key: ${MY_KEY}\n", {}, "set the environment variable MY_KEY"),
+        ("rate_limits:\n  per_user: lots\n", ENV, "rate_limits.per_user: 'lots' is not in `limits` notation"),
+        ("telegram:\n  token: 1:abc\n  mode: webhook\n", ENV, "telegram.webhook_secret is required in webhook mode"),
+        ("slack:\n  enabled: true\n", ENV, "slack.bot_token is required when slack.enabled is true"),
+        ("conversation:\n  language: fr\n", ENV, "conversation.language:"),
+        ("gemini: [1, 2\n", ENV, "not valid YAML at line"),
+        ("- a\n- b\n", ENV, "the top level must be a mapping"),
+    ],
+)
+def test_errors_are_one_clear_line(tmp_path: Path, yaml_text: str, env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(write(tmp_path, yaml_text), env)
+    assert message in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+def test_platform_auto_enable() -> None:
+    settings = settings_from_mapping({}, {**ENV, "TELEGRAM_BOT_TOKEN": "123:abc"})
+    assert settings.telegram.is_enabled
+    slack = settings_from_mapping(
+        {"slack": {"mode": "http"}}, {**ENV, "SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "s3"}
+    )
+    assert slack.slack.is_enabled
+
+
+def test_config_lookup_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path, "gemini:\n  model: from-cwd\n")
+    other = tmp_path / "other.yaml"
+    other.write_text("gemini:\n  model: from-env\n", encoding="utf-8")
+    assert load_settings(None, ENV).gemini.model == "from-cwd"
+    assert load_settings(None, {**ENV, "GEMBOT_CONFIG": str(other)}).gemini.model == "from-env"
+    with pytest.raises(ConfigError, match="not found"):
+        load_settings(tmp_path / "missing.yaml", ENV)
+
+
+def test_check_config_masks_secrets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("GEMINI_API_KEY", "super-secret-gemini-key")
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", "123456:telegram-secret-token")
+    path = write(tmp_path, "storage:\n  retention: 12h\n")
+    assert main(["check-config", "--config", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "super-secret" not in out and "telegram-secret" not in out
+    assert "api_key: '********'" in out
+    assert "retention: 12h" in out
+
+
+def test_check_config_error_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(tmp_path, "gemini:\n  temperature: 3\n")
+    assert main(["check-config", "--config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("gembot: config error: gemini.temperature: unknown key")
