@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 PACIFIC = ZoneInfo("America/Los_Angeles")
@@ -10,9 +10,9 @@ WINDOWS = ("minute", "day", "month")
 
 
 def window_start(window: str, now: datetime) -> datetime:
-    """The aware start of the ``minute``/``day``/``month`` window that holds ``now``."""
+    """The start (in UTC) of the ``minute``/``day``/``month`` window that holds ``now``."""
     if window == "minute":
-        return now.replace(second=0, microsecond=0)
+        return now.astimezone(UTC).replace(second=0, microsecond=0)
     local = now.astimezone(PACIFIC)
     if window == "day":
         start = local.replace(hour=0, minute=0, second=0, microsecond=0)
@@ -21,11 +21,12 @@ def window_start(window: str, now: datetime) -> datetime:
     else:
         raise ValueError(f"unknown quota window {window!r}")
     # Re-localize: a DST change inside the day/month moves the UTC offset of its midnight.
-    return start.replace(tzinfo=None).replace(tzinfo=PACIFIC)
+    # Returned in UTC: arithmetic between two datetimes sharing a ZoneInfo ignores their offsets.
+    return start.replace(tzinfo=None).replace(tzinfo=PACIFIC).astimezone(UTC)
 
 
 def window_end(window: str, now: datetime) -> datetime:
-    """The aware end (exclusive) of the window that holds ``now``."""
+    """The end (exclusive, in UTC) of the window that holds ``now``."""
     start = window_start(window, now)
     if window == "minute":
         return start + timedelta(minutes=1)
@@ -34,7 +35,7 @@ def window_end(window: str, now: datetime) -> datetime:
         nxt = local + timedelta(days=1)
     else:
         nxt = (local.replace(day=28) + timedelta(days=4)).replace(day=1)
-    return nxt.replace(tzinfo=PACIFIC)
+    return nxt.replace(tzinfo=PACIFIC).astimezone(UTC)
 
 
 def window_key(window: str, now: datetime) -> str:
