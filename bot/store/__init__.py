@@ -1,0 +1,17 @@
+"""Persistence: SQLAlchemy 2 async on SQLite (default) or PostgreSQL, schema owned by Alembic."""
+
+from bot.store.db import create_engine, read_only, session_factory
+from bot.store.migrate import upgrade_to_head
+from bot.store.repo import ActivityCounts, AuditRecord, CallRecord, Exchange, Store
+
+__all__ = [
+    "ActivityCounts",
+    "AuditRecord",
+    "CallRecord",
+    "Exchange",
+    "Store",
+    "create_engine",
+    "read_only",
+    "session_factory",
+    "upgrade_to_head",
+]

@@ -1,0 +1,211 @@
+"""Tables of gembot's database (SQLAlchemy 2 typed declarative).
+
+Alembic owns the schema: ``migrations/versions`` must create exactly what is declared here (a test
+compares the two). Only ``turns`` holds conversation text; every other table stores ids, counters and
+metadata.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+__all__ = [
+    "AuditRow",
+    "Base",
+    "Conversation",
+    "Inbox",
+    "LlmCall",
+    "QuotaCounter",
+    "Turn",
+    "User",
+    "UtcDateTime",
+]
+
+# 64-bit ids on PostgreSQL; on SQLite only "INTEGER PRIMARY KEY" is the autoincrementing rowid.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+# Explicit constraint names keep Alembic migrations and compare_metadata stable across dialects.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC datetime on every backend.
+
+    PostgreSQL stores ``timestamptz``; SQLite has no time zones, so values are stored as naive UTC
+    (which also keeps its text comparison chronological) and come back tagged as UTC. Naive datetimes
+    are refused: guessing their zone is how timestamps silently drift.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Convert to UTC (naive on SQLite)."""
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"naive datetime {value!r}: gembot stores timezone-aware UTC datetimes only")
+        value = value.astimezone(UTC)
+        if dialect.name == "sqlite":
+            return value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Return an aware UTC datetime."""
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base holding gembot's metadata."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Conversation(Base):
+    """One conversation: a platform chat, or a thread inside it."""
+
+    __tablename__ = "conversations"
+    __table_args__ = (
+        UniqueConstraint("platform", "chat_key", "thread_key"),
+        Index(None, "last_active_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    platform: Mapped[str] = mapped_column(String(32))
+    chat_key: Mapped[str] = mapped_column(String(255))
+    thread_key: Mapped[str] = mapped_column(String(255), default="")
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    last_active_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class Turn(Base):
+    """One finished exchange: the user's message and the model's reply."""
+
+    __tablename__ = "turns"
+    __table_args__ = (
+        Index(None, "created_at"),
+        Index(None, "conversation_id", "created_at"),
+        Index(None, "user_id"),  # /forget finds a user's turns without scanning the table
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    conversation_id: Mapped[int] = mapped_column(BigId, ForeignKey("conversations.id", ondelete="CASCADE"))
+    user_id: Mapped[str] = mapped_column(String(255))
+    user_text: Mapped[str] = mapped_column(Text)
+    model_text: Mapped[str] = mapped_column(Text)
+    prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    output_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    finish_reason: Mapped[str] = mapped_column(String(32))
+    model: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class Inbox(Base):
+    """One received platform event, for deduplication and crash recovery (no message text)."""
+
+    __tablename__ = "inbox"
+    __table_args__ = (
+        UniqueConstraint("platform", "event_id"),
+        Index(None, "received_at"),
+        Index(None, "platform", "user_id"),  # /forget
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    platform: Mapped[str] = mapped_column(String(32))
+    event_id: Mapped[str] = mapped_column(String(255))
+    conversation_id: Mapped[int | None] = mapped_column(BigId)
+    user_id: Mapped[str] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(16))
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    answered_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+class LlmCall(Base):
+    """One HTTP attempt against Gemini (no text)."""
+
+    __tablename__ = "llm_calls"
+    __table_args__ = (Index(None, "at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime())
+    platform: Mapped[str] = mapped_column(String(32))
+    conversation_id: Mapped[int | None] = mapped_column(BigId)
+    model: Mapped[str] = mapped_column(String(128))
+    endpoint: Mapped[str] = mapped_column(String(512))
+    attempt: Mapped[int] = mapped_column(Integer)
+    outcome: Mapped[str] = mapped_column(String(32))
+    http_status: Mapped[int | None] = mapped_column(Integer)
+    gemini_status: Mapped[str | None] = mapped_column(String(64))
+    latency_ms: Mapped[float] = mapped_column(Float)
+    prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    output_tokens: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class User(Base):
+    """A platform user the bot has seen (ids only, no display names)."""
+
+    __tablename__ = "users"
+    __table_args__ = (
+        UniqueConstraint("platform", "user_id"),
+        Index(None, "last_seen_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    platform: Mapped[str] = mapped_column(String(32))
+    user_id: Mapped[str] = mapped_column(String(255))
+    language: Mapped[str | None] = mapped_column(String(16))
+    first_seen_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    last_seen_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    forgotten_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    unreachable_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+class AuditRow(Base):
+    """One audited action (parameters already redacted by the caller, as JSON text)."""
+
+    __tablename__ = "audit"
+    __table_args__ = (Index(None, "at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime())
+    platform: Mapped[str] = mapped_column(String(32))
+    actor_id: Mapped[str] = mapped_column(String(255))
+    action: Mapped[str] = mapped_column(String(64))
+    model: Mapped[str | None] = mapped_column(String(128))
+    params: Mapped[str] = mapped_column(Text)
+    outcome: Mapped[str | None] = mapped_column(String(64))
+
+
+class QuotaCounter(Base):
+    """Gemini requests counted in one quota window ('minute' | 'day' | 'month')."""
+
+    __tablename__ = "quota_counters"
+
+    window: Mapped[str] = mapped_column(String(16), primary_key=True)
+    window_start: Mapped[str] = mapped_column(String(64), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer, default=0)

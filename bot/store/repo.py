@@ -1,0 +1,535 @@
+"""The queries the bot needs, behind one :class:`Store` shared by every task.
+
+Each method runs its own short transaction on a pooled connection (Core statements, no ORM identity
+map), so the store is safe to call from many concurrent tasks and processes. Writes begin IMMEDIATE on
+SQLite (see :mod:`bot.store.db`); read-only methods use deferred snapshot transactions so they never
+wait for writers. Upserts use the dialect's own ``INSERT .. ON CONFLICT`` (SQLite and PostgreSQL share
+the syntax), chosen by dialect name.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Final
+
+from sqlalchemy import Table, delete, exists, func, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from bot.store.db import create_engine, is_sqlite, read_only
+from bot.store.models import AuditRow, Conversation, Inbox, LlmCall, QuotaCounter, Turn, User
+
+__all__ = ["ActivityCounts", "AuditRecord", "CallRecord", "Exchange", "Store"]
+
+# Retention deletes in batches so one purge never holds SQLite's write lock for long.
+_PURGE_BATCH: Final = 2000
+
+_conversations: Final[Table] = Conversation.__table__  # type: ignore[assignment]
+_turns: Final[Table] = Turn.__table__  # type: ignore[assignment]
+_inbox: Final[Table] = Inbox.__table__  # type: ignore[assignment]
+_llm_calls: Final[Table] = LlmCall.__table__  # type: ignore[assignment]
+_users: Final[Table] = User.__table__  # type: ignore[assignment]
+_audit: Final[Table] = AuditRow.__table__  # type: ignore[assignment]
+_quota: Final[Table] = QuotaCounter.__table__  # type: ignore[assignment]
+
+
+@dataclass(frozen=True, slots=True)
+class Exchange:
+    """One stored exchange, as context for the next request."""
+
+    user_text: str
+    model_text: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class CallRecord:
+    """One HTTP attempt against Gemini."""
+
+    at: datetime
+    platform: str
+    model: str
+    endpoint: str
+    attempt: int
+    outcome: str
+    http_status: int | None
+    gemini_status: str | None
+    latency_ms: float
+    prompt_tokens: int = 0
+    output_tokens: int = 0
+    conversation_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    """One audited action; ``params`` must already be redacted."""
+
+    at: datetime
+    platform: str
+    actor_id: str
+    action: str
+    params: Mapping[str, object]
+    model: str | None = None
+    outcome: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ActivityCounts:
+    """Activity figures for /stats over one window."""
+
+    messages_answered: int
+    messages_failed: int
+    active_conversations: int
+    active_users: int
+
+
+class Store:
+    """gembot's database access: every query the core needs."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        """Use ``engine`` (shared; the caller or :meth:`close` disposes of it)."""
+        if engine.dialect.name not in ("postgresql", "sqlite"):
+            raise ValueError(f"unsupported database dialect {engine.dialect.name!r}")
+        self._engine = engine
+        self._reader = read_only(engine)
+        # Both dialects spell upserts INSERT .. ON CONFLICT; each has its own construct for it.
+        self._insert: Any = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+
+    @classmethod
+    async def open(cls, url: str) -> Store:
+        """Create an engine for ``url`` (the schema is not migrated here)."""
+        return cls(create_engine(url))
+
+    @property
+    def engine(self) -> AsyncEngine:
+        """The underlying engine."""
+        return self._engine
+
+    async def close(self) -> None:
+        """Close every pooled connection."""
+        await self._engine.dispose()
+
+    async def ping(self) -> bool:
+        """Whether the database answers ``SELECT 1`` (for /readyz)."""
+        try:
+            async with self._reader.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        except Exception:
+            return False
+        return True
+
+    # -- inbox ---------------------------------------------------------------------------------------
+
+    async def claim_event(self, platform: str, event_id: str, user_id: str, now: datetime) -> bool:
+        """Record a received event; False when (platform, event_id) was already recorded."""
+        stmt = (
+            self._insert(_inbox)
+            .values(platform=platform, event_id=event_id, user_id=user_id, status="received", received_at=now)
+            .on_conflict_do_nothing(index_elements=["platform", "event_id"])
+        )
+        async with self._engine.begin() as conn:
+            result = await conn.execute(stmt)
+            return result.rowcount == 1
+
+    async def finish_event(
+        self, platform: str, event_id: str, status: str, now: datetime, conversation_id: int | None = None
+    ) -> None:
+        """Mark an event 'answered' or 'failed'."""
+        values: dict[str, object] = {"status": status, "answered_at": now}
+        if conversation_id is not None:
+            values["conversation_id"] = conversation_id
+        stmt = (
+            update(_inbox)
+            .where(_inbox.c.platform == platform, _inbox.c.event_id == event_id)
+            .values(**values)
+        )
+        async with self._engine.begin() as conn:
+            await conn.execute(stmt)
+
+    async def unfinished_events(self, platform: str, older_than: datetime) -> list[tuple[str, str]]:
+        """(event_id, user_id) of events still 'received' that arrived before ``older_than``."""
+        stmt = (
+            select(_inbox.c.event_id, _inbox.c.user_id)
+            .where(
+                _inbox.c.received_at < older_than,
+                _inbox.c.platform == platform,
+                _inbox.c.status == "received",
+            )
+            .order_by(_inbox.c.received_at)
+        )
+        async with self._reader.connect() as conn:
+            rows = (await conn.execute(stmt)).all()
+        return [(row.event_id, row.user_id) for row in rows]
+
+    # -- conversations -------------------------------------------------------------------------------
+
+    async def conversation_id(self, platform: str, chat_key: str, thread_key: str, now: datetime) -> int:
+        """The id of this conversation, created if new; its ``last_active_at`` becomes ``now``."""
+        ins = self._insert(_conversations).values(
+            platform=platform, chat_key=chat_key, thread_key=thread_key, created_at=now, last_active_at=now
+        )
+        stmt = ins.on_conflict_do_update(
+            index_elements=["platform", "chat_key", "thread_key"],
+            set_={"last_active_at": ins.excluded.last_active_at},
+        ).returning(_conversations.c.id)
+        async with self._engine.begin() as conn:
+            return int((await conn.execute(stmt)).scalar_one())
+
+    # Added for the Slack adapter (issue 5): a thread message without a mention is addressed to the bot
+    # only when the bot already holds that thread's conversation. Read-only; creates nothing.
+    async def conversation_exists(self, platform: str, chat_key: str, thread_key: str) -> bool:
+        """Whether a conversation row exists for (platform, chat_key, thread_key)."""
+        stmt = select(_conversations.c.id).where(
+            _conversations.c.platform == platform,
+            _conversations.c.chat_key == chat_key,
+            _conversations.c.thread_key == thread_key,
+        )
+        async with self._reader.connect() as conn:
+            return (await conn.execute(stmt.limit(1))).first() is not None
+
+    async def history(self, conversation_id: int, *, limit: int, since: datetime) -> list[Exchange]:
+        """The latest ``limit`` exchanges created at or after ``since``, oldest first."""
+        if limit <= 0:
+            return []
+        # Served by ix_turns_conversation_id_created_at: a backward range scan that stops after `limit`.
+        stmt = (
+            select(_turns.c.user_text, _turns.c.model_text, _turns.c.created_at)
+            .where(_turns.c.conversation_id == conversation_id, _turns.c.created_at >= since)
+            .order_by(_turns.c.created_at.desc(), _turns.c.id.desc())
+            .limit(limit)
+        )
+        async with self._reader.connect() as conn:
+            rows = (await conn.execute(stmt)).all()
+        return [Exchange(row.user_text, row.model_text, row.created_at) for row in reversed(rows)]
+
+    async def save_exchange(
+        self,
+        *,
+        conversation_id: int,
+        user_id: str,
+        user_text: str,
+        model_text: str,
+        prompt_tokens: int,
+        output_tokens: int,
+        finish_reason: str,
+        model: str,
+        now: datetime,
+        calls: Sequence[CallRecord] = (),
+        audit: Sequence[AuditRecord] = (),
+    ) -> None:
+        """Store a finished exchange with its Gemini calls and audit records, in one transaction."""
+        turn = {
+            "conversation_id": conversation_id,
+            "user_id": user_id,
+            "user_text": user_text,
+            "model_text": model_text,
+            "prompt_tokens": prompt_tokens,
+            "output_tokens": output_tokens,
+            "finish_reason": finish_reason,
+            "model": model,
+            "created_at": now,
+        }
+        async with self._engine.begin() as conn:
+            await conn.execute(_turns.insert().values(**turn))
+            await _insert_calls_and_audit(conn, calls, audit)
+
+    async def record_calls(self, calls: Sequence[CallRecord], audit: Sequence[AuditRecord] = ()) -> None:
+        """Store Gemini calls (and audit records) of an answer that produced no exchange."""
+        if not calls and not audit:
+            return
+        async with self._engine.begin() as conn:
+            await _insert_calls_and_audit(conn, calls, audit)
+
+    async def record_audit(self, audit: Sequence[AuditRecord]) -> None:
+        """Store audit records."""
+        if not audit:
+            return
+        async with self._engine.begin() as conn:
+            await _insert_calls_and_audit(conn, (), audit)
+
+    async def reset_conversation(self, conversation_id: int) -> int:
+        """Delete this conversation's exchanges; returns how many."""
+        async with self._engine.begin() as conn:
+            result = await conn.execute(delete(_turns).where(_turns.c.conversation_id == conversation_id))
+            return result.rowcount
+
+    # -- users ---------------------------------------------------------------------------------------
+
+    async def touch_user(self, platform: str, user_id: str, language: str | None, now: datetime) -> None:
+        """Record that the user was seen now (a known language is kept when none is given).
+
+        A user who writes to the bot is reachable again, so ``unreachable_at`` is cleared.
+        """
+        ins = self._insert(_users).values(
+            platform=platform, user_id=user_id, language=language, first_seen_at=now, last_seen_at=now
+        )
+        stmt = ins.on_conflict_do_update(
+            index_elements=["platform", "user_id"],
+            set_={
+                "last_seen_at": ins.excluded.last_seen_at,
+                "language": func.coalesce(ins.excluded.language, _users.c.language),
+                "unreachable_at": None,
+            },
+        )
+        async with self._engine.begin() as conn:
+            await conn.execute(stmt)
+
+    async def forget_user(self, platform: str, user_id: str, now: datetime) -> int:
+        """Erase every exchange this user started on this platform, and their inbox rows.
+
+        Sets ``users.forgotten_at``; returns the number of exchanges deleted. On SQLite the WAL is
+        checkpointed afterwards, so the erased text is gone from the files too (secure_delete zeroes it).
+        """
+        in_platform = exists().where(
+            _conversations.c.id == _turns.c.conversation_id, _conversations.c.platform == platform
+        )
+        ins = self._insert(_users).values(
+            platform=platform, user_id=user_id, first_seen_at=now, last_seen_at=now, forgotten_at=now
+        )
+        mark = ins.on_conflict_do_update(
+            index_elements=["platform", "user_id"], set_={"forgotten_at": ins.excluded.forgotten_at}
+        )
+        async with self._engine.begin() as conn:
+            deleted = await conn.execute(delete(_turns).where(_turns.c.user_id == user_id, in_platform))
+            await conn.execute(
+                delete(_inbox).where(_inbox.c.platform == platform, _inbox.c.user_id == user_id)
+            )
+            await conn.execute(mark)
+            count = deleted.rowcount
+        if count:
+            await self._checkpoint()
+        return count
+
+    # -- retention -----------------------------------------------------------------------------------
+
+    async def purge(
+        self,
+        *,
+        turns_before: datetime,
+        inbox_before: datetime,
+        audit_before: datetime,
+        calls_before: datetime | None = None,
+    ) -> dict[str, int]:
+        """Delete rows older than the given times; returns the count deleted per table.
+
+        Deletes run in batches of short transactions. On SQLite, after turns were deleted, the WAL is
+        checkpointed and truncated so the text is not recoverable from the database files (deleted
+        content is zeroed in place thanks to ``secure_delete``). On PostgreSQL dead tuples stay on disk
+        until (auto)vacuum reclaims them.
+        """
+        counts = {
+            "turns": await self._delete_batched(_turns, _turns.c.created_at < turns_before),
+            "inbox": await self._delete_batched(_inbox, _inbox.c.received_at < inbox_before),
+            "audit": await self._delete_batched(_audit, _audit.c.at < audit_before),
+            "llm_calls": 0,
+        }
+        if calls_before is not None:
+            counts["llm_calls"] = await self._delete_batched(_llm_calls, _llm_calls.c.at < calls_before)
+        if counts["turns"]:
+            await self._checkpoint()
+        return counts
+
+    async def _delete_batched(self, table: Table, condition: Any) -> int:
+        total = 0
+        while True:
+            batch = select(table.c.id).where(condition).limit(_PURGE_BATCH).scalar_subquery()
+            async with self._engine.begin() as conn:
+                result = await conn.execute(delete(table).where(table.c.id.in_(batch)))
+            total += result.rowcount
+            if result.rowcount < _PURGE_BATCH:
+                return total
+
+    async def _checkpoint(self) -> None:
+        """Copy the WAL into the database and truncate it (SQLite only; outside any transaction)."""
+        if not is_sqlite(self._engine):
+            return
+        async with self._engine.connect() as conn:
+            raw = await conn.get_raw_connection()
+            driver = raw.driver_connection
+            assert driver is not None
+            # The aiosqlite connection itself: no SQLAlchemy BEGIN, as a checkpoint cannot run in one.
+            cursor = await driver.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            await cursor.close()
+
+    # -- quota ---------------------------------------------------------------------------------------
+
+    async def quota_increment(self, window: str, window_start: str, limit: int) -> tuple[bool, int]:
+        """Count one request in the window unless it is full: (counted, count now).
+
+        ``limit == 0`` means no cap. Race-free across tasks and processes: a single
+        ``INSERT .. ON CONFLICT DO UPDATE .. WHERE count < limit`` (row-locked on PostgreSQL, inside
+        an IMMEDIATE transaction on SQLite).
+        """
+        ins = self._insert(_quota).values(window=window, window_start=window_start, count=1)
+        where = None if limit <= 0 else _quota.c.count < limit
+        stmt = ins.on_conflict_do_update(
+            index_elements=["window", "window_start"],
+            set_={"count": _quota.c.count + 1},
+            where=where,
+        ).returning(_quota.c.count)
+        async with self._engine.begin() as conn:
+            new_count = (await conn.execute(stmt)).scalar_one_or_none()
+            if new_count is not None:
+                return True, int(new_count)
+            current = await conn.execute(
+                select(_quota.c.count).where(_quota.c.window == window, _quota.c.window_start == window_start)
+            )
+            return False, int(current.scalar_one())
+
+    async def quota_count(self, window: str, window_start: str) -> int:
+        """Requests counted in the window so far."""
+        stmt = select(_quota.c.count).where(_quota.c.window == window, _quota.c.window_start == window_start)
+        async with self._reader.connect() as conn:
+            value = (await conn.execute(stmt)).scalar_one_or_none()
+        return int(value or 0)
+
+    # -- statistics ----------------------------------------------------------------------------------
+
+    async def calls_since(self, since: datetime) -> list[CallRecord]:
+        """Every Gemini call recorded at or after ``since``, oldest first."""
+        c = _llm_calls.c
+        stmt = (
+            select(
+                c.at,
+                c.platform,
+                c.model,
+                c.endpoint,
+                c.attempt,
+                c.outcome,
+                c.http_status,
+                c.gemini_status,
+                c.latency_ms,
+                c.prompt_tokens,
+                c.output_tokens,
+                c.conversation_id,
+            )
+            .where(c.at >= since)
+            .order_by(c.at, c.id)
+        )
+        async with self._reader.connect() as conn:
+            rows = (await conn.execute(stmt)).all()
+        return [CallRecord(*row) for row in rows]
+
+    async def stats_counts(self, since: datetime) -> ActivityCounts:
+        """Messages answered/failed, active conversations and users since ``since``."""
+        by_status = (
+            select(_inbox.c.status, func.count())
+            .where(_inbox.c.received_at >= since, _inbox.c.status.in_(("answered", "failed")))
+            .group_by(_inbox.c.status)
+        )
+        conversations = select(func.count()).where(_conversations.c.last_active_at >= since)
+        users = select(func.count()).where(_users.c.last_seen_at >= since)
+        async with self._reader.connect() as conn:
+            statuses: dict[str, int] = {row[0]: int(row[1]) for row in (await conn.execute(by_status)).all()}
+            active_conversations = int((await conn.execute(conversations)).scalar_one())
+            active_users = int((await conn.execute(users)).scalar_one())
+        return ActivityCounts(
+            messages_answered=statuses.get("answered", 0),
+            messages_failed=statuses.get("failed", 0),
+            active_conversations=active_conversations,
+            active_users=active_users,
+        )
+
+    # -- operations statistics: read-only SQL aggregates, so /stats never loads a month of rows ---------
+
+    async def call_outcomes(self, since: datetime) -> dict[str, tuple[int, int, int]]:
+        """Gemini calls at or after ``since`` by outcome: (calls, prompt tokens, output tokens)."""
+        c = _llm_calls.c
+        stmt = (
+            select(
+                c.outcome,
+                func.count(),
+                func.coalesce(func.sum(c.prompt_tokens), 0),
+                func.coalesce(func.sum(c.output_tokens), 0),
+            )
+            .where(c.at >= since)
+            .group_by(c.outcome)
+        )
+        async with self._reader.connect() as conn:
+            rows = (await conn.execute(stmt)).all()
+        return {str(row[0]): (int(row[1]), int(row[2]), int(row[3])) for row in rows}
+
+    async def call_latency_percentiles(
+        self, since: datetime, fractions: Sequence[float]
+    ) -> list[float | None]:
+        """Exact nearest-rank percentiles of the latency (ms) of Gemini calls at or after ``since``.
+
+        One snapshot: the count, then one indexed range scan + sort per fraction (LIMIT 1 OFFSET rank-1).
+        None for each fraction when there were no calls.
+        """
+        import math
+
+        c = _llm_calls.c
+        async with self._reader.connect() as conn:
+            total = int((await conn.execute(select(func.count()).where(c.at >= since))).scalar_one())
+            values: list[float | None] = []
+            for fraction in fractions:
+                if total == 0:
+                    values.append(None)
+                    continue
+                rank = min(total, max(1, math.ceil(fraction * total)))
+                stmt = (
+                    select(c.latency_ms).where(c.at >= since).order_by(c.latency_ms).limit(1).offset(rank - 1)
+                )
+                value = (await conn.execute(stmt)).scalar_one_or_none()
+                values.append(None if value is None else float(value))
+        return values
+
+    async def audit_outcomes(self, action: str, since: datetime) -> dict[str, int]:
+        """Audit records of ``action`` at or after ``since``, counted by outcome."""
+        a = _audit.c
+        stmt = select(a.outcome, func.count()).where(a.action == action, a.at >= since).group_by(a.outcome)
+        async with self._reader.connect() as conn:
+            rows = (await conn.execute(stmt)).all()
+        return {str(row[0]): int(row[1]) for row in rows}
+
+
+def _params_json(params: Mapping[str, object]) -> str:
+    return json.dumps(dict(params), ensure_ascii=False, sort_keys=True, default=str)
+
+
+async def _insert_calls_and_audit(
+    conn: AsyncConnection, calls: Sequence[CallRecord], audit: Sequence[AuditRecord]
+) -> None:
+    if calls:
+        await conn.execute(
+            _llm_calls.insert(),
+            [
+                {
+                    "at": call.at,
+                    "platform": call.platform,
+                    "conversation_id": call.conversation_id,
+                    "model": call.model,
+                    "endpoint": call.endpoint,
+                    "attempt": call.attempt,
+                    "outcome": call.outcome,
+                    "http_status": call.http_status,
+                    "gemini_status": call.gemini_status,
+                    "latency_ms": call.latency_ms,
+                    "prompt_tokens": call.prompt_tokens,
+                    "output_tokens": call.output_tokens,
+                }
+                for call in calls
+            ],
+        )
+    if audit:
+        await conn.execute(
+            _audit.insert(),
+            [
+                {
+                    "at": record.at,
+                    "platform": record.platform,
+                    "actor_id": record.actor_id,
+                    "action": record.action,
+                    "model": record.model,
+                    "params": json.dumps(
+                        dict(record.params), ensure_ascii=False, sort_keys=True, default=str
+                    ),
+                    "outcome": record.outcome,
+                }
+                for record in audit
+            ],
+        )
