@@ -1,0 +1,354 @@
+"""Typed Gemini failures, and the parser that turns Gemini's error bodies into them."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+__all__ = [
+    "BadKeyError",
+    "BadRequestError",
+    "EmptyResponseError",
+    "GeminiConnectionError",
+    "GeminiError",
+    "GeminiTimeoutError",
+    "NotFoundError",
+    "PromptBlockedError",
+    "RateLimitedError",
+    "ResponseBlockedError",
+    "ServerError",
+    "StreamCutError",
+    "error_from_response",
+    "parse_duration",
+]
+
+_TYPE_PREFIX = "type.googleapis.com/"
+_TOO_LARGE_RE = re.compile(
+    r"too (?:long|large|many tokens)|exceeds? the (?:maximum|limit)|token count.*exceeds|payload size|"
+    r"request entity too large|context (?:length|window)",
+    re.IGNORECASE | re.DOTALL,
+)
+_RETRY_IN_RE = re.compile(r"retry in (\d+(?:\.\d+)?)\s*(ms|s)\b", re.IGNORECASE)
+_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s)?\s*$")
+_TAG_RE = re.compile(r"<[^>]*>")
+_SPACE_RE = re.compile(r"\s+")
+_MAX_MESSAGE = 300
+
+
+class GeminiError(Exception):
+    """Base of every Gemini failure.
+
+    ``http_status`` is the HTTP status (or the ``code`` of a mid-stream error event), ``status`` Gemini's
+    canonical status string, ``message`` Gemini's message (never holding the API key), ``retry_delay`` the
+    server's ``RetryInfo`` delay in seconds, ``during_stream`` whether at least one chunk had already been
+    delivered, and ``partial_text`` the text delivered before the failure (streams only).
+    """
+
+    kind: ClassVar[str] = "error"
+
+    def __init__(
+        self,
+        message: str = "",
+        *,
+        http_status: int | None = None,
+        status: str | None = None,
+        retry_delay: float | None = None,
+        during_stream: bool = False,
+        partial_text: str = "",
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.http_status = http_status
+        self.status = status
+        self.retry_delay = retry_delay
+        self.during_stream = during_stream
+        self.partial_text = partial_text
+
+    def _extra(self) -> list[str]:
+        return []
+
+    def __str__(self) -> str:
+        head = [self.kind]
+        if self.http_status is not None:
+            head.append(f"HTTP {self.http_status}")
+        if self.status:
+            head.append(self.status)
+        text = " ".join(head)
+        if self.message:
+            text += f": {self.message}"
+        extra = self._extra()
+        if self.retry_delay is not None:
+            extra.append(f"retry in {self.retry_delay:g}s")
+        if self.during_stream:
+            extra.append("during stream")
+        if extra:
+            text += f" ({', '.join(extra)})"
+        return text
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({str(self)!r})"
+
+
+class BadRequestError(GeminiError):
+    """The request was rejected as invalid (400); retrying the same request cannot help."""
+
+    kind: ClassVar[str] = "bad_request"
+
+    def __init__(self, message: str = "", *, too_large: bool | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.too_large = bool(_TOO_LARGE_RE.search(message)) if too_large is None else too_large
+
+    def _extra(self) -> list[str]:
+        return ["too large"] if self.too_large else []
+
+
+class BadKeyError(GeminiError):
+    """The API key is invalid, missing or not allowed (400 API_KEY_INVALID, 401, 403)."""
+
+    kind: ClassVar[str] = "bad_key"
+
+
+class NotFoundError(GeminiError):
+    """The model (or API version) does not exist (404)."""
+
+    kind: ClassVar[str] = "not_found"
+
+
+class RateLimitedError(GeminiError):
+    """Rate limit or quota exhausted (429). ``quota_ids`` come from the QuotaFailure violations."""
+
+    kind: ClassVar[str] = "rate_limited"
+
+    def __init__(self, message: str = "", *, quota_ids: Sequence[str] = (), **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.quota_ids: tuple[str, ...] = tuple(quota_ids)
+
+    @property
+    def is_long_window(self) -> bool:
+        """True when a daily or monthly quota is exhausted: waiting a few seconds will not help."""
+        return any("PerDay" in q or "PerMonth" in q for q in self.quota_ids)
+
+    def _extra(self) -> list[str]:
+        return [f"quota {', '.join(self.quota_ids)}"] if self.quota_ids else []
+
+
+class ServerError(GeminiError):
+    """Gemini (or something in between) failed: 5xx or an unexpected answer. Worth a retry."""
+
+    kind: ClassVar[str] = "server"
+
+
+class GeminiTimeoutError(ServerError):
+    """No answer in time: connect, idle read, write, pool or whole-call timeout."""
+
+    kind: ClassVar[str] = "timeout"
+
+
+class GeminiConnectionError(ServerError):
+    """The connection could not be made, or broke before a response arrived."""
+
+    kind: ClassVar[str] = "connection"
+
+
+class PromptBlockedError(GeminiError):
+    """Gemini refused the prompt (``promptFeedback.blockReason``)."""
+
+    kind: ClassVar[str] = "prompt_blocked"
+
+    def __init__(self, message: str = "", *, reason: str, **kwargs: Any) -> None:
+        super().__init__(message or f"prompt blocked: {reason}", **kwargs)
+        self.reason = reason
+
+
+class ResponseBlockedError(GeminiError):
+    """The reply stopped for a reason other than STOP or MAX_TOKENS (safety, recitation...)."""
+
+    kind: ClassVar[str] = "response_blocked"
+
+    def __init__(self, message: str = "", *, reason: str, partial_text: str = "", **kwargs: Any) -> None:
+        super().__init__(message or f"response stopped: {reason}", partial_text=partial_text, **kwargs)
+        self.reason = reason
+
+
+class StreamCutError(GeminiError):
+    """The stream ended, or the connection broke, before a chunk carried a finishReason."""
+
+    kind: ClassVar[str] = "stream_cut"
+
+    def __init__(self, message: str = "", *, partial_text: str = "", **kwargs: Any) -> None:
+        super().__init__(message or "stream ended without finishReason", partial_text=partial_text, **kwargs)
+
+
+class EmptyResponseError(GeminiError):
+    """The reply finished normally but holds no text (e.g. thinking used the whole output budget)."""
+
+    kind: ClassVar[str] = "empty_response"
+
+    def __init__(self, message: str = "", *, finish_reason: str, **kwargs: Any) -> None:
+        super().__init__(
+            message or f"no text in the reply (finishReason {finish_reason or 'missing'})", **kwargs
+        )
+        self.finish_reason = finish_reason
+
+
+def parse_duration(s: str) -> float:
+    """Seconds in a protobuf Duration string such as ``"37s"`` or ``"45.837906927s"`` (``ms`` also read)."""
+    match = _DURATION_RE.match(s)
+    if match is None:
+        raise ValueError(f"not a duration: {s[:40]!r}")
+    value = float(match.group(1))
+    if match.group(2) == "ms":
+        value /= 1000.0
+    if not math.isfinite(value):
+        raise ValueError(f"not a finite duration: {s[:40]!r}")
+    return value
+
+
+def _clip(text: str) -> str:
+    text = _SPACE_RE.sub(" ", text).strip()
+    return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 1] + "…"
+
+
+def _decode(body: bytes | str | Mapping[str, Any] | Any) -> tuple[Any, str]:
+    """The parsed JSON (or None) and the raw text of a body."""
+    if isinstance(body, bytes | bytearray):
+        text = bytes(body).decode("utf-8", errors="replace")
+    elif isinstance(body, str):
+        text = body
+    else:
+        return body, ""
+    try:
+        return json.loads(text), text
+    except (ValueError, RecursionError):
+        return None, text
+
+
+def _error_object(parsed: Any) -> Mapping[str, Any] | None:
+    if isinstance(parsed, list) and parsed:
+        parsed = parsed[0]
+    if isinstance(parsed, Mapping):
+        err = parsed.get("error")
+        if isinstance(err, Mapping):
+            return err
+    return None
+
+
+def _details(err: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    details = err.get("details")
+    if not isinstance(details, list):
+        return []
+    return [d for d in details if isinstance(d, Mapping)]
+
+
+def _detail_type(detail: Mapping[str, Any]) -> str:
+    kind = detail.get("@type")
+    return kind.removeprefix(_TYPE_PREFIX) if isinstance(kind, str) else ""
+
+
+def _retry_delay(details: list[Mapping[str, Any]], message: str) -> float | None:
+    for detail in details:
+        if _detail_type(detail) == "google.rpc.RetryInfo":
+            delay = detail.get("retryDelay")
+            if isinstance(delay, str):
+                try:
+                    return parse_duration(delay)
+                except ValueError:
+                    pass
+            elif isinstance(delay, Mapping):  # the proto form {"seconds": .., "nanos": ..}
+                try:
+                    return float(delay.get("seconds", 0)) + float(delay.get("nanos", 0)) / 1e9
+                except (TypeError, ValueError, OverflowError):
+                    pass
+    # Newer quota messages say "Please retry in 26.66s." even when RetryInfo is missing.
+    match = _RETRY_IN_RE.search(message)
+    if match:
+        value = float(match.group(1))
+        return value / 1000.0 if match.group(2).lower() == "ms" else value
+    return None
+
+
+def _quota_ids(details: list[Mapping[str, Any]]) -> tuple[str, ...]:
+    ids: list[str] = []
+    for detail in details:
+        if _detail_type(detail) != "google.rpc.QuotaFailure":
+            continue
+        violations = detail.get("violations")
+        if not isinstance(violations, list):
+            continue
+        for violation in violations:
+            if isinstance(violation, Mapping):
+                quota_id = violation.get("quotaId")
+                if isinstance(quota_id, str) and quota_id:
+                    ids.append(quota_id)
+    return tuple(ids)
+
+
+def _is_key_invalid(details: list[Mapping[str, Any]], message: str) -> bool:
+    for detail in details:
+        if _detail_type(detail) == "google.rpc.ErrorInfo" and detail.get("reason") == "API_KEY_INVALID":
+            return True
+    return "api key not valid" in message.lower()
+
+
+def error_from_response(
+    status_code: int,
+    body: bytes | str | Mapping[str, Any] | list[Any],
+    *,
+    during_stream: bool = False,
+) -> GeminiError:
+    """Turn an HTTP status and Gemini error body into the matching ``GeminiError``.
+
+    Accepts the ``{"error": {...}}`` shape, its ``[{"error": {...}}]`` list form, and bodies that are not
+    JSON at all (an HTML 502 from a proxy). Never raises.
+    """
+    try:
+        return _error_from_response(status_code, body, during_stream=during_stream)
+    except Exception as exc:  # a parser for untrusted bodies must not fail the caller
+        return ServerError(
+            f"unparseable error body ({type(exc).__name__})",
+            http_status=status_code if isinstance(status_code, int) else None,
+            during_stream=during_stream,
+        )
+
+
+def _error_from_response(status_code: int, body: Any, *, during_stream: bool) -> GeminiError:
+    parsed, raw = _decode(body)
+    err = _error_object(parsed)
+    code = status_code
+    if err is not None:
+        raw_message = err.get("message")
+        message = _clip(raw_message if isinstance(raw_message, str) else "")
+        raw_status = err.get("status")
+        status = raw_status if isinstance(raw_status, str) and raw_status else None
+        details = _details(err)
+        err_code = err.get("code")
+        # A mid-stream error event arrives on a 200 response: its own code is the real status.
+        if code < 400 and isinstance(err_code, int) and not isinstance(err_code, bool):
+            code = err_code
+    else:
+        text = _TAG_RE.sub(" ", raw) if raw else ""
+        message = _clip(text) if text.strip() else "no error details in the response body"
+        status = None
+        details = []
+
+    common: dict[str, Any] = {"http_status": code, "status": status, "during_stream": during_stream}
+    if code == 400:
+        if _is_key_invalid(details, message):
+            return BadKeyError(message, **common)
+        return BadRequestError(message, **common)
+    if code in (401, 403):
+        return BadKeyError(message, **common)
+    if code == 404:
+        return NotFoundError(message, **common)
+    if code == 408:
+        return GeminiTimeoutError(message, **common)
+    if code == 413:
+        return BadRequestError(message, too_large=True, **common)
+    if code == 429:
+        return RateLimitedError(
+            message, quota_ids=_quota_ids(details), retry_delay=_retry_delay(details, message), **common
+        )
+    return ServerError(message, **common)
