@@ -1,0 +1,306 @@
+"""The Telegram adapter: python-telegram-bot's Application on gembot's event loop, polling or webhook."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+from telegram import BotCommand, Update
+from telegram.error import InvalidToken, TelegramError
+from telegram.ext import ApplicationBuilder, BaseUpdateProcessor, ContextTypes, TypeHandler
+
+from adapters.telegram.answer import AnswerWriter, DraftSupport
+from adapters.telegram.normalize import BotIdentity, Normalized, normalize, ordering_key
+from adapters.telegram.outbox import ChatUnreachableError, FloodControl, Outbox
+from bot.domain import AdminAlert, Attachment
+from bot.observability.logs import get_logger
+
+if TYPE_CHECKING:
+    from bot.app import App
+    from bot.server import HttpServer
+
+log = get_logger(__name__)
+
+WEBHOOK_PATH = "/telegram/webhook"
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 - a header name, not a secret
+ALLOWED_UPDATES = ["message"]  # edits are not answered again, so they are not fetched either
+MAX_CONCURRENT_UPDATES = 4096
+_COMMANDS = {
+    "": [
+        ("start", "What this bot does"),
+        ("help", "How to use the bot and what is kept"),
+        ("reset", "Forget this conversation's context"),
+        ("forget", "Erase everything you said to the bot"),
+        ("stats", "Usage statistics (admins)"),
+    ],
+    "zh": [
+        ("start", "机器人介绍"),
+        ("help", "使用说明与数据保留"),
+        ("reset", "清空本会话的上下文"),
+        ("forget", "删除你的全部对话记录"),
+        ("stats", "使用统计（管理员）"),
+    ],
+}
+
+
+class ChatOrderedProcessor(BaseUpdateProcessor):
+    """Updates of different chats (and forum topics) run concurrently; those of one run in arrival order."""
+
+    def __init__(self, max_concurrent_updates: int) -> None:
+        super().__init__(max_concurrent_updates)
+        self._tails: dict[tuple[int, int], asyncio.Future[None]] = {}
+
+    async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
+        """Wait for the previous update of the same conversation, then process this one."""
+        key = ordering_key(update)
+        if key is None:
+            await coroutine
+            return
+        previous = self._tails.get(key)
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._tails[key] = done
+        try:
+            if previous is not None:
+                await previous
+            await coroutine
+        finally:
+            done.set_result(None)
+            if self._tails.get(key) is done:
+                del self._tails[key]
+
+    async def initialize(self) -> None:
+        """Nothing to set up."""
+
+    async def shutdown(self) -> None:
+        """Nothing to free."""
+
+
+class TelegramAdapter:
+    """Receives Telegram updates, hands them to the engine in order, and renders the answers."""
+
+    name = "telegram"
+
+    def __init__(self, app: App, server: HttpServer) -> None:
+        settings = app.settings.telegram
+        if settings.token is None:
+            raise ValueError("telegram.token is required")
+        self._settings = settings
+        self._engine = app.engine
+        self._store = app.store
+        self._alerts = app.alerts
+        self._unsubscribe_alerts: Callable[[], None] | None = None
+        base = settings.base_url.rstrip("/")
+        builder = (
+            ApplicationBuilder()
+            .token(settings.token.get_secret_value())
+            .base_url(f"{base}/bot")
+            .base_file_url(f"{base}/file/bot")
+            .concurrent_updates(ChatOrderedProcessor(MAX_CONCURRENT_UPDATES))
+            .connection_pool_size(512)
+            .pool_timeout(30.0)
+            .get_updates_read_timeout(30.0)
+        )
+        if settings.mode == "webhook":
+            builder = builder.updater(None)
+        self._application = builder.build()
+        self._application.add_handler(TypeHandler(Update, self._on_update))
+        self._application.add_error_handler(self._on_error)
+        self._outbox = Outbox(FloodControl(settings.rate_limit))
+        self._drafts = DraftSupport(settings.draft_streaming)
+        self._me: BotIdentity | None = None
+        self._problem: str | None = "starting"
+        self._last_poll_error: tuple[float, str] | None = None
+        self._connecting: asyncio.Task[None] | None = None
+        self._accepting = False
+        if settings.mode == "webhook":
+            server.add_route("POST", WEBHOOK_PATH, self._webhook)
+
+    # --------------------------------------------------------------------------- lifecycle
+
+    async def start(self) -> None:
+        """Connect in the background (the Bot API may be briefly unreachable); /readyz tells when done."""
+        self._connecting = asyncio.create_task(self._connect(), name="telegram-connect")
+
+    async def _connect(self) -> None:
+        delay = 1.0
+        while True:
+            try:
+                await self._application.initialize()
+                break
+            except InvalidToken:
+                self._problem = "the bot token was rejected by Telegram"
+                log.error("telegram.token_rejected")
+                delay = 60.0
+            except TelegramError as exc:
+                self._problem = f"cannot reach the Bot API ({exc.__class__.__name__})"
+                log.warning("telegram.connect_failed", error=exc.__class__.__name__, retry_in=delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 60.0)
+        bot = self._application.bot
+        self._me = BotIdentity(bot.id, bot.username)
+        await self._register_commands()
+        await self._application.start()
+        self._accepting = True
+        settings = self._settings
+        if settings.mode == "webhook":
+            secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
+            await bot.set_webhook(
+                url=settings.webhook_url or "",
+                secret_token=secret,
+                allowed_updates=ALLOWED_UPDATES,
+                drop_pending_updates=settings.drop_pending_updates,
+            )
+        else:
+            updater = self._application.updater
+            assert updater is not None
+            await updater.start_polling(
+                allowed_updates=ALLOWED_UPDATES,
+                drop_pending_updates=settings.drop_pending_updates,
+                bootstrap_retries=-1,
+                error_callback=self._polling_error,
+            )
+        self._problem = None
+        self._unsubscribe_alerts = self._alerts.subscribe(self._deliver_alert)
+        log.info("telegram.started", mode=settings.mode, bot=bot.username)
+
+    async def _deliver_alert(self, alert: AdminAlert) -> None:
+        """Tell every configured admin in a private chat (they must have started the bot once)."""
+        bot = self._application.bot
+        for admin_id in self._settings.admin_ids:
+
+            async def send(chat_id: int = admin_id) -> object:
+                return await bot.send_message(chat_id=chat_id, text=alert.text)
+
+            try:
+                await self._outbox.call(admin_id, send)
+            except (TelegramError, ChatUnreachableError) as exc:
+                log.warning("telegram.alert_failed", admin_id=admin_id, error=exc.__class__.__name__)
+
+    async def _register_commands(self) -> None:
+        for language, commands in _COMMANDS.items():
+            try:
+                await self._application.bot.set_my_commands(
+                    [BotCommand(name, description) for name, description in commands],
+                    language_code=language or None,
+                )
+            except TelegramError as exc:
+                log.warning("telegram.set_commands_failed", error=str(exc))
+
+    def _polling_error(self, exc: TelegramError) -> None:
+        self._last_poll_error = (time.monotonic(), exc.__class__.__name__)
+        log.warning("telegram.polling_error", error=exc.__class__.__name__, detail=str(exc)[:200])
+
+    async def stop(self) -> None:
+        """Stop taking updates, let the answers in progress finish, disconnect."""
+        self._accepting = False
+        if self._unsubscribe_alerts is not None:
+            self._unsubscribe_alerts()
+        if self._connecting is not None and not self._connecting.done():
+            self._connecting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._connecting
+        application = self._application
+        if application.updater is not None and application.updater.running:
+            await application.updater.stop()
+        if application.running:
+            await application.stop()
+        with contextlib.suppress(TelegramError):
+            await application.shutdown()
+
+    async def ready(self) -> str | None:
+        """None when connected and receiving; else why not."""
+        if self._problem is not None:
+            return self._problem
+        if self._last_poll_error is not None and time.monotonic() - self._last_poll_error[0] < 30:
+            return f"polling failed recently ({self._last_poll_error[1]})"
+        return None
+
+    # ------------------------------------------------------------------------------ inbound
+
+    async def _webhook(self, request: web.Request) -> web.Response:
+        expected = self._settings.webhook_secret.get_secret_value() if self._settings.webhook_secret else ""
+        given = request.headers.get(SECRET_HEADER, "")
+        if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
+            return web.Response(status=403, text="forbidden\n")
+        try:
+            data = await request.json()
+        except ValueError:
+            return web.Response(status=400, text="bad json\n")
+        if not isinstance(data, dict) or "update_id" not in data:
+            return web.Response(status=400, text="not an update\n")
+        if not self._accepting:
+            return web.Response(status=503, text="starting or stopping\n")  # Telegram delivers it again
+        try:
+            update = Update.de_json(data, self._application.bot)
+        except Exception:  # a malformed field raises whatever it provokes (AttributeError, OverflowError)
+            log.info("telegram.webhook_bad_update")
+            return web.Response(status=400, text="not an update\n")
+        await self._application.update_queue.put(update)
+        return web.Response(text="ok\n")
+
+    async def _on_update(self, update: Update, _context: ContextTypes.DEFAULT_TYPE) -> None:
+        message = update.message
+        if message is not None and (message.migrate_to_chat_id or message.migrate_from_chat_id):
+            await self._migrate(message.chat.id, message.migrate_to_chat_id, message.migrate_from_chat_id)
+            return
+        if self._me is None:
+            return
+        normalized = normalize(update, self._me, self._settings)
+        if normalized is None:
+            return
+        self._outbox.reachable_again(normalized.target.chat_id)
+        incoming = normalized.incoming
+        if not incoming.addressed_to_bot and incoming.command is None:
+            return
+        if normalized.photo is not None:
+            incoming = replace(incoming, attachments=await self._fetch_photo(normalized))
+        writer = AnswerWriter(
+            self._application.bot,
+            self._outbox,
+            normalized.target,
+            interval=self._settings.stream_interval.total_seconds(),
+            drafts=self._drafts,
+        )
+        await writer.write(self._engine.handle(incoming))
+
+    async def _fetch_photo(self, normalized: Normalized) -> tuple[Attachment, ...]:
+        photo = normalized.photo
+        assert photo is not None
+        try:
+            file = await photo.get_file()
+            data = bytes(await file.download_as_bytearray())
+        except TelegramError as exc:
+            log.warning("telegram.photo_download_failed", error=str(exc))
+            return ()
+        if len(data) > self._settings.photo_max_bytes:
+            log.warning("telegram.photo_too_large", size=len(data))
+            return ()
+        return (Attachment(mime_type="image/jpeg", data=data, placeholder="[photo]"),)
+
+    async def _migrate(self, chat_id: int, to_id: int | None, from_id: int | None) -> None:
+        old, new = (chat_id, to_id) if to_id else (from_id, chat_id)
+        if old is None or new is None:
+            return
+        moved = await self._store.move_chat("telegram", str(old), str(new))
+        if moved:
+            log.info("telegram.chat_migrated", conversations=moved)
+
+    async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+        error = context.error
+        log.error(
+            "telegram.update_failed",
+            error=error.__class__.__name__ if error else "unknown",
+            detail=str(error)[:300],
+            exc_info=error,
+        )
+
+
+def build(app: App, server: HttpServer) -> TelegramAdapter:
+    """The adapter for ``gembot run``: mounts the webhook route (webhook mode) before the server starts."""
+    return TelegramAdapter(app, server)

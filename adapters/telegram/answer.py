@@ -1,0 +1,319 @@
+"""One answer shown in one Telegram chat: typing, a throttled streamed preview, then the final messages."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from telegram import Bot, LinkPreviewOptions, Message, ReplyParameters
+from telegram.constants import ChatAction, ParseMode
+from telegram.error import BadRequest, ChatMigrated, TelegramError
+
+from adapters.render import (
+    TELEGRAM_TEXT_LIMIT,
+    render_telegram,
+    split_plain,
+    split_telegram_html,
+    telegram_html,
+    telegram_plain,
+)
+from adapters.telegram.normalize import Target
+from adapters.telegram.outbox import ChatUnreachableError, Outbox, Scope
+from bot.domain import Delta, Final, Notice, ReplyEvent, Typing
+from bot.observability.logs import get_logger
+
+log = get_logger(__name__)
+
+TYPING_REFRESH = 4.0
+"""Seconds between typing actions (Telegram shows one for at most 5 s)."""
+_NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
+
+
+def _plain_answer(final: Final) -> str:
+    shown = telegram_plain(telegram_html(final.text)) if final.text.strip() else ""
+    notice = final.notice.text if final.notice is not None else ""
+    return "\n\n".join(part for part in (shown, notice) if part)
+
+
+def _is_parse_error(exc: BadRequest) -> bool:
+    return "can't parse entities" in exc.message.lower()
+
+
+def _not_modified(exc: BadRequest) -> bool:
+    return "message is not modified" in exc.message.lower()
+
+
+def _gone(exc: BadRequest) -> bool:
+    text = exc.message.lower()
+    return "message to edit not found" in text or "message can't be edited" in text
+
+
+class DraftSupport:
+    """Whether sendMessageDraft works on this Bot API server (switched off after it is refused)."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+
+
+class AnswerWriter:
+    """Consumes the engine's events for one message and shows them.
+
+    Private chats stream with sendMessageDraft and finish with sendMessage; groups get one message that
+    is edited as the reply grows. Previews are optional and throttled; the final text always arrives
+    complete (split under 4096 characters, HTML with a plain-text fallback).
+    """
+
+    def __init__(
+        self, bot: Bot, outbox: Outbox, target: Target, *, interval: float, drafts: DraftSupport
+    ) -> None:
+        self._bot = bot
+        self._outbox = outbox
+        self._target = target
+        self._chat_id = target.chat_id
+        self._interval = interval
+        self._drafts = drafts
+        self._text = ""
+        self._shown = ""
+        self._preview_id: int | None = None  # the group message being edited
+        self._dirty = asyncio.Event()
+        self._closing = asyncio.Event()
+        self._preview_task: asyncio.Task[None] | None = None
+        self._typing_task: asyncio.Task[None] | None = None
+        self._dead = False
+
+    async def write(self, events: AsyncIterator[ReplyEvent]) -> None:
+        """Show every event of one answer; keeps consuming the stream even if the chat is unreachable."""
+        try:
+            async for event in events:
+                if self._dead:
+                    continue
+                try:
+                    await self._show(event)
+                except ChatUnreachableError:
+                    self._dead = True
+                    await self._stop_streaming()
+                except TelegramError as exc:
+                    if not isinstance(event, Final | Notice):
+                        raise
+                    # Last resort for the answer itself: plain text, split by our own count.
+                    log.warning("telegram.answer_failed", chat_id=self._chat_id, error=str(exc)[:200])
+                    self._preview_id = None
+                    text = event.text if isinstance(event, Notice) else _plain_answer(event)
+                    await self._finish_plain(split_plain(text, TELEGRAM_TEXT_LIMIT))
+        finally:
+            await self._stop_streaming()
+
+    async def _show(self, event: ReplyEvent) -> None:
+        if isinstance(event, Typing):
+            if self._typing_task is None:
+                self._typing_task = asyncio.create_task(self._keep_typing(), name="tg-typing")
+        elif isinstance(event, Delta):
+            self._text += event.text
+            if self._preview_task is None:
+                self._preview_task = asyncio.create_task(self._preview_loop(), name="tg-preview")
+            self._dirty.set()
+        elif isinstance(event, Final):
+            await self._stop_streaming()
+            notice = event.notice.text if event.notice is not None else None
+            await self._finish_html(render_telegram(event.text, notice=notice))
+        elif isinstance(event, Notice):
+            await self._stop_streaming()
+            await self._finish_plain(split_plain(event.text, TELEGRAM_TEXT_LIMIT))
+
+    # ------------------------------------------------------------------------ typing, previews
+
+    async def _keep_typing(self) -> None:
+        while True:
+            try:
+                await self._outbox.call(
+                    self._chat_id,
+                    lambda: self._bot.send_chat_action(
+                        self._chat_id, ChatAction.TYPING, message_thread_id=self._target.thread_id
+                    ),
+                    scope=Scope.ACTION,
+                    optional=True,
+                )
+            except (TelegramError, ChatUnreachableError) as exc:
+                log.debug("telegram.typing_failed", error=str(exc))
+                return
+            await asyncio.sleep(TYPING_REFRESH)
+
+    async def _preview_loop(self) -> None:
+        # The first preview waits one interval too: short answers arrive whole, with typing meanwhile.
+        last = time.monotonic()
+        while not self._closing.is_set():
+            await self._dirty.wait()
+            self._dirty.clear()
+            delay = last + self._interval - time.monotonic()
+            if delay > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._closing.wait(), delay)
+            if self._closing.is_set():
+                return
+            text = self._text
+            if text == self._shown:
+                continue
+            try:
+                shown = await self._preview(text)
+            except ChatUnreachableError:
+                return
+            except TelegramError as exc:
+                log.info("telegram.preview_failed", chat_id=self._chat_id, error=str(exc))
+                shown = False
+            if shown:
+                self._shown = text
+                self._stop_typing()
+            last = time.monotonic()
+
+    async def _preview(self, markdown: str) -> bool:
+        parts = split_telegram_html(telegram_html(markdown))
+        if not parts:
+            return False
+        html = parts[0] + (" …" if len(parts) > 1 else "")
+        if self._target.is_private and self._drafts.enabled:
+            return await self._draft(html)
+        if self._preview_id is None:
+            message = await self._send(html, ParseMode.HTML, optional=True, quote=True)
+            if message is None:
+                return False
+            self._preview_id = message.message_id
+            return True
+        return await self._edit(self._preview_id, html, ParseMode.HTML, optional=True)
+
+    async def _draft(self, html: str) -> bool:
+        async def send(text: str, mode: str | None) -> bool | None:
+            return await self._outbox.call(
+                self._chat_id,
+                lambda: self._bot.send_message_draft(
+                    self._chat_id,
+                    self._target.draft_id,
+                    text=text,
+                    parse_mode=mode,
+                    message_thread_id=self._target.thread_id,
+                ),
+                scope=Scope.DRAFT,
+                optional=True,
+            )
+
+        try:
+            return bool(await send(html, ParseMode.HTML))
+        except BadRequest as exc:
+            if _is_parse_error(exc):
+                return bool(await send(telegram_plain(html), None))
+            # An older Bot API server, or a chat where drafts are not allowed: use edits from now on.
+            log.info("telegram.drafts_off", error=exc.message)
+            self._drafts.enabled = False
+            return False
+
+    async def _stop_streaming(self) -> None:
+        self._stop_typing()
+        task, self._preview_task = self._preview_task, None
+        if task is not None:
+            # Let an in-flight preview request finish: cancelling it could leave a message we do not know.
+            self._closing.set()
+            self._dirty.set()
+            with contextlib.suppress(Exception):
+                await task
+
+    def _stop_typing(self) -> None:
+        task, self._typing_task = self._typing_task, None
+        if task is not None:
+            task.cancel()
+
+    # ---------------------------------------------------------------------------- final text
+
+    async def _finish_html(self, parts: list[str]) -> None:
+        if not parts:
+            parts = ["…"]
+        for i, part in enumerate(parts):
+            if (
+                i == 0
+                and self._preview_id is not None
+                and await self._edit_final(self._preview_id, part, ParseMode.HTML)
+            ):
+                continue
+            await self._send_final(part, ParseMode.HTML, quote=i == 0)
+
+    async def _finish_plain(self, parts: list[str]) -> None:
+        for i, part in enumerate(parts):
+            if (
+                i == 0
+                and self._preview_id is not None
+                and await self._edit_final(self._preview_id, part, None)
+            ):
+                continue
+            await self._send_final(part, None, quote=i == 0)
+
+    async def _send_final(self, text: str, mode: str | None, *, quote: bool) -> None:
+        try:
+            await self._send(text, mode, optional=False, quote=quote)
+        except BadRequest as exc:
+            if mode is None or not _is_parse_error(exc):
+                raise
+            log.info("telegram.plain_fallback", chat_id=self._chat_id, error=exc.message)
+            await self._send(telegram_plain(text), None, optional=False, quote=quote)
+
+    async def _edit_final(self, message_id: int, text: str, mode: str | None) -> bool:
+        """Edit the preview into the final part; False when it is gone and a new message is needed."""
+        try:
+            return await self._edit(message_id, text, mode, optional=False)
+        except BadRequest as exc:
+            if mode is not None and _is_parse_error(exc):
+                log.info("telegram.plain_fallback", chat_id=self._chat_id, error=exc.message)
+                try:
+                    return await self._edit(message_id, telegram_plain(text), None, optional=False)
+                except BadRequest as again:
+                    if _gone(again):
+                        return False
+                    raise
+            if _gone(exc):
+                return False
+            raise
+
+    # ------------------------------------------------------------------------- Bot API calls
+
+    async def _send(self, text: str, mode: str | None, *, optional: bool, quote: bool) -> Message | None:
+        reply = None
+        if quote and self._target.reply_to is not None:
+            reply = ReplyParameters(self._target.reply_to, allow_sending_without_reply=True)
+
+        def send() -> Awaitable[Message]:
+            return self._bot.send_message(
+                self._chat_id,
+                text,
+                parse_mode=mode,
+                message_thread_id=self._target.thread_id,
+                reply_parameters=reply,
+                link_preview_options=_NO_PREVIEW,
+            )
+
+        message: Message | None = await self._migrating(
+            lambda: self._outbox.call(self._chat_id, send, optional=optional)
+        )
+        return message
+
+    async def _edit(self, message_id: int, text: str, mode: str | None, *, optional: bool) -> bool:
+        def edit() -> Awaitable[Message | bool]:
+            return self._bot.edit_message_text(
+                text, self._chat_id, message_id, parse_mode=mode, link_preview_options=_NO_PREVIEW
+            )
+
+        try:
+            result = await self._migrating(lambda: self._outbox.call(self._chat_id, edit, optional=optional))
+        except BadRequest as exc:
+            if _not_modified(exc):
+                return True
+            raise
+        return result is not None
+
+    async def _migrating(self, call: Callable[[], Awaitable[Any]]) -> Any:
+        try:
+            return await call()
+        except ChatMigrated as exc:
+            # The group became a supergroup while we answered: answer there.
+            self._chat_id = exc.new_chat_id
+            self._preview_id = None
+            return await call()

@@ -1,0 +1,183 @@
+"""Telegram updates turned into platform-neutral ``Incoming`` messages (pure: no network)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from telegram import Message, MessageEntity, PhotoSize, Update
+from telegram.constants import ChatType
+
+from bot.commands import COMMANDS
+from bot.config import TelegramSettings
+from bot.domain import Incoming, MessageKind, Platform
+
+# Content the bot cannot pass to Gemini: answered with the engine's "unsupported" notice.
+_UNSUPPORTED_FIELDS = (
+    "sticker",
+    "voice",
+    "audio",
+    "document",
+    "video",
+    "video_note",
+    "animation",
+    "location",
+    "venue",
+    "contact",
+    "poll",
+    "dice",
+    "game",
+    "story",
+    "invoice",
+    "paid_media",
+    "checklist",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class BotIdentity:
+    """Who the bot is on Telegram (from getMe)."""
+
+    id: int
+    username: str
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Where and how one answer is shown."""
+
+    chat_id: int
+    is_private: bool
+    thread_id: int | None = None
+    reply_to: int | None = None  # the user's message, quoted in groups
+    draft_id: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Normalized:
+    """An update the engine should see, where to answer it, and the photo to fetch first (if any)."""
+
+    incoming: Incoming
+    target: Target
+    photo: PhotoSize | None = None
+
+
+def ordering_key(update: object) -> tuple[int, int] | None:
+    """The conversation an update belongs to (chat and forum topic), for in-order processing."""
+    if not isinstance(update, Update) or update.effective_chat is None:
+        return None
+    message = update.effective_message
+    thread = message.message_thread_id if message is not None and message.is_topic_message else None
+    return (update.effective_chat.id, thread or 0)
+
+
+def normalize(update: Update, me: BotIdentity, settings: TelegramSettings) -> Normalized | None:
+    """The ``Incoming`` for a new user message, or None for anything the bot does not answer.
+
+    Ignored: edits, channel posts, other bots, service messages, and commands addressed to another bot
+    (``/cmd@other_bot``, or in groups a bare command the bot does not have).
+    """
+    message = update.message
+    if message is None or message.from_user is None or message.from_user.is_bot:
+        return None
+    chat = message.chat
+    private = chat.type == ChatType.PRIVATE
+    text = message.text if message.text is not None else (message.caption or "")
+    entities = message.entities if message.text is not None else message.caption_entities
+
+    command: str | None = None
+    command_args = ""
+    first = entities[0] if entities else None
+    if first is not None and first.type == MessageEntity.BOT_COMMAND and first.offset == 0:
+        token = _entity_text(message, first)
+        name, _, addressee = token[1:].partition("@")
+        if addressee and addressee.lower() != me.username.lower():
+            return None
+        name = name.lower()
+        if not private and not addressee and name not in COMMANDS:
+            return None
+        command = name
+        command_args = text[len(token) :].strip()
+
+    mentioned = any(_mentions(message, entity, me) for entity in entities)
+    replied = message.reply_to_message
+    reply_to_bot = replied is not None and replied.from_user is not None and replied.from_user.id == me.id
+    addressed = private or command is not None or mentioned or reply_to_bot or settings.group_trigger == "all"
+
+    photo_sizes = message.photo
+    if not photo_sizes and replied is not None and replied.photo and text.strip():
+        photo_sizes = replied.photo  # "what is in this picture?" as a reply to a photo
+    kind = MessageKind.TEXT
+    if command is None:
+        text = _strip_mention(text, me.username)
+        if message.photo:
+            if not text.strip():
+                text = settings.photo_prompt
+        elif any(getattr(message, name, None) for name in _UNSUPPORTED_FIELDS):
+            kind = MessageKind.UNSUPPORTED  # also with a caption: the content itself cannot be passed on
+        elif message.text is None and message.caption is None:
+            return None  # a service message: members joined, title changed, pinned...
+
+    user = message.from_user
+    topic = message.message_thread_id if message.is_topic_message else None
+    incoming = Incoming(
+        platform=Platform.TELEGRAM,
+        chat_key=str(chat.id),
+        thread_key=str(topic) if topic else "",
+        user_id=str(user.id),
+        user_name=user.first_name or user.username or str(user.id),
+        text=text if command is None else command_args,
+        event_id=f"{chat.id}:{message.message_id}",
+        is_private=private,
+        addressed_to_bot=addressed,
+        language=user.language_code,
+        command=command,
+        command_args=command_args,
+        kind=kind,
+        reply_ids={"chat_id": str(chat.id), "message_id": str(message.message_id)},
+    )
+    target = Target(
+        chat_id=chat.id,
+        is_private=private,
+        thread_id=topic,
+        reply_to=None if private else message.message_id,
+        draft_id=message.message_id,
+    )
+    photo = (
+        pick_photo(photo_sizes, settings.photo_max_bytes)
+        if photo_sizes and kind is MessageKind.TEXT
+        else None
+    )
+    return Normalized(incoming, target, photo)
+
+
+def pick_photo(sizes: tuple[PhotoSize, ...], max_bytes: int) -> PhotoSize | None:
+    """The largest size whose known byte size is under ``max_bytes`` (else the smallest one)."""
+    if not sizes:
+        return None
+    fitting = [s for s in sizes if s.file_size is not None and s.file_size <= max_bytes]
+    if fitting:
+        return max(fitting, key=lambda s: (s.width * s.height, s.file_size or 0))
+    return min(sizes, key=lambda s: (s.file_size or 0, s.width * s.height))
+
+
+def _entity_text(message: Message, entity: MessageEntity) -> str:
+    # Offsets are UTF-16 code units; PTB's parse_* helpers convert them.
+    if message.text is not None:
+        return message.parse_entity(entity)
+    return message.parse_caption_entity(entity)
+
+
+def _mentions(message: Message, entity: MessageEntity, me: BotIdentity) -> bool:
+    if entity.type == MessageEntity.MENTION:
+        return _entity_text(message, entity).lower() == f"@{me.username.lower()}"
+    if entity.type == MessageEntity.TEXT_MENTION:
+        return entity.user is not None and entity.user.id == me.id
+    return False
+
+
+def _strip_mention(text: str, username: str) -> str:
+    """The text without the bot's @mention at its start or end (mid-sentence mentions stay)."""
+    name = re.escape(username)
+    text = re.sub(rf"^\s*@{name}\b[\s,:;.!?-]*", "", text, flags=re.IGNORECASE)
+    return re.sub(rf"[\s,]*@{name}\s*$", "", text, flags=re.IGNORECASE)

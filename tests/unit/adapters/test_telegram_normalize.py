@@ -1,0 +1,168 @@
+"""Telegram updates -> Incoming: who is addressed, commands, topics, media, and what is ignored."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from telegram import Update
+
+from adapters.telegram.normalize import BotIdentity, normalize, ordering_key, pick_photo
+from bot.config import TelegramSettings
+from bot.domain import MessageKind
+from tests.fakes.telegram import TelegramEmulator
+
+ME = BotIdentity(id=7012345678, username="gembot_test_bot")
+tg = TelegramEmulator()
+ANN = tg.user(111, "Ann", "ann", "de")
+BOT = tg.bot_user
+
+
+def update(message: dict[str, Any], key: str = "message") -> Update:
+    return Update.de_json({"update_id": 1, key: message}, None)
+
+
+def msg(chat: dict[str, Any], text: str | None = None, **kwargs: Any) -> dict[str, Any]:
+    return tg._user_message(
+        chat,
+        kwargs.pop("user", ANN),
+        text,
+        kwargs.pop("reply_to", None),
+        kwargs.pop("thread_id", None),
+        kwargs.pop("photo", None),
+        kwargs.pop("caption", None),
+        kwargs.pop("kind", None),
+        kwargs or None,
+    )
+
+
+def settings(**overrides: Any) -> TelegramSettings:
+    return TelegramSettings(**overrides)
+
+
+def test_private_text() -> None:
+    chat = tg.private_chat(ANN)
+    result = normalize(update(msg(chat, "hello")), ME, settings())
+    assert result is not None
+    incoming = result.incoming
+    assert (incoming.chat_key, incoming.thread_key, incoming.user_id) == ("111", "", "111")
+    assert incoming.is_private and incoming.addressed_to_bot
+    assert (incoming.user_name, incoming.language, incoming.text) == ("Ann", "de", "hello")
+    assert incoming.event_id == f"111:{result.target.draft_id}"
+    assert result.target.reply_to is None
+
+
+def test_group_needs_a_mention_unless_trigger_all() -> None:
+    group = tg.group(-5, "G")
+    plain = normalize(update(msg(group, "just talking")), ME, settings())
+    assert plain is not None and not plain.incoming.addressed_to_bot
+    everything = normalize(update(msg(group, "just talking")), ME, settings(group_trigger="all"))
+    assert everything is not None and everything.incoming.addressed_to_bot
+    other = normalize(update(msg(group, "@someone_else hi")), ME, settings())
+    assert other is not None and not other.incoming.addressed_to_bot
+
+
+def test_mention_offsets_are_utf16_and_the_mention_is_stripped() -> None:
+    group = tg.group(-5, "G")
+    result = normalize(update(msg(group, "👨‍👩‍👧 @GemBot_Test_Bot what now?")), ME, settings())
+    assert result is not None and result.incoming.addressed_to_bot
+    leading = normalize(update(msg(group, "@gembot_test_bot, what now?")), ME, settings())
+    assert leading is not None and leading.incoming.text == "what now?"
+    assert leading.target.reply_to is not None
+
+
+def test_text_mention_of_the_bot() -> None:
+    group = tg.group(-5, "G")
+    message = msg(
+        group, "Gembot help", entities=[{"type": "text_mention", "offset": 0, "length": 6, "user": BOT}]
+    )
+    result = normalize(update(message), ME, settings())
+    assert result is not None and result.incoming.addressed_to_bot
+
+
+def test_reply_to_the_bot_addresses_it() -> None:
+    group = tg.group(-5, "G")
+    bot_message = {"message_id": 99, "date": 0, "chat": group, "from": BOT, "text": "earlier answer"}
+    result = normalize(update(msg(group, "thanks", reply_to=bot_message)), ME, settings())
+    assert result is not None and result.incoming.addressed_to_bot
+
+
+@pytest.mark.parametrize(
+    ("text", "command", "args"),
+    [
+        ("/reset", "reset", ""),
+        ("/Help@gembot_test_bot please", "help", "please"),
+        ("/stats now", "stats", "now"),
+    ],
+)
+def test_commands_for_this_bot(text: str, command: str, args: str) -> None:
+    result = normalize(update(msg(tg.group(-5, "G"), text)), ME, settings())
+    assert result is not None
+    assert (result.incoming.command, result.incoming.command_args) == (command, args)
+
+
+def test_commands_for_other_bots_are_ignored() -> None:
+    group = tg.group(-5, "G")
+    assert normalize(update(msg(group, "/help@other_bot")), ME, settings()) is None
+    assert normalize(update(msg(group, "/weather")), ME, settings()) is None  # not ours, no addressee
+    private = normalize(update(msg(tg.private_chat(ANN), "/weather")), ME, settings())
+    assert private is not None and private.incoming.command == "weather"  # the engine says it is unknown
+
+
+def test_forum_topic_is_its_own_conversation() -> None:
+    forum = tg.group(-100, "F", forum=True)
+    result = normalize(update(msg(forum, "@gembot_test_bot hi", thread_id=42)), ME, settings())
+    assert result is not None
+    assert result.incoming.thread_key == "42" and result.target.thread_id == 42
+    assert ordering_key(update(msg(forum, "x", thread_id=42))) == (-100, 42)
+    # In a plain supergroup a reply thread is not a topic.
+    group = tg.group(-101, "S", supergroup=True)
+    reply = normalize(update(msg(group, "@gembot_test_bot hi", thread_id=7)), ME, settings())
+    assert reply is not None and reply.incoming.thread_key == ""
+
+
+@pytest.mark.parametrize("kind", ["sticker", "voice", "document", "video", "location"])
+def test_unsupported_kinds(kind: str) -> None:
+    result = normalize(update(msg(tg.private_chat(ANN), kind=kind)), ME, settings())
+    assert result is not None and result.incoming.kind is MessageKind.UNSUPPORTED
+
+
+def test_sticker_in_a_group_is_not_addressed() -> None:
+    result = normalize(update(msg(tg.group(-5, "G"), kind="sticker")), ME, settings())
+    assert result is not None and not result.incoming.addressed_to_bot
+
+
+def test_photo_with_and_without_caption() -> None:
+    chat = tg.private_chat(ANN)
+    captioned = normalize(
+        update(msg(chat, photo=[b"s", b"m" * 10, b"l" * 100], caption="what?")), ME, settings()
+    )
+    assert captioned is not None and captioned.incoming.text == "what?"
+    assert captioned.photo is not None and captioned.photo.file_size == 100
+    capped = normalize(
+        update(msg(chat, photo=[b"s", b"m" * 10, b"l" * 100])), ME, settings(photo_max_bytes=50)
+    )
+    assert capped is not None and capped.photo is not None and capped.photo.file_size == 10
+    assert capped.incoming.text == "Describe this picture."
+
+
+def test_reply_to_a_photo_sends_that_photo() -> None:
+    chat = tg.private_chat(ANN)
+    photo_message = msg(chat, photo=[b"p" * 5])
+    result = normalize(update(msg(chat, "and this?", reply_to=photo_message)), ME, settings())
+    assert result is not None and result.photo is not None and result.incoming.text == "and this?"
+
+
+def test_ignored_updates() -> None:
+    chat = tg.private_chat(ANN)
+    assert normalize(update(msg(chat, "edited"), key="edited_message"), ME, settings()) is None
+    assert (
+        normalize(update(msg(chat, "from a bot", user=dict(BOT, id=5, username="x_bot"))), ME, settings())
+        is None
+    )
+    service = msg(tg.group(-5, "G"), new_chat_title="Renamed")
+    assert normalize(update(service), ME, settings()) is None
+
+
+def test_pick_photo_without_sizes() -> None:
+    assert pick_photo((), 10) is None
