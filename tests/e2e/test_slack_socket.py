@@ -1,0 +1,79 @@
+"""``gembot run`` in Slack socket mode: apps.connections.open, then envelopes over the emulated WebSocket."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+
+from tests.conftest import API_KEY, base_config
+from tests.e2e.test_slack import free_port, start_gembot, stop_gembot
+from tests.fakes.gemini import GeminiEmulator
+from tests.fakes.slack import (
+    APP_TOKEN,
+    BOT_TOKEN,
+    TEAM_ID,
+    SlackEmulator,
+    event_callback,
+    mention_event,
+    new_ts,
+)
+
+pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def emulators() -> AsyncIterator[tuple[GeminiEmulator, SlackEmulator]]:
+    async with GeminiEmulator(api_key=API_KEY) as gemini, SlackEmulator() as slack:
+        yield gemini, slack
+
+
+async def test_socket_mode_events_and_commands(
+    emulators: tuple[GeminiEmulator, SlackEmulator], tmp_path: Path
+) -> None:
+    gemini, slack = emulators
+    config = base_config(tmp_path / "data" / "gembot.db", gemini.base_url)
+    config["server"]["port"] = free_port()
+    config["logging"] = {"level": "INFO", "format": "json"}
+    config["slack"] = {
+        "enabled": True,
+        "mode": "socket",
+        "bot_token": "${SLACK_BOT_TOKEN}",
+        "app_token": "${SLACK_APP_TOKEN}",
+        "base_url": slack.api_url,
+        "update_interval": "100ms",
+    }
+    env = {"GEMINI_API_KEY": API_KEY, "SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_APP_TOKEN": APP_TOKEN}
+    bot = await start_gembot(tmp_path, config, env)  # /readyz waits for the WebSocket
+    try:
+        await slack.wait_socket()
+        assert slack.called("apps.connections.open")
+
+        ts = new_ts()
+        body = event_callback(mention_event("over the socket", channel="CSOCK", user="U1", ts=ts))
+        first = await slack.send_envelope(body)
+        again = await slack.send_envelope(body, retry_attempt=1, retry_reason="timeout")
+        await slack.wait_for(lambda: first in slack.acks and again in slack.acks)
+        await slack.wait_for(lambda: (m := slack.thread("CSOCK", ts)) and not m[0].streaming)
+        assert slack.texts("CSOCK", ts) == ["echo: name-u1: over the socket"]
+
+        command = {
+            "team_id": TEAM_ID,
+            "channel_id": "DSOCK",
+            "channel_name": "directmessage",
+            "user_id": "U1",
+            "command": "/gembot",
+            "text": "help",
+            "response_url": slack.response_url("socket-help"),
+            "trigger_id": "1.2.socket",
+        }
+        envelope = await slack.send_envelope(command, kind="slash_commands")
+        await slack.wait_for(lambda: envelope in slack.acks and slack.responses)
+        assert "Google Gemini" in slack.responses[0][1]["text"]
+        assert len(gemini.requests) == 1
+    finally:
+        log = await stop_gembot(bot)
+    assert APP_TOKEN not in log and BOT_TOKEN not in log
+    assert "Traceback" not in log, log

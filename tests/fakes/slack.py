@@ -1,0 +1,671 @@
+"""An emulator of the Slack Web API and Socket Mode (aiohttp, 127.0.0.1).
+
+Built from shared/reference/telegram-slack.md.
+
+Typical use::
+
+    async with SlackEmulator() as slack:
+        client = AsyncWebClient(token=BOT_TOKEN, base_url=slack.api_url)
+        ...
+        async with EventSender(f"http://127.0.0.1:{port}/slack/events") as sender:
+            status, _ = await sender.event(mention_event("hi", channel="C1", user="U1"))
+        await slack.wait_for(lambda: slack.thread("C1", ts))
+
+Arguments are merged from the query string, a form body and a JSON body. Every call is recorded in
+``calls``. Errors are Slack's: HTTP 200 with ``{"ok": false, "error": ...}``, and HTTP 429 with
+``Retry-After`` for scripted rate limits. Messages the bot posts, edits, streams and deletes are kept in
+``messages``; slash-command ``response_url`` posts land in ``responses``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import itertools
+import json
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+import aiohttp
+from aiohttp import web
+
+BOT_TOKEN = "xoxb-1111-2222-emulatortoken"
+APP_TOKEN = "xapp-1-A0TEST-3333-emulatorapptoken"
+SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
+TEAM_ID = "T0TEST"
+APP_ID = "A0TEST"
+BOT_USER_ID = "UBOT0001"
+BOT_ID = "BBOT0001"
+TEXT_LIMIT = 40_000  # chat.postMessage/update text; longer is msg_too_long
+STREAM_TEXT_LIMIT = 12_000  # markdown_text per chat.*Stream call
+
+_ts_counter = itertools.count(1)
+
+
+def new_ts() -> str:
+    """A fresh, increasing Slack timestamp."""
+    return f"{int(time.time())}.{next(_ts_counter):06d}"
+
+
+# ------------------------------------------------------------------------------------------ payloads
+
+
+def event_callback(
+    event: dict[str, Any], *, event_id: str | None = None, team_id: str = TEAM_ID
+) -> dict[str, Any]:
+    """The Events API envelope around ``event``."""
+    return {
+        "token": "legacy-verification-token",
+        "team_id": team_id,
+        "api_app_id": APP_ID,
+        "event": event,
+        "type": "event_callback",
+        "event_id": event_id or f"Ev{uuid.uuid4().hex[:10].upper()}",
+        "event_time": int(time.time()),
+        "authorizations": [{"team_id": team_id, "user_id": BOT_USER_ID, "is_bot": True}],
+    }
+
+
+def mention_event(
+    text: str, *, channel: str, user: str, ts: str | None = None, thread_ts: str | None = None
+) -> dict[str, Any]:
+    """An ``app_mention`` whose text starts with the bot's mention."""
+    ts = ts or new_ts()
+    event: dict[str, Any] = {
+        "type": "app_mention",
+        "user": user,
+        "text": f"<@{BOT_USER_ID}> {text}",
+        "ts": ts,
+        "channel": channel,
+        "event_ts": ts,
+        "team": TEAM_ID,
+    }
+    if thread_ts:
+        event["thread_ts"] = thread_ts
+    return event
+
+
+def message_event(
+    text: str,
+    *,
+    channel: str,
+    user: str | None,
+    ts: str | None = None,
+    thread_ts: str | None = None,
+    channel_type: str | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """A ``message`` event (``message.channels``/``.im``...); ``extra`` adds bot_id, subtype, files..."""
+    ts = ts or new_ts()
+    event: dict[str, Any] = {
+        "type": "message",
+        "text": text,
+        "ts": ts,
+        "channel": channel,
+        "event_ts": ts,
+        "channel_type": channel_type or ("im" if channel.startswith("D") else "channel"),
+        "team": TEAM_ID,
+    }
+    if user is not None:
+        event["user"] = user
+    if thread_ts:
+        event["thread_ts"] = thread_ts
+    event.update(extra)
+    return event
+
+
+def signature(secret: str, timestamp: str, body: bytes) -> str:
+    """``X-Slack-Signature`` for ``body`` sent at ``timestamp``."""
+    base = b"v0:" + timestamp.encode() + b":" + body
+    return "v0=" + hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
+
+
+class EventSender:
+    """Sends signed Events API and slash-command requests, as Slack does, to an app's request URL."""
+
+    def __init__(self, url: str, signing_secret: str = SIGNING_SECRET) -> None:
+        self.url = url
+        self.signing_secret = signing_secret
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> EventSender:
+        self._session = aiohttp.ClientSession()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    async def post(
+        self,
+        body: bytes,
+        content_type: str,
+        *,
+        retry_num: int | None = None,
+        retry_reason: str = "http_timeout",
+        timestamp: int | None = None,
+        secret: str | None = None,
+    ) -> tuple[int, str]:
+        """POST ``body`` signed with ``secret`` (default: the right one) at ``timestamp`` (default: now)."""
+        assert self._session is not None, "use `async with EventSender(...)`"
+        stamp = str(timestamp if timestamp is not None else int(time.time()))
+        headers = {
+            "Content-Type": content_type,
+            "X-Slack-Request-Timestamp": stamp,
+            "X-Slack-Signature": signature(
+                secret if secret is not None else self.signing_secret, stamp, body
+            ),
+            "User-Agent": "Slackbot 1.0 (+https://api.slack.com/robots)",
+        }
+        if retry_num is not None:
+            headers["X-Slack-Retry-Num"] = str(retry_num)
+            headers["X-Slack-Retry-Reason"] = retry_reason
+        async with self._session.post(self.url, data=body, headers=headers) as response:
+            return response.status, await response.text()
+
+    async def event(
+        self,
+        event: dict[str, Any],
+        *,
+        event_id: str | None = None,
+        envelope: dict[str, Any] | None = None,
+        **options: Any,
+    ) -> tuple[int, str]:
+        """Deliver ``event`` (wrapped in an event_callback unless ``envelope`` is given)."""
+        payload = envelope if envelope is not None else event_callback(event, event_id=event_id)
+        return await self.post(json.dumps(payload).encode(), "application/json", **options)
+
+    async def command(
+        self,
+        text: str,
+        *,
+        user: str,
+        channel: str,
+        response_url: str,
+        command: str = "/gembot",
+        channel_name: str | None = None,
+        **options: Any,
+    ) -> tuple[int, str]:
+        """Invoke a slash command, form-encoded as Slack sends it."""
+        form = {
+            "token": "legacy-verification-token",
+            "team_id": TEAM_ID,
+            "team_domain": "emulated",
+            "channel_id": channel,
+            "channel_name": channel_name or ("directmessage" if channel.startswith("D") else "general"),
+            "user_id": user,
+            "user_name": f"name-{user.lower()}",
+            "command": command,
+            "text": text,
+            "api_app_id": APP_ID,
+            "is_enterprise_install": "false",
+            "response_url": response_url,
+            "trigger_id": f"{uuid.uuid4().int % 10**12}.{uuid.uuid4().hex[:12]}",
+        }
+        return await self.post(urlencode(form).encode(), "application/x-www-form-urlencoded", **options)
+
+
+# ------------------------------------------------------------------------------------------ emulator
+
+
+@dataclass
+class Call:
+    """One Web API call as received."""
+
+    method: str
+    args: dict[str, Any]
+    status: int
+    error: str | None
+    at: float
+
+
+@dataclass
+class Message:
+    """A message the bot posted (``kind`` "message" or "stream")."""
+
+    channel: str
+    ts: str
+    text: str
+    thread_ts: str | None
+    kind: str = "message"
+    streaming: bool = False
+    edits: int = 0
+    deleted: bool = False
+    history: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Ephemeral:
+    """A chat.postEphemeral message."""
+
+    channel: str
+    user: str
+    text: str
+    thread_ts: str | None
+
+
+class SlackEmulator:
+    """The Slack Web API on 127.0.0.1 (see the module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        bot_token: str = BOT_TOKEN,
+        app_token: str = APP_TOKEN,
+        text_limit: int = TEXT_LIMIT,
+        host: str = "127.0.0.1",
+    ) -> None:
+        self.bot_token = bot_token
+        self.app_token = app_token
+        self.text_limit = text_limit
+        self.host = host
+        self.port = 0
+        self.base_url = ""
+        self.calls: list[Call] = []
+        self.messages: list[Message] = []
+        self.ephemerals: list[Ephemeral] = []
+        self.responses: list[tuple[str, dict[str, Any]]] = []
+        self.statuses: list[dict[str, Any]] = []
+        self.reactions: set[tuple[str, str, str]] = set()
+        self.users: dict[str, dict[str, Any]] = {}
+        self.acks: dict[str, dict[str, Any]] = {}
+        self._rate_limits: dict[str, list[int]] = {}
+        self._failures: dict[str, tuple[str, int | None]] = {}
+        self._sockets: list[web.WebSocketResponse] = []
+        self._changed = asyncio.Event()
+        self._runner: web.AppRunner | None = None
+
+    # -- lifecycle
+
+    async def start(self) -> str:
+        """Serve; returns the base URL (``http://127.0.0.1:PORT``); the Web API is under ``/api/``."""
+        app = web.Application()
+        app.router.add_route("*", "/api/{method}", self._api)
+        app.router.add_get("/socket", self._socket)
+        app.router.add_post("/response/{key}", self._response)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, 0)
+        await site.start()
+        self.port = int(self._runner.addresses[0][1])
+        self.base_url = f"http://{self.host}:{self.port}"
+        return self.base_url
+
+    async def stop(self) -> None:
+        """Close sockets and stop serving."""
+        for ws in list(self._sockets):
+            await ws.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> SlackEmulator:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+
+    @property
+    def api_url(self) -> str:
+        """What ``slack.base_url`` should be."""
+        return f"{self.base_url}/api/"
+
+    def response_url(self, key: str = "") -> str:
+        """A slash command ``response_url`` that lands in :attr:`responses`."""
+        return f"{self.base_url}/response/{key or uuid.uuid4().hex}"
+
+    # -- scripting
+
+    def rate_limit(self, method: str, times: int = 1, retry_after: int = 1) -> None:
+        """The next ``times`` calls of ``method`` get HTTP 429 with ``Retry-After: retry_after``."""
+        self._rate_limits.setdefault(method, []).extend([retry_after] * times)
+
+    def fail(self, method: str, error: str, times: int | None = None) -> None:
+        """Answer ``method`` with ``{"ok": false, "error": error}`` (``times`` calls, or forever)."""
+        self._failures[method] = (error, times)
+
+    def clear(self) -> None:
+        """Forget calls, messages and scripted behaviour (sockets stay open)."""
+        self.calls.clear()
+        self.messages.clear()
+        self.ephemerals.clear()
+        self.responses.clear()
+        self.statuses.clear()
+        self.acks.clear()
+        self._rate_limits.clear()
+        self._failures.clear()
+
+    # -- inspection
+
+    def called(self, method: str) -> list[Call]:
+        """Calls of ``method`` (rate-limited and failed ones included)."""
+        return [c for c in self.calls if c.method == method]
+
+    def thread(self, channel: str, thread_ts: str | None) -> list[Message]:
+        """The bot's visible messages in a thread (``thread_ts=None``: the channel's top level)."""
+        return [
+            m for m in self.messages if m.channel == channel and m.thread_ts == thread_ts and not m.deleted
+        ]
+
+    def texts(self, channel: str, thread_ts: str | None) -> list[str]:
+        """The texts of :meth:`thread`."""
+        return [m.text for m in self.thread(channel, thread_ts)]
+
+    async def wait_for(self, condition: Callable[[], Any], timeout: float = 15.0) -> Any:  # noqa: ASYNC109
+        """Wait until ``condition()`` is truthy (re-checked whenever a call arrives); returns its value."""
+        deadline = time.monotonic() + timeout
+        while True:
+            value = condition()
+            if value:
+                return value
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(
+                    "condition not met; calls: " + ", ".join(c.method for c in self.calls[-30:])
+                )
+            self._changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), timeout=min(remaining, 0.1))
+
+    # -- socket mode
+
+    async def wait_socket(self, timeout: float = 15.0) -> None:  # noqa: ASYNC109
+        """Wait until a Socket Mode client is connected."""
+        await self.wait_for(lambda: self._sockets, timeout)
+
+    async def send_envelope(
+        self,
+        payload: dict[str, Any],
+        *,
+        kind: str = "events_api",
+        retry_attempt: int = 0,
+        retry_reason: str = "",
+    ) -> str:
+        """Push one envelope to the newest socket; returns its envelope_id (acks land in :attr:`acks`)."""
+        envelope_id = str(uuid.uuid4())
+        envelope = {
+            "envelope_id": envelope_id,
+            "type": kind,
+            "payload": payload,
+            "accepts_response_payload": kind != "events_api",
+            "retry_attempt": retry_attempt,
+            "retry_reason": retry_reason,
+        }
+        await self._sockets[-1].send_str(json.dumps(envelope))
+        return envelope_id
+
+    async def _socket(self, request: web.Request) -> web.StreamResponse:
+        ws = web.WebSocketResponse(autoping=True)
+        await ws.prepare(request)
+        self._sockets.append(ws)
+        self._notify()
+        await ws.send_str(
+            json.dumps(
+                {
+                    "type": "hello",
+                    "num_connections": len(self._sockets),
+                    "debug_info": {"host": "emulator", "approximate_connection_time": 18060},
+                    "connection_info": {"app_id": APP_ID},
+                }
+            )
+        )
+        try:
+            async for msg in ws:
+                if msg.type == aiohttp.WSMsgType.TEXT:
+                    data = json.loads(msg.data)
+                    if isinstance(data, dict) and "envelope_id" in data:
+                        self.acks[str(data["envelope_id"])] = data
+                        self._notify()
+        finally:
+            self._sockets.remove(ws)
+        return ws
+
+    # -- HTTP
+
+    async def _response(self, request: web.Request) -> web.Response:
+        self.responses.append((request.match_info["key"], await request.json()))
+        self._notify()
+        return web.Response(text="ok")
+
+    def _notify(self) -> None:
+        self._changed.set()
+
+    async def _args(self, request: web.Request) -> dict[str, Any]:
+        args: dict[str, Any] = dict(request.query)
+        raw = await request.read()
+        ctype = request.content_type
+        if raw and ctype == "application/json":
+            body = json.loads(raw)
+            if isinstance(body, dict):
+                args.update(body)
+        elif raw and ctype == "application/x-www-form-urlencoded":
+            args.update(dict(parse_qsl(raw.decode(), keep_blank_values=True)))
+        elif ctype.startswith("multipart/"):
+            form = await request.post()
+            args.update({k: v for k, v in form.items() if isinstance(v, str)})
+        return args
+
+    async def _api(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        args = await self._args(request)
+        auth = request.headers.get("Authorization", "")
+        token = (
+            auth.removeprefix("Bearer ").strip() if auth.startswith("Bearer ") else str(args.get("token", ""))
+        )
+        status, body, headers = self._dispatch(method, args, token)
+        self.calls.append(
+            Call(method, args, status, None if body.get("ok") else body.get("error"), time.time())
+        )
+        self._notify()
+        return web.json_response(body, status=status, headers=headers)
+
+    def _dispatch(
+        self, method: str, args: dict[str, Any], token: str
+    ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        limits = self._rate_limits.get(method)
+        if limits:
+            retry_after = limits.pop(0)
+            return 429, {"ok": False, "error": "ratelimited"}, {"Retry-After": str(retry_after)}
+        if not token:
+            return 200, {"ok": False, "error": "not_authed"}, {}
+        wanted = self.app_token if method == "apps.connections.open" else self.bot_token
+        if token != wanted:
+            error = "not_allowed_token_type" if token in (self.app_token, self.bot_token) else "invalid_auth"
+            return 200, {"ok": False, "error": error}, {}
+        failure = self._failures.get(method)
+        if failure is not None:
+            error, times = failure
+            if times is not None:
+                if times <= 1:
+                    del self._failures[method]
+                else:
+                    self._failures[method] = (error, times - 1)
+            return 200, {"ok": False, "error": error}, {}
+        handler = getattr(self, "m_" + method.replace(".", "_"), None)
+        if handler is None:
+            return 200, {"ok": False, "error": "unknown_method", "req_method": method}, {}
+        result: dict[str, Any] = handler(args)
+        return 200, result, {}
+
+    # -- methods (m_<method with dots as underscores>)
+
+    def m_auth_test(self, _args: Mapping[str, Any]) -> dict[str, Any]:
+        return {
+            "ok": True,
+            "url": "https://emulated.slack.com/",
+            "team": "Emulated",
+            "user": "gembot",
+            "team_id": TEAM_ID,
+            "user_id": BOT_USER_ID,
+            "bot_id": BOT_ID,
+            "is_enterprise_install": False,
+        }
+
+    def m_apps_connections_open(self, _args: Mapping[str, Any]) -> dict[str, Any]:
+        return {"ok": True, "url": f"ws://{self.host}:{self.port}/socket?ticket={uuid.uuid4()}"}
+
+    def m_users_info(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        user = str(args.get("user", ""))
+        if not user.startswith(("U", "W")):
+            return {"ok": False, "error": "user_not_found"}
+        profile = self.users.get(user, {})
+        name = profile.get("display_name", f"name-{user.lower()}")
+        return {
+            "ok": True,
+            "user": {
+                "id": user,
+                "name": name,
+                "real_name": profile.get("real_name", name),
+                "locale": profile.get("locale", "en-US"),
+                "profile": {"display_name": name, "real_name": profile.get("real_name", name)},
+                "is_bot": False,
+            },
+        }
+
+    def _find(self, channel: str, ts: str) -> Message | None:
+        for message in self.messages:
+            if message.channel == channel and message.ts == ts and not message.deleted:
+                return message
+        return None
+
+    def m_chat_postMessage(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        channel = str(args.get("channel", ""))
+        text = str(args.get("text") or args.get("markdown_text") or "")
+        if not channel:
+            return {"ok": False, "error": "channel_not_found"}
+        if not text and not args.get("blocks"):
+            return {"ok": False, "error": "no_text"}
+        if len(text) > self.text_limit:
+            return {"ok": False, "error": "msg_too_long"}
+        ts = new_ts()
+        thread_ts = str(args["thread_ts"]) if args.get("thread_ts") else None
+        self.messages.append(Message(channel, ts, text, thread_ts, history=[text]))
+        message = {"type": "message", "text": text, "user": BOT_USER_ID, "bot_id": BOT_ID, "ts": ts}
+        if thread_ts:
+            message["thread_ts"] = thread_ts
+        return {"ok": True, "channel": channel, "ts": ts, "message": message}
+
+    def m_chat_update(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        message = self._find(str(args.get("channel", "")), str(args.get("ts", "")))
+        if message is None:
+            return {"ok": False, "error": "message_not_found"}
+        text = str(args.get("text") or args.get("markdown_text") or "")
+        if not text and not args.get("blocks"):
+            return {"ok": False, "error": "no_text"}
+        if len(text) > self.text_limit:
+            return {"ok": False, "error": "msg_too_long"}
+        if message.streaming:
+            return {"ok": False, "error": "cant_update_message"}
+        message.text = text
+        message.edits += 1
+        message.history.append(text)
+        return {"ok": True, "channel": message.channel, "ts": message.ts, "text": text}
+
+    def m_chat_delete(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        message = self._find(str(args.get("channel", "")), str(args.get("ts", "")))
+        if message is None:
+            return {"ok": False, "error": "message_not_found"}
+        message.deleted = True
+        return {"ok": True, "channel": message.channel, "ts": message.ts}
+
+    def m_chat_postEphemeral(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        channel, user = str(args.get("channel", "")), str(args.get("user", ""))
+        if not channel or not user:
+            return {"ok": False, "error": "invalid_arguments"}
+        thread_ts = str(args["thread_ts"]) if args.get("thread_ts") else None
+        self.ephemerals.append(Ephemeral(channel, user, str(args.get("text", "")), thread_ts))
+        return {"ok": True, "message_ts": new_ts()}
+
+    @staticmethod
+    def _stream_text(args: Mapping[str, Any]) -> str:
+        text = str(args.get("markdown_text") or "")
+        chunks = args.get("chunks")
+        if isinstance(chunks, str):
+            chunks = json.loads(chunks)
+        for chunk in chunks or []:
+            if isinstance(chunk, dict) and chunk.get("type") == "markdown_text":
+                text += str(chunk.get("text", ""))
+        return text
+
+    def m_chat_startStream(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        channel, thread_ts = str(args.get("channel", "")), str(args.get("thread_ts", ""))
+        if not channel or not thread_ts:
+            return {"ok": False, "error": "invalid_arguments"}
+        if not channel.startswith("D") and not (
+            args.get("recipient_user_id") and args.get("recipient_team_id")
+        ):
+            return {"ok": False, "error": "missing_recipient_team_id"}
+        text = self._stream_text(args)
+        if len(text) > STREAM_TEXT_LIMIT:
+            return {"ok": False, "error": "msg_too_long"}
+        ts = new_ts()
+        self.messages.append(
+            Message(channel, ts, text, thread_ts, kind="stream", streaming=True, history=[text])
+        )
+        return {"ok": True, "channel": channel, "ts": ts}
+
+    def _streaming(self, args: Mapping[str, Any]) -> Message | dict[str, Any]:
+        message = self._find(str(args.get("channel", "")), str(args.get("ts", "")))
+        if message is None:
+            return {"ok": False, "error": "message_not_found"}
+        if not message.streaming:
+            return {"ok": False, "error": "message_not_in_streaming_state"}
+        text = self._stream_text(args)
+        if len(text) > STREAM_TEXT_LIMIT:
+            return {"ok": False, "error": "msg_too_long"}
+        message.text += text
+        message.history.append(text)
+        return message
+
+    def m_chat_appendStream(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        if not self._stream_text(args):
+            return {"ok": False, "error": "invalid_arguments"}
+        found = self._streaming(args)
+        if isinstance(found, dict):
+            return found
+        return {"ok": True, "channel": found.channel, "ts": found.ts}
+
+    def m_chat_stopStream(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        found = self._streaming(args)
+        if isinstance(found, dict):
+            return found
+        found.streaming = False
+        return {"ok": True, "channel": found.channel, "ts": found.ts, "message": {"text": found.text}}
+
+    def m_assistant_threads_setStatus(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        if not args.get("channel_id") or not args.get("thread_ts") or "status" not in args:
+            return {"ok": False, "error": "invalid_arguments"}
+        self.statuses.append(dict(args))
+        return {"ok": True}
+
+    def m_assistant_threads_setSuggestedPrompts(self, _args: Mapping[str, Any]) -> dict[str, Any]:
+        return {"ok": True}
+
+    def m_assistant_threads_setTitle(self, _args: Mapping[str, Any]) -> dict[str, Any]:
+        return {"ok": True}
+
+    def m_reactions_add(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        key = (str(args.get("channel", "")), str(args.get("timestamp", "")), str(args.get("name", "")))
+        if key in self.reactions:
+            return {"ok": False, "error": "already_reacted"}
+        self.reactions.add(key)
+        return {"ok": True}
+
+    def m_reactions_remove(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        key = (str(args.get("channel", "")), str(args.get("timestamp", "")), str(args.get("name", "")))
+        if key not in self.reactions:
+            return {"ok": False, "error": "no_reaction"}
+        self.reactions.discard(key)
+        return {"ok": True}

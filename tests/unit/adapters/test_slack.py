@@ -1,0 +1,363 @@
+"""The Slack adapter in-process: real Bolt, engine, SQLite and the Slack and Gemini emulators."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+from slack_bolt.request.async_request import AsyncBoltRequest
+
+from adapters.slack import SlackAdapter, _Reply, normalize_command, normalize_event
+from bot.app import App
+from bot.domain import Delta, Final, MessageKind, Notice, NoticeKind, ReplyEvent, Typing
+from tests.fakes.gemini import GeminiEmulator, Reply
+from tests.fakes.slack import (
+    BOT_ID,
+    BOT_TOKEN,
+    BOT_USER_ID,
+    SIGNING_SECRET,
+    SlackEmulator,
+    event_callback,
+    mention_event,
+    message_event,
+    new_ts,
+)
+
+AppFactory = Callable[..., Any]
+
+
+@pytest.fixture
+async def slack() -> AsyncIterator[SlackEmulator]:
+    async with SlackEmulator() as emulator:
+        yield emulator
+
+
+def slack_config(slack: SlackEmulator, **extra: Any) -> dict[str, Any]:
+    return {
+        "enabled": True,
+        "mode": "http",
+        "bot_token": BOT_TOKEN,
+        "signing_secret": SIGNING_SECRET,
+        "base_url": slack.api_url,
+        "admin_ids": ["UADMIN"],
+        "update_interval": "50ms",
+        **extra,
+    }
+
+
+class Harness:
+    """A started adapter fed through Bolt without signatures (socket-mode requests)."""
+
+    def __init__(self, app: App, adapter: SlackAdapter, slack: SlackEmulator) -> None:
+        self.app = app
+        self.adapter = adapter
+        self.slack = slack
+
+    async def deliver(self, event: dict[str, Any], **options: Any) -> int:
+        request = AsyncBoltRequest(body=event_callback(event, **options), mode="socket_mode")
+        response = await self.adapter.bolt.async_dispatch(request)
+        return int(response.status)
+
+    async def settle(self) -> None:
+        """Wait until every accepted job has been answered."""
+        idle = 0
+        for _ in range(1000):
+            await asyncio.sleep(0.02)
+            idle = idle + 1 if not self.adapter._tasks else 0
+            if idle >= 3:
+                return
+        raise AssertionError("jobs still running")
+
+
+@pytest.fixture
+async def harness_factory(app_factory: AppFactory, slack: SlackEmulator) -> AsyncIterator[Callable[..., Any]]:
+    adapters: list[SlackAdapter] = []
+
+    async def factory(**slack_extra: Any) -> Harness:
+        app = await app_factory(slack=slack_config(slack, **slack_extra))
+        adapter = SlackAdapter(app.settings.slack, app.engine, app.store)
+        adapters.append(adapter)
+        await adapter.start()
+        for _ in range(200):
+            if await adapter.ready() is None:
+                break
+            await asyncio.sleep(0.01)
+        return Harness(app, adapter, slack)
+
+    yield factory
+    for adapter in adapters:
+        await adapter.stop()
+
+
+# ------------------------------------------------------------------------------------- normalization
+
+
+def test_mention_in_channel_is_a_thread_conversation() -> None:
+    job = normalize_event(
+        event_callback(mention_event("  hello there", channel="C1", user="U1", ts="10.000001")), BOT_USER_ID
+    )
+    assert job is not None
+    assert job.incoming.text == "hello there"
+    assert (job.incoming.chat_key, job.incoming.thread_key, job.thread_ts) == ("C1", "10.000001", "10.000001")
+    assert job.incoming.addressed_to_bot and not job.incoming.is_private
+    assert job.incoming.event_id == "msg:C1:10.000001"
+
+
+def test_same_message_as_mention_and_channel_message_normalizes_alike() -> None:
+    mention = mention_event("hi", channel="C1", user="U1", ts="11.1", thread_ts="10.0")
+    plain = message_event(mention["text"], channel="C1", user="U1", ts="11.1", thread_ts="10.0")
+    a = normalize_event(event_callback(mention), BOT_USER_ID)
+    b = normalize_event(event_callback(plain), BOT_USER_ID)
+    assert a is not None and b is not None
+    assert a.incoming == b.incoming
+
+
+def test_dm_top_level_and_dm_thread() -> None:
+    top = normalize_event(event_callback(message_event("hi", channel="D1", user="U1", ts="5.0")), BOT_USER_ID)
+    assert top is not None and top.thread_ts is None and top.incoming.thread_key == ""
+    assert top.incoming.is_private and top.incoming.addressed_to_bot
+    threaded = normalize_event(
+        event_callback(message_event("hi", channel="D1", user="U1", ts="6.0", thread_ts="5.0")), BOT_USER_ID
+    )
+    assert threaded is not None and threaded.thread_ts == "5.0" and threaded.incoming.thread_key == "5.0"
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"bot_id": "B999"},
+        {"bot_id": BOT_ID},
+        {"subtype": "bot_message", "bot_id": "B1"},
+        {"subtype": "message_changed"},
+        {"subtype": "message_deleted"},
+        {"subtype": "channel_join"},
+    ],
+)
+def test_bots_edits_and_other_subtypes_are_ignored(extra: dict[str, Any]) -> None:
+    event = message_event("hi", channel="D1", user="U1", **extra)
+    assert normalize_event(event_callback(event), BOT_USER_ID) is None
+
+
+def test_own_messages_and_unaddressed_top_level_are_ignored() -> None:
+    own = message_event("hi", channel="D1", user=BOT_USER_ID)
+    assert normalize_event(event_callback(own), BOT_USER_ID) is None
+    chatter = message_event("hi all", channel="C1", user="U1")
+    assert normalize_event(event_callback(chatter), BOT_USER_ID) is None
+
+
+def test_thread_reply_without_mention_needs_membership() -> None:
+    job = normalize_event(
+        event_callback(message_event("more", channel="C1", user="U1", thread_ts="1.0")), BOT_USER_ID
+    )
+    assert job is not None and job.needs_membership and not job.incoming.addressed_to_bot
+
+
+def test_command_word_after_mention_and_files() -> None:
+    job = normalize_event(event_callback(mention_event("Reset!", channel="C1", user="U1")), BOT_USER_ID)
+    assert job is not None and job.incoming.command == "reset"
+    question = normalize_event(
+        event_callback(mention_event("help me write", channel="C1", user="U1")), BOT_USER_ID
+    )
+    assert (
+        question is not None
+        and question.incoming.command is None
+        and question.incoming.text == "help me write"
+    )
+    not_first = normalize_event(
+        event_callback(message_event(f"please <@{BOT_USER_ID}> reset", channel="C1", user="U1")), BOT_USER_ID
+    )
+    assert not_first is not None and not_first.incoming.command is None
+    photo = normalize_event(
+        event_callback(mention_event("look", channel="C1", user="U1") | {"files": [{"id": "F1"}]}),
+        BOT_USER_ID,
+    )
+    assert photo is not None and photo.incoming.kind is MessageKind.UNSUPPORTED
+
+
+def test_slash_command() -> None:
+    job = normalize_command(
+        {
+            "channel_id": "D1",
+            "user_id": "U1",
+            "text": "STATS now",
+            "response_url": "http://x/r",
+            "trigger_id": "t1",
+        }
+    )
+    assert job is not None
+    assert (job.incoming.command, job.incoming.command_args) == ("stats", "now")
+    assert job.incoming.is_private and job.response_url == "http://x/r"
+    empty = normalize_command({"channel_id": "C1", "user_id": "U1", "text": ""})
+    assert empty is not None and empty.incoming.command == "help" and not empty.incoming.is_private
+
+
+# ------------------------------------------------------------------------------------------ in-process
+
+
+async def test_streamed_mention_uses_native_stream(
+    harness_factory: Callable[..., Any], gemini: GeminiEmulator
+) -> None:
+    h: Harness = await harness_factory()
+    gemini.script(Reply(chunks=["Hello ", "**streaming** ", "world."], chunk_delay=0.06))
+    ts = new_ts()
+    assert await h.deliver(mention_event("hi", channel="C1", user="U1", ts=ts)) == 200
+    await h.settle()
+    messages = h.slack.thread("C1", ts)
+    assert [m.kind for m in messages] == ["stream"]
+    assert messages[0].text == "Hello **streaming** world."
+    assert not messages[0].streaming
+    assert h.slack.statuses and h.slack.statuses[0]["thread_ts"] == ts
+    start = h.slack.called("chat.startStream")[0]
+    assert start.args["recipient_user_id"] == "U1" and start.args["recipient_team_id"] == "T0TEST"
+
+
+async def test_stream_unavailable_falls_back_to_edits_for_the_process(
+    harness_factory: Callable[..., Any], gemini: GeminiEmulator
+) -> None:
+    h: Harness = await harness_factory()
+    h.slack.fail("chat.startStream", "unknown_method")
+    h.slack.fail("assistant.threads.setStatus", "missing_scope")
+    gemini.script(
+        Reply(chunks=["First ", "part, ", "and more."], chunk_delay=0.08),
+        Reply(chunks=["Second ", "answer."]),
+    )
+    ts = new_ts()
+    await h.deliver(mention_event("one", channel="C1", user="U1", ts=ts))
+    await h.settle()
+    assert h.slack.texts("C1", ts) == ["First part, and more."]
+    assert h.slack.thread("C1", ts)[0].edits >= 1  # the placeholder was edited as text arrived
+    ts2 = new_ts()
+    await h.deliver(mention_event("two", channel="C1", user="U1", ts=ts2))
+    await h.settle()
+    assert h.slack.texts("C1", ts2) == ["Second answer."]
+    assert len(h.slack.called("chat.startStream")) == 1
+    assert len(h.slack.called("assistant.threads.setStatus")) == 1
+
+
+async def test_dm_top_level_uses_placeholder_and_mrkdwn(
+    harness_factory: Callable[..., Any], gemini: GeminiEmulator
+) -> None:
+    h: Harness = await harness_factory()
+    gemini.script(Reply(chunks=["# Title\n", "Some **bold** and [a link](https://example.com)."]))
+    await h.deliver(message_event("hi", channel="D1", user="U1"))
+    await h.settle()
+    assert h.slack.texts("D1", None) == ["*Title*\n\nSome *bold* and <https://example.com|a link>."]
+    assert not h.slack.called("chat.startStream")
+
+
+async def test_follow_up_in_thread_and_membership_from_database(
+    harness_factory: Callable[..., Any], gemini: GeminiEmulator
+) -> None:
+    h: Harness = await harness_factory()
+    ts = new_ts()
+    await h.deliver(mention_event("begin", channel="C1", user="U1", ts=ts))
+    await h.deliver(message_event("follow", channel="C1", user="U2", thread_ts=ts))
+    await h.deliver(message_event("elsewhere", channel="C1", user="U2", thread_ts=new_ts()))
+    await h.settle()
+    assert gemini.user_texts(-1)[-1].endswith("follow")
+    assert len(gemini.requests) == 2
+    # A fresh adapter (a restart) knows the thread from the database.
+    h.adapter._threads.clear()
+    await h.deliver(message_event("after restart", channel="C1", user="U2", thread_ts=ts))
+    await h.settle()
+    assert len(gemini.requests) == 3
+    assert len(h.slack.thread("C1", ts)) == 3
+
+
+async def test_allowed_channels(harness_factory: Callable[..., Any], gemini: GeminiEmulator) -> None:
+    h: Harness = await harness_factory(allowed_channel_ids=["COK"])
+    ts = new_ts()
+    await h.deliver(mention_event("hi", channel="CNO", user="U1", ts=ts))
+    await h.deliver(mention_event("hi", channel="COK", user="U1", ts=ts))
+    await h.deliver(mention_event("hi", channel="CNO", user="UADMIN", ts=new_ts()))
+    await h.settle()
+    assert h.slack.thread("CNO", ts) == []
+    assert len(h.slack.thread("COK", ts)) == 1
+    assert len(gemini.requests) == 2  # the allowed channel and the admin
+
+
+async def test_final_text_differing_from_stream_replaces_it(harness_factory: Callable[..., Any]) -> None:
+    h: Harness = await harness_factory()
+    ts = new_ts()
+    job = normalize_event(event_callback(mention_event("hi", channel="C1", user="U1", ts=ts)), BOT_USER_ID)
+    assert job is not None
+
+    async def events() -> AsyncIterator[ReplyEvent]:
+        yield Typing()
+        yield Delta("The secret ")
+        await asyncio.sleep(0.1)
+        yield Delta("word is")
+        yield Final("The ****** word is here.", Notice(NoticeKind.TRUNCATED, "Cut at the length limit."))
+
+    await _Reply(h.adapter, job, job.incoming).run(events())
+    messages = h.slack.thread("C1", ts)
+    assert [m.kind for m in messages] == ["stream"]
+    assert messages[0].text == "The ****** word is here.\n\n_Cut at the length limit._"
+    assert not messages[0].streaming
+
+
+async def test_long_stream_rolls_over_and_429s_are_waited_out(
+    harness_factory: Callable[..., Any], gemini: GeminiEmulator
+) -> None:
+    h: Harness = await harness_factory()
+    paragraph = "word " * 400 + "\n\n"
+    gemini.script(Reply(chunks=[paragraph] * 15, chunk_delay=0.01))
+    h.slack.rate_limit("chat.appendStream", times=1, retry_after=0)
+    ts = new_ts()
+    await h.deliver(mention_event("long", channel="C1", user="U1", ts=ts))
+    await h.settle()
+    messages = h.slack.thread("C1", ts)
+    assert len(messages) >= 3
+    assert "".join(m.text for m in messages) == paragraph * 15
+    assert all(len(m.text) <= 12_000 for m in messages)
+    assert any(c.status == 429 for c in h.slack.called("chat.appendStream"))
+
+
+async def test_mention_command_is_ephemeral_in_thread(
+    harness_factory: Callable[..., Any], gemini: GeminiEmulator
+) -> None:
+    h: Harness = await harness_factory()
+    ts = new_ts()
+    await h.deliver(mention_event("hello", channel="C1", user="UADMIN", ts=ts))
+    await h.deliver(mention_event("reset", channel="C1", user="UADMIN", thread_ts=ts))
+    await h.deliver(message_event("again", channel="C1", user="UADMIN", thread_ts=ts))
+    await h.settle()
+    assert [e.thread_ts for e in h.slack.ephemerals] == [ts]
+    assert "afresh (1 exchanges" in h.slack.ephemerals[0].text
+    assert gemini.contents(-1) == [("user", "name-uadmin: again")]
+
+
+def test_manifests_list_exactly_what_the_adapter_uses() -> None:
+    import yaml
+
+    from bot.config import SlackSettings
+
+    root = __import__("pathlib").Path(__file__).resolve().parents[3] / "deploy"
+    for name, socket_mode in (("slack-manifest.yaml", True), ("slack-manifest-http.yaml", False)):
+        manifest = yaml.safe_load((root / name).read_text(encoding="utf-8"))
+        settings = manifest["settings"]
+        assert settings["socket_mode_enabled"] is socket_mode
+        assert settings["event_subscriptions"]["bot_events"] == [
+            "app_mention",
+            "message.channels",
+            "message.groups",
+            "message.im",
+            "message.mpim",
+        ]
+        assert [c["command"] for c in manifest["features"]["slash_commands"]] == [
+            SlackSettings().slash_command
+        ]
+        assert set(manifest["oauth_config"]["scopes"]["bot"]) == {
+            "app_mentions:read",
+            "channels:history",
+            "groups:history",
+            "im:history",
+            "mpim:history",
+            "chat:write",
+            "commands",
+            "users:read",
+        }
+        if not socket_mode:
+            assert settings["event_subscriptions"]["request_url"].endswith("/slack/events")

@@ -1,0 +1,92 @@
+"""Markdown to Slack mrkdwn, and splitting under Slack's message size."""
+
+from __future__ import annotations
+
+import re
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from adapters.slack_mrkdwn import MESSAGE_LIMIT, escape, render_chunks, split, to_mrkdwn
+
+
+def test_inline_formatting() -> None:
+    md = "Some **bold**, *italic*, ~~gone~~, `a < b` and [docs](https://x.io/?a=1&b=2) <https://auto.io>"
+    assert to_mrkdwn(md) == (
+        "Some *bold*, _italic_, ~gone~, `a &lt; b` and <https://x.io/?a=1&amp;b=2|docs> <https://auto.io>"
+    )
+
+
+def test_escaping_and_literal_html() -> None:
+    assert escape("a & <b> c") == "a &amp; &lt;b&gt; c"
+    assert to_mrkdwn("x <script>alert(1)</script> & y") == "x &lt;script&gt;alert(1)&lt;/script&gt; &amp; y"
+    assert to_mrkdwn("<@U123> <!here>") == "&lt;@U123&gt; &lt;!here&gt;"  # Gemini cannot ping anyone
+
+
+def test_headings_lists_quotes_code_and_rules() -> None:
+    md = (
+        "# Title\n\n- one\n  - nested **b**\n- two\n\n3. three\n4. four\n\n> quoted\n\n"
+        "```py\nif a < b:\n    pass\n```\n\n---"
+    )
+    assert to_mrkdwn(md) == (
+        "*Title*\n\n• one\n    • nested *b*\n• two\n\n3. three\n4. four\n\n> quoted\n\n"
+        "```\nif a &lt; b:\n    pass\n```\n\n───"
+    )
+
+
+def test_heading_with_bold_inside_stays_one_bold() -> None:
+    assert to_mrkdwn("## The **real** thing") == "*The real thing*"
+
+
+def test_table_becomes_aligned_monospace() -> None:
+    md = "| name | n |\n|---|---|\n| alpha | 1 |\n| 中文 | 22 |"
+    assert to_mrkdwn(md) == "```\nname  | n\n------+---\nalpha | 1\n中文  | 22\n```"
+
+
+def test_link_with_pipe_and_same_label() -> None:
+    assert to_mrkdwn("[https://a.io/x|y](https://a.io/x|y)") == "<https://a.io/x%7Cy>"
+    assert to_mrkdwn("[t](https://a.io/x|y)") == "<https://a.io/x%7Cy|t>"
+
+
+def test_fence_inside_code_cannot_close_it() -> None:
+    out = to_mrkdwn("````\n```\ninner\n```\n````")
+    assert out.count("```") == 2
+
+
+def test_split_prefers_paragraphs_and_reopens_code() -> None:
+    text = "\n\n".join(["para " * 30] * 3)
+    chunks = split(text, 200)
+    assert all(len(c) <= 200 for c in chunks)
+    code = "```\n" + "\n".join(f"line {i}" for i in range(100)) + "\n```"
+    pieces = split(code, 120)
+    assert len(pieces) > 1
+    assert all(p.startswith("```\n") and p.endswith("\n```") and len(p) <= 120 for p in pieces)
+    assert "\n".join(p[4:-4] for p in pieces) == code[4:-4]
+
+
+def test_split_never_cuts_links_or_entities() -> None:
+    line = " ".join(["<https://example.com/very/long/path|label>", "&amp;&lt;&gt;"] * 50).replace(" ", "")
+    for piece in split(line, 100):
+        assert len(piece) <= 100
+        assert piece.count("<") == piece.count(">")
+        assert not re.search(r"&[a-z]*$", piece)
+
+
+def test_render_chunks_of_long_answer() -> None:
+    md = "\n\n".join(f"Paragraph {i} with **bold** text. " * 20 for i in range(40))
+    chunks = render_chunks(md)
+    assert len(chunks) > 1 and all(len(c) <= MESSAGE_LIMIT for c in chunks)
+    assert "".join(chunks).count("*bold*") == 40 * 20
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("ab <>&*_`~[]()|#-\n")), max_size=1500), st.integers(40, 400))
+def test_split_keeps_every_piece_valid(markdown: str, limit: int) -> None:
+    rendered = to_mrkdwn(markdown)
+    pieces = split(rendered, limit)
+    for piece in pieces:
+        assert 0 < len(piece) <= limit
+        assert piece.count("```") % 2 == 0
+        assert not re.search(r"&[a-z]*$", piece)
+    squashed = re.sub(r"\s+|```", "", rendered)
+    assert re.sub(r"\s+|```", "", "".join(pieces)) == squashed
