@@ -1,30 +1,80 @@
-"""How one answer is obtained from Gemini: which model and endpoint, and what each attempt cost.
+"""How one answer is obtained from Gemini: retries, fallbacks, circuit breakers and the local quota.
 
 The engine asks for an answer and receives a stream of chunks; every HTTP attempt is reported through
-``on_attempt`` so it can be stored (llm_calls), audited and counted. Retries, fallbacks, the circuit
-breaker and the local quota hook in here, behind the same interface.
+``on_attempt`` so it can be stored (llm_calls), audited and counted.
+
+Routes are tried in order: the primary model at the primary base URL, then each ``fallback_models`` entry
+there, then the same models at each ``fallback_base_urls`` entry. On one route:
+
+* 429: wait ``RetryInfo.retryDelay`` (else full-jitter backoff) and retry; a daily/monthly quota or a delay
+  over ``retry.max_wait`` ends the answer at once (the user is told when to come back).
+* 5xx, timeouts, connection errors, a stream that broke before any text: full-jitter backoff, up to
+  ``retry.max_attempts``, then the next route. A base URL that refuses connections is left for good.
+* 400 too large: once, with the older half of the history dropped. Other 4xx, safety blocks and empty
+  replies: no retry. A bad key also alerts the admins.
+* Once any text has reached the user nothing is retried: a second try would repeat what they saw.
+
+``retry.deadline`` bounds the whole answer: no attempt or wait starts that would end past it (an attempt
+in flight is bounded by the client's own timeouts). Waits go through the injected clock.
+
+The loop is hand-written rather than tenacity's: the decision depends on the route, the breaker, the
+quota and whether text was shown, and an async generator that yields mid-attempt fits poorly in
+``AsyncRetrying``. The backoff is tenacity's ``wait_random_exponential`` (full jitter) formula.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+import asyncio
+import contextlib
+import random
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from dataclasses import dataclass, replace
+from typing import ClassVar
 
+from bot.alerts import AlertHub
 from bot.clock import Clock
 from bot.config import GeminiSettings
-from bot.llm.errors import GeminiError
+from bot.domain import AdminAlert
+from bot.guards.quota import QuotaGuard, QuotaRefusal
+from bot.i18n import Language, text
+from bot.llm.circuit import CircuitBreakers
+from bot.llm.errors import (
+    BadKeyError,
+    BadRequestError,
+    GeminiConnectionError,
+    GeminiError,
+    GeminiTimeoutError,
+    NotFoundError,
+    RateLimitedError,
+    ServerError,
+    StreamCutError,
+)
 from bot.llm.gemini import GeminiClient
 from bot.llm.types import LlmChunk, LlmRequest, Usage
+from bot.observability.logs import get_logger
+from bot.quota_windows import window_end
+
+log = get_logger(__name__)
+
+__all__ = [
+    "AnswerPolicy",
+    "Attempt",
+    "AttemptListener",
+    "CircuitOpenError",
+    "QuotaExceededError",
+    "full_jitter_backoff",
+    "shorten_context",
+]
 
 
 @dataclass(frozen=True, slots=True)
 class Attempt:
-    """One Gemini HTTP request as it ended."""
+    """One Gemini HTTP request as it ended (``attempt`` numbers the requests of one answer from 1)."""
 
     model: str
     endpoint: str
     attempt: int
-    outcome: str  # "ok" or the error kind
+    outcome: str  # "ok", "cancelled" or the error kind
     http_status: int | None
     gemini_status: str | None
     latency_s: float
@@ -34,42 +84,242 @@ class Attempt:
 AttemptListener = Callable[[Attempt], None]
 
 
-class AnswerPolicy:
-    """Gets one answer from Gemini with the configured model and endpoint (a single attempt)."""
+class QuotaExceededError(GeminiError):
+    """The local quota (``gemini.quota``) refused the request before it was sent.
 
-    def __init__(self, client: GeminiClient, settings: GeminiSettings, clock: Clock) -> None:
+    ``retry_delay`` is the number of seconds until the full window rolls over.
+    """
+
+    kind: ClassVar[str] = "quota"
+
+    def __init__(self, refusal: QuotaRefusal, retry_after: float) -> None:
+        super().__init__(
+            f"local {refusal.window} quota of {refusal.limit} requests reached", retry_delay=retry_after
+        )
+        self.window = refusal.window
+        self.limit = refusal.limit
+
+
+class CircuitOpenError(ServerError):
+    """Every route's circuit is open: nothing was sent."""
+
+    kind: ClassVar[str] = "circuit_open"
+
+
+def full_jitter_backoff(retry: int, initial: float, cap: float, rng: random.Random) -> float:
+    """Seconds before retry ``retry`` (1 = the first): uniform in [0, min(cap, initial * 2^(retry-1))]."""
+    return rng.uniform(0.0, min(cap, initial * 2.0 ** min(retry - 1, 32)))
+
+
+def shorten_context(request: LlmRequest) -> LlmRequest | None:
+    """The request with the older half of its past exchanges dropped (the last user message kept), or
+    None when there is no history to drop."""
+    pairs = (len(request.contents) - 1) // 2
+    if pairs <= 0:
+        return None
+    keep = pairs // 2
+    return replace(request, contents=request.contents[-(2 * keep + 1) :])
+
+
+def _is_server_fault(exc: GeminiError) -> bool:
+    """Failures that say the endpoint is unwell (worth a retry elsewhere, and counted by the breaker)."""
+    return isinstance(exc, ServerError | StreamCutError)
+
+
+class AnswerPolicy:
+    """Gets one answer from Gemini under ``gemini.retry``, the fallbacks, the breakers and the quota."""
+
+    def __init__(
+        self,
+        client: GeminiClient,
+        settings: GeminiSettings,
+        clock: Clock,
+        *,
+        quota: QuotaGuard | None = None,
+        alerts: AlertHub | None = None,
+        language: Language = "en",
+        rng: random.Random | None = None,
+        breakers: CircuitBreakers | None = None,
+    ) -> None:
         self._client = client
         self._settings = settings
         self._clock = clock
+        self._quota = quota
+        self._alerts = alerts
+        self._language = language
+        self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
+        retry = settings.retry
+        self.breakers = breakers or CircuitBreakers(
+            threshold=retry.breaker_threshold, cooldown=retry.breaker_cooldown.total_seconds(), clock=clock
+        )
 
     @property
     def model(self) -> str:
         """The primary model."""
         return self._settings.model
 
+    def routes(self) -> list[tuple[str, str]]:
+        """(base URL, model) in the order they are tried."""
+        s = self._settings
+        out: list[tuple[str, str]] = []
+        for base_url in [s.base_url, *s.fallback_base_urls]:
+            for model in [s.model, *s.fallback_models]:
+                if (base_url, model) not in out:
+                    out.append((base_url, model))
+        return out
+
     async def answer(self, request: LlmRequest, on_attempt: AttemptListener) -> AsyncIterator[LlmChunk]:
         """Stream the answer (one chunk when streaming is off); raise the typed GeminiError on failure."""
-        model, endpoint = self._settings.model, self._settings.base_url
-        started = self._clock.monotonic()
-        usage = Usage()
-        try:
-            if self._settings.stream:
-                async for chunk in self._client.stream(request, model=model, base_url=endpoint):
-                    if chunk.usage is not None:
-                        usage = chunk.usage
-                    yield chunk
-            else:
-                result = await self._client.generate(request, model=model, base_url=endpoint)
-                usage = result.usage
-                yield LlmChunk(text=result.text, finish_reason=result.finish_reason, usage=result.usage)
-        except GeminiError as exc:
-            on_attempt(
-                Attempt(
-                    model, endpoint, 1, exc.kind, exc.http_status, exc.status, self._elapsed(started), usage
-                )
-            )
-            raise
-        on_attempt(Attempt(model, endpoint, 1, "ok", 200, None, self._elapsed(started), usage))
+        retry = self._settings.retry
+        deadline = self._clock.monotonic() + retry.deadline.total_seconds()
+        number = 0
+        last_error: GeminiError | None = None
+        shortened = False
+        hosts_down: set[str] = set()
+        for base_url, model in self.routes():
+            if base_url in hosts_down:
+                continue
+            breaker = self.breakers.get(base_url, model)
+            tries = 0
+            while True:
+                if not breaker.allow():
+                    log.info(
+                        "gemini.circuit_skip", endpoint=breaker.name, retry_in_s=round(breaker.retry_in(), 1)
+                    )
+                    break
+                if number and self._clock.monotonic() >= deadline:
+                    breaker.release()
+                    raise last_error or GeminiTimeoutError("retry deadline passed")
+                if self._quota is not None:
+                    try:
+                        refusal = await self._quota.acquire()
+                    except BaseException:
+                        breaker.release()
+                        raise
+                    if refusal is not None:
+                        breaker.release()
+                        raise QuotaExceededError(refusal, refusal.retry_after(self._clock.now()))
+                tries += 1
+                number += 1
+                started = self._clock.monotonic()
+                usage = Usage()
+                shown = False
+                try:
+                    async with contextlib.aclosing(self._call(request, model, base_url)) as chunks:
+                        async for chunk in chunks:
+                            if chunk.usage is not None:
+                                usage = chunk.usage
+                            shown = shown or bool(chunk.text)
+                            yield chunk
+                except GeminiError as exc:
+                    elapsed = self._clock.monotonic() - started
+                    on_attempt(
+                        Attempt(
+                            model, base_url, number, exc.kind, exc.http_status, exc.status, elapsed, usage
+                        )
+                    )
+                    if _is_server_fault(exc):
+                        breaker.failure()
+                    else:
+                        breaker.success()
+                    last_error = exc
+                    if shown:
+                        raise
+                    wait = self._next_wait(
+                        exc, tries, can_shorten=not shortened and len(request.contents) > 2
+                    )
+                    if wait is None:
+                        # Not retried on this route: fall through to the next one, or give up.
+                        if isinstance(exc, BadKeyError):
+                            self._alert_bad_key(exc)
+                        if isinstance(exc, NotFoundError):
+                            break
+                        if not _is_server_fault(exc):
+                            raise
+                        if isinstance(exc, GeminiConnectionError):
+                            hosts_down.add(base_url)
+                        break
+                    if isinstance(exc, BadRequestError):
+                        shorter = shorten_context(request)
+                        assert shorter is not None  # _next_wait checked it
+                        log.info(
+                            "gemini.retry_shorter",
+                            contents_before=len(request.contents),
+                            contents_after=len(shorter.contents),
+                        )
+                        request, shortened = shorter, True
+                    if self._clock.monotonic() + wait > deadline:
+                        log.warning("gemini.retry_deadline", wait_s=wait, kind=exc.kind)
+                        raise
+                    log.info(
+                        "gemini.retry",
+                        endpoint=breaker.name,
+                        attempt=number,
+                        kind=exc.kind,
+                        http_status=exc.http_status,
+                        wait_s=round(wait, 3),
+                    )
+                    if wait > 0:
+                        await self._clock.sleep(wait)
+                    continue
+                except (GeneratorExit, asyncio.CancelledError):
+                    # The consumer stopped listening: record the request, free a probe slot.
+                    elapsed = self._clock.monotonic() - started
+                    on_attempt(Attempt(model, base_url, number, "cancelled", None, None, elapsed, usage))
+                    breaker.release()
+                    raise
+                except Exception:
+                    elapsed = self._clock.monotonic() - started
+                    on_attempt(Attempt(model, base_url, number, "error", None, None, elapsed, usage))
+                    breaker.release()
+                    raise
+                elapsed = self._clock.monotonic() - started
+                on_attempt(Attempt(model, base_url, number, "ok", 200, None, elapsed, usage))
+                breaker.success()
+                return
+        raise last_error or CircuitOpenError("every Gemini endpoint's circuit is open; nothing was sent")
 
-    def _elapsed(self, started: float) -> float:
-        return self._clock.monotonic() - started
+    def _next_wait(self, exc: GeminiError, tries: int, *, can_shorten: bool) -> float | None:
+        """Seconds to wait before retrying the same route, or None when it is not retried."""
+        retry = self._settings.retry
+        if isinstance(exc, RateLimitedError) and exc.is_long_window:
+            if exc.retry_delay is None:
+                # Gemini's daily and monthly quotas reset at midnight US Pacific, as ours do.
+                window = "month" if any("PerMonth" in q for q in exc.quota_ids) else "day"
+                now = self._clock.now()
+                exc.retry_delay = (window_end(window, now) - now).total_seconds()
+            return None
+        if isinstance(exc, BadRequestError):
+            return 0.0 if exc.too_large and can_shorten else None
+        if tries >= retry.max_attempts:
+            return None
+        backoff = full_jitter_backoff(
+            tries, retry.initial_backoff.total_seconds(), retry.max_backoff.total_seconds(), self._rng
+        )
+        if isinstance(exc, RateLimitedError):
+            wait = exc.retry_delay if exc.retry_delay is not None else backoff
+            return wait if wait <= retry.max_wait.total_seconds() else None
+        if _is_server_fault(exc):
+            return backoff
+        return None
+
+    async def _call(self, request: LlmRequest, model: str, base_url: str) -> AsyncGenerator[LlmChunk, None]:
+        if self._settings.stream:
+            async with contextlib.aclosing(
+                self._client.stream(request, model=model, base_url=base_url)
+            ) as stream:
+                async for chunk in stream:
+                    yield chunk
+        else:
+            result = await self._client.generate(request, model=model, base_url=base_url)
+            yield LlmChunk(text=result.text, finish_reason=result.finish_reason, usage=result.usage)
+
+    def _alert_bad_key(self, exc: BadKeyError) -> None:
+        log.error(
+            "gemini.bad_key", http_status=exc.http_status, gemini_status=exc.status, reason=exc.message[:300]
+        )
+        if self._alerts is not None:
+            detail = " ".join(x for x in (f"HTTP {exc.http_status}", exc.status or "") if x)
+            self._alerts.publish(
+                AdminAlert("gemini_bad_key", text(self._language, "alert_bad_key", detail=detail))
+            )
