@@ -8,10 +8,14 @@ from typing import Protocol
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
-    """The outcome of screening one text: ``text`` is the (possibly masked) text to use."""
+    """The outcome of screening one text: ``text`` is the (possibly masked) text to use.
+
+    ``spans`` are the flagged (start, end) character ranges of the original text.
+    """
 
     flagged: bool
     text: str
+    spans: tuple[tuple[int, int], ...] = ()
 
 
 class StreamScreen(Protocol):

@@ -45,18 +45,37 @@ class RateLimiter:
         self._prefix = key_prefix
 
     async def acquire(self, message: Incoming) -> Refusal | None:
-        """Spend one message for the sender and the chat, or say which limit refuses and for how long."""
+        """Spend one message for the sender and the chat, or say which limit refuses and for how long.
+
+        Every window is tested first, so a refused message spends nothing. The spending ``hit`` is itself
+        atomic (a Lua script on Redis) and refuses when another replica filled the window in between, so
+        the limit is never exceeded; only a message that loses such a race may have spent on the windows
+        hit before it.
+        """
         user_key = (self._prefix, message.platform.value, "user", message.user_id)
         chat_key = (self._prefix, *message.conversation_key[:2], "chat")
         checks = [(item, user_key, "user") for item in self._per_user]
         checks += [(item, chat_key, "chat") for item in self._per_chat]
         for item, key, scope in checks:
             if not await self._strategy.test(item, *key):
-                stats = await self._strategy.get_window_stats(item, *key)
-                return Refusal(scope=scope, retry_after=max(1.0, stats.reset_time - time.time()))
-        for item, key, _scope in checks:
-            await self._strategy.hit(item, *key)
+                return await self._refusal(item, key, scope)
+        for item, key, scope in checks:
+            if not await self._strategy.hit(item, *key):
+                return await self._refusal(item, key, scope)
         return None
+
+    async def _refusal(self, item: RateLimitItem, key: tuple[str, ...], scope: str) -> Refusal:
+        stats = await self._strategy.get_window_stats(item, *key)
+        return Refusal(scope=scope, retry_after=max(1.0, stats.reset_time - time.time()))
+
+    async def aclose(self) -> None:
+        """Close the storage's connections (Redis); the memory storage has none."""
+        client = getattr(getattr(self._storage, "bridge", None), "storage", None)
+        pool = getattr(client, "connection_pool", None)
+        if pool is not None:
+            result = pool.disconnect()
+            if hasattr(result, "__await__"):
+                await result
 
     async def reset(self) -> None:
         """Forget every counter (tests and operators)."""

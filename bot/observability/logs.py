@@ -12,7 +12,8 @@ import structlog
 
 # Token shapes worth masking even when they are not the configured values.
 _SECRET_PATTERNS = [
-    re.compile(r"\b\d{6,12}:[A-Za-z0-9_-]{30,}\b"),  # Telegram bot token
+    # Telegram bot token; no \b before it, as URLs glue it to "bot" (/bot123:ABC.../sendMessage).
+    re.compile(r"(?<![0-9])\d{6,12}:[A-Za-z0-9_-]{30,}"),
     re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}"),  # Slack bot/user tokens
     re.compile(r"\bxapp-[A-Za-z0-9-]{10,}"),  # Slack app-level token
     re.compile(r"\bAIza[0-9A-Za-z_-]{30,}"),  # Google API key
@@ -21,7 +22,23 @@ _SECRET_PATTERNS = [
     ),
 ]
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
-_PHONE = re.compile(r"(?<![\w.])\+?\d[\d\s().-]{7,}\d(?![\w.])")
+# A phone number: an international "+..." number, or digits grouped by spaces, dashes or parentheses, or a
+# Chinese mobile number. Dots are not separators, so Slack timestamps (1767225600.000100), dates and bare ids
+# stay readable.
+_PHONE = re.compile(
+    r"(?<![\w.:/+-])"
+    r"(?:\+\d[\d\s()-]{7,}\d|\(?\d{2,4}\)?(?:[\s-]\(?\d{2,4}\)?){2,4}|1[3-9]\d{9})"
+    r"(?![\w.:/-])"
+)
+_DATE_LIKE = re.compile(r"\d{4}-\d{2}-\d{2}(?:[\sT]\d{2}(?::\d{2})*)?")
+
+
+def _mask_phone(match: re.Match[str]) -> str:
+    found = match.group(0)
+    digits = sum(ch.isdigit() for ch in found)
+    if not 9 <= digits <= 15 or _DATE_LIKE.fullmatch(found.strip()):
+        return found
+    return "[phone]"
 
 
 class Redactor:
@@ -49,7 +66,7 @@ class Redactor:
             else:
                 text = pattern.sub("[secret]", text)
         text = _EMAIL.sub("[email]", text)
-        return _PHONE.sub("[phone]", text)
+        return _PHONE.sub(_mask_phone, text)
 
     def redact_value(self, value: Any) -> Any:
         """Redact strings inside nested dicts/lists/tuples."""
