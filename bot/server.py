@@ -1,8 +1,17 @@
-"""The HTTP server: /healthz, /readyz, /metrics, and the webhook routes adapters mount."""
+"""The HTTP server: /healthz, /readyz, /metrics, and the webhook routes adapters mount.
+
+/healthz answers 200 while the event loop runs (liveness: restart when it stops answering). /readyz
+answers 200 only when the database answers and every enabled adapter's check says it is connected,
+else 503 with ``not ready: <part>: <reason>; ...`` (readiness: take the replica out of the load
+balancer). /metrics is the Prometheus text format of gembot's own registry.
+"""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Final
 
 from aiohttp import web
 
@@ -12,6 +21,9 @@ from bot.store import Store
 
 ReadinessCheck = Callable[[], Awaitable[str | None]]
 """Returns None when ready, else the reason it is not."""
+
+CHECK_TIMEOUT_S: Final = 5.0
+"""How long /readyz waits for one check."""
 
 
 class HttpServer:
@@ -59,20 +71,51 @@ class HttpServer:
     async def _healthz(self, _request: web.Request) -> web.Response:
         return web.Response(text="ok\n")
 
-    async def _readyz(self, _request: web.Request) -> web.Response:
-        problems = []
+    async def readiness(self) -> list[str]:
+        """Why the service is not ready (empty when it is): the database, then every registered check.
+
+        The checks run concurrently, each bounded by :data:`CHECK_TIMEOUT_S`, so a wedged dependency
+        makes /readyz answer 503 quickly instead of hanging the orchestrator's probe.
+        """
+        names = ["database", *self._checks]
+        checks = [self._database, *self._checks.values()]
+        reasons = await asyncio.gather(*(_bounded(check) for check in checks))
+        return [f"{name}: {reason}" for name, reason in zip(names, reasons, strict=True) if reason]
+
+    async def _database(self) -> str | None:
+        path = sqlite_file(self._store)
+        if path is not None and not path.exists():
+            # A pooled connection keeps answering on an unlinked file: the volume is gone.
+            return f"database file {path} is missing"
         if not await self._store.ping():
-            problems.append("database: unreachable")
-        for name, check in self._checks.items():
-            try:
-                reason = await check()
-            except Exception as exc:
-                reason = f"check failed ({exc.__class__.__name__})"
-            if reason:
-                problems.append(f"{name}: {reason}")
+            return "unreachable"
+        return None
+
+    async def _readyz(self, _request: web.Request) -> web.Response:
+        problems = await self.readiness()
         if problems:
             return web.Response(status=503, text="not ready: " + "; ".join(problems) + "\n")
         return web.Response(text="ready\n")
 
     async def _metrics_view(self, _request: web.Request) -> web.Response:
         return web.Response(body=self._metrics.render(), content_type="text/plain", charset="utf-8")
+
+
+async def _bounded(check: ReadinessCheck) -> str | None:
+    try:
+        return await asyncio.wait_for(check(), CHECK_TIMEOUT_S)
+    except TimeoutError:
+        return f"no answer within {CHECK_TIMEOUT_S:g}s"
+    except Exception as exc:
+        return f"check failed ({exc.__class__.__name__})"
+
+
+def sqlite_file(store: Store) -> Path | None:
+    """The database file of a file-backed SQLite store (None for PostgreSQL or in-memory SQLite)."""
+    url = store.engine.url
+    database = url.database or ""
+    if url.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        return None
+    if database.startswith("file:"):
+        return None
+    return Path(database)

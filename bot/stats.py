@@ -1,27 +1,46 @@
-"""Usage statistics read from the database, so every replica reports the same figures."""
+"""Usage statistics read from the database, so every replica reports the same figures.
+
+Everything is an SQL aggregate over one window (``COUNT``/``SUM`` grouped by outcome, and exact
+nearest-rank latency percentiles with ``ORDER BY .. LIMIT 1 OFFSET rank-1``): a month of Gemini calls is
+never loaded into memory. Sources:
+
+* Gemini requests, success rate, latency, errors by type, tokens: ``llm_calls`` (every HTTP attempt;
+  kept ``storage.stats_retention``, 35 days by default);
+* refusals (word filter, rate limits, quota): ``audit`` rows with action ``message.refused`` written by
+  the engine (kept ``storage.audit_retention``);
+* messages answered/failed: ``inbox`` (kept only ``storage.retention``, so the 30 d figure covers at most
+  that long);
+* active conversations and users: ``conversations.last_active_at`` and ``users.last_seen_at``;
+* quota used: the local quota counter of the current window or, when it is not kept (no cap), the Gemini
+  calls recorded since the window began, whichever is higher.
+"""
 
 from __future__ import annotations
 
 import math
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from bot.config import QuotaSettings
 from bot.i18n import Language
-from bot.quota_windows import WINDOWS, window_start
-from bot.store import CallRecord, Store
+from bot.observability.metrics import FILTERED, QUOTA, RATE_LIMITED, REFUSAL_ACTION
+from bot.quota_windows import WINDOWS, window_key, window_start
+from bot.store import Store
 
 STATS_WINDOWS: tuple[tuple[str, timedelta], ...] = (
     ("1h", timedelta(hours=1)),
     ("24h", timedelta(hours=24)),
     ("30d", timedelta(days=30)),
 )
+PERCENTILES = (0.50, 0.90, 0.95)
 
 
 def percentile(sorted_values: Sequence[float], fraction: float) -> float | None:
-    """Nearest-rank percentile of already sorted values (None when there are none)."""
+    """Nearest-rank percentile of already sorted values (None when there are none).
+
+    The same definition :meth:`Store.call_latency_percentiles` computes in SQL.
+    """
     if not sorted_values:
         return None
     rank = max(1, math.ceil(fraction * len(sorted_values)))
@@ -45,6 +64,7 @@ class WindowStats:
     active_users: int
     tokens_in: int
     tokens_out: int
+    refusals: dict[str, int] = field(default_factory=dict)
 
     @property
     def success_rate(self) -> float | None:
@@ -69,45 +89,34 @@ class StatsReport:
     quota: list[QuotaUse] = field(default_factory=list)
 
 
-def summarize(name: str, calls: Sequence[CallRecord]) -> tuple[int, int, list[float], Counter[str], int, int]:
-    """Requests, successes, sorted latencies, error counts and tokens over ``calls``."""
-    latencies = sorted(c.latency_ms for c in calls)
-    errors: Counter[str] = Counter(c.outcome for c in calls if c.outcome != "ok")
-    successes = sum(1 for c in calls if c.outcome == "ok")
-    tokens_in = sum(c.prompt_tokens for c in calls)
-    tokens_out = sum(c.output_tokens for c in calls)
-    return len(calls), successes, latencies, errors, tokens_in, tokens_out
+async def window_stats(store: Store, name: str, since: datetime) -> WindowStats:
+    """The figures of one window starting at ``since``."""
+    outcomes = await store.call_outcomes(since)
+    p50, p90, p95 = await store.call_latency_percentiles(since, PERCENTILES)
+    counts = await store.stats_counts(since)
+    refusals = await store.audit_outcomes(REFUSAL_ACTION, since)
+    errors = {kind: n for kind, (n, _, _) in outcomes.items() if kind != "ok"}
+    return WindowStats(
+        name=name,
+        messages_answered=counts.messages_answered,
+        messages_failed=counts.messages_failed,
+        requests=sum(n for n, _, _ in outcomes.values()),
+        successes=outcomes.get("ok", (0, 0, 0))[0],
+        p50_ms=p50,
+        p90_ms=p90,
+        p95_ms=p95,
+        errors=dict(sorted(errors.items(), key=lambda item: (-item[1], item[0]))),
+        active_conversations=counts.active_conversations,
+        active_users=counts.active_users,
+        tokens_in=sum(t for _, t, _ in outcomes.values()),
+        tokens_out=sum(t for _, _, t in outcomes.values()),
+        refusals=refusals,
+    )
 
 
 async def collect(store: Store, quota: QuotaSettings, now: datetime) -> StatsReport:
     """Read the figures for every window and the quota use now."""
-    longest = max(delta for _, delta in STATS_WINDOWS)
-    earliest_quota = window_start("month", now)
-    since = min(now - longest, earliest_quota)
-    calls = await store.calls_since(since)
-    windows: list[WindowStats] = []
-    for name, delta in STATS_WINDOWS:
-        start = now - delta
-        in_window = [c for c in calls if c.at >= start]
-        requests, successes, latencies, errors, tokens_in, tokens_out = summarize(name, in_window)
-        counts = await store.stats_counts(start)
-        windows.append(
-            WindowStats(
-                name=name,
-                messages_answered=counts.messages_answered,
-                messages_failed=counts.messages_failed,
-                requests=requests,
-                successes=successes,
-                p50_ms=percentile(latencies, 0.50),
-                p90_ms=percentile(latencies, 0.90),
-                p95_ms=percentile(latencies, 0.95),
-                errors=dict(errors.most_common()),
-                active_conversations=counts.active_conversations,
-                active_users=counts.active_users,
-                tokens_in=tokens_in,
-                tokens_out=tokens_out,
-            )
-        )
+    windows = [await window_stats(store, name, now - delta) for name, delta in STATS_WINDOWS]
     limits = {
         "minute": quota.requests_per_minute,
         "day": quota.requests_per_day,
@@ -115,8 +124,9 @@ async def collect(store: Store, quota: QuotaSettings, now: datetime) -> StatsRep
     }
     uses = []
     for window in WINDOWS:
-        start = window_start(window, now)
-        uses.append(QuotaUse(window, sum(1 for c in calls if c.at >= start), limits[window]))
+        calls = sum(n for n, _, _ in (await store.call_outcomes(window_start(window, now))).values())
+        counted = await store.quota_count(window, window_key(window, now))
+        uses.append(QuotaUse(window, max(calls, counted), limits[window]))
     return StatsReport(windows=windows, quota=uses)
 
 
@@ -126,8 +136,19 @@ def _ms(value: float | None) -> str:
     return f"{value / 1000:.2f}s" if value >= 1000 else f"{value:.0f}ms"
 
 
+_REFUSAL_NAMES = {
+    "en": {FILTERED: "filter", RATE_LIMITED: "rate limit", QUOTA: "quota"},
+    "zh": {FILTERED: "过滤", RATE_LIMITED: "限速", QUOTA: "配额"},
+}
+
+
+def _refusals(w: WindowStats, zh: bool) -> str:
+    names = _REFUSAL_NAMES["zh" if zh else "en"]
+    return ("，" if zh else ", ").join(f"{label} {w.refusals.get(key, 0)}" for key, label in names.items())
+
+
 def render(report: StatsReport, language: Language) -> str:
-    """A compact text for a phone screen."""
+    """A compact text for a phone screen: 7 short lines per window, none much wider than 40 characters."""
     zh = language == "zh"
     lines = ["📊 gembot 统计" if zh else "📊 gembot stats"]
     for w in report.windows:
@@ -139,8 +160,9 @@ def render(report: StatsReport, language: Language) -> str:
                 f"Gemini 请求 {w.requests}，成功率 {rate}\n"
                 f"延迟 P50 {_ms(w.p50_ms)} / P90 {_ms(w.p90_ms)} / P95 {_ms(w.p95_ms)}\n"
                 f"错误：{errors}\n"
-                f"活跃对话 {w.active_conversations}，用户 {w.active_users}；"
-                f"tokens 入 {w.tokens_in} 出 {w.tokens_out}"
+                f"拒绝：{_refusals(w, zh)}\n"
+                f"活跃：对话 {w.active_conversations}，用户 {w.active_users}\n"
+                f"tokens：入 {w.tokens_in}，出 {w.tokens_out}"
             )
         else:
             lines.append(
@@ -148,8 +170,9 @@ def render(report: StatsReport, language: Language) -> str:
                 f"Gemini requests {w.requests}, success {rate}\n"
                 f"latency P50 {_ms(w.p50_ms)} / P90 {_ms(w.p90_ms)} / P95 {_ms(w.p95_ms)}\n"
                 f"errors: {errors}\n"
-                f"active conversations {w.active_conversations}, users {w.active_users}; "
-                f"tokens in {w.tokens_in} out {w.tokens_out}"
+                f"refused: {_refusals(w, zh)}\n"
+                f"active: {w.active_conversations} conversations, {w.active_users} users\n"
+                f"tokens: {w.tokens_in} in, {w.tokens_out} out"
             )
     quota = "; ".join(f"{q.window} {q.used}/{q.limit if q.limit else '∞'}" for q in report.quota)
     lines.append(("\n配额：" if zh else "\nquota: ") + quota)

@@ -1,12 +1,69 @@
-"""Prometheus metrics in gembot's own registry; every name starts with ``gembot_``."""
+"""Prometheus metrics in gembot's own registry; every name starts with ``gembot_``.
+
+Only counters, histograms and gauges are exported: percentiles are computed by Prometheus
+(``histogram_quantile``) so they aggregate correctly over replicas. docs/grafana-dashboard.json uses
+these names, and a test checks that every name it uses is exported.
+"""
 
 from __future__ import annotations
+
+from typing import Final
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.process_collector import ProcessCollector
 
-# Gemini answers range from a fraction of a second to a minute; these buckets keep P50/P90/P95 useful there.
-LATENCY_BUCKETS = (0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 3, 4, 5, 7.5, 10, 15, 20, 30, 45, 60, 90)
+from bot.quota_windows import WINDOWS
+
+# Gemini answers range from a fraction of a second to a minute; these buckets keep P50/P90/P95 within
+# about 25-50 % of the true value anywhere between 0.2 s and 60 s.
+LATENCY_BUCKETS: Final = (0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 3, 4, 5, 7.5, 10, 15, 20, 30, 45, 60, 90)
+
+# The stable ``outcome`` label of gembot_messages_total. The engine's finer outcome string goes into
+# the ``detail`` label (a small fixed set too: the engine's outcomes and ``gemini_<error kind>``).
+ANSWERED: Final = "answered"
+FILTERED: Final = "filtered"
+RATE_LIMITED: Final = "rate_limited"
+QUOTA: Final = "quota"
+ERROR: Final = "error"
+COMMAND: Final = "command"
+REJECTED: Final = "rejected"
+DUPLICATE: Final = "duplicate"
+MESSAGE_OUTCOMES: Final = (ANSWERED, FILTERED, RATE_LIMITED, QUOTA, ERROR, COMMAND, REJECTED, DUPLICATE)
+
+REFUSALS: Final = frozenset({FILTERED, RATE_LIMITED, QUOTA})
+"""Outcomes where the message was refused rather than answered or failed (recorded for /stats)."""
+
+REFUSAL_ACTION: Final = "message.refused"
+"""The audit action recording a refusal (its outcome is the stable label, params.detail the engine's)."""
+
+_EXACT: Final[dict[str, str]] = {
+    "answered": ANSWERED,
+    # Our sensitive-word filter, on the message or on Gemini's reply, and Gemini's own safety blocks.
+    "filtered": FILTERED,
+    "reply_filtered": FILTERED,
+    "gemini_prompt_blocked": FILTERED,
+    "gemini_response_blocked": FILTERED,
+    "rate_limited": RATE_LIMITED,
+    # Gemini's 429 RESOURCE_EXHAUSTED is its quota (per minute or per day) running out.
+    "gemini_rate_limited": QUOTA,
+    "command": COMMAND,
+    "duplicate": DUPLICATE,
+    # Accepted-but-not-for-Gemini messages, each answered with a notice.
+    "not_allowed": REJECTED,
+    "unsupported": REJECTED,
+    "empty": REJECTED,
+    "too_long": REJECTED,
+}
+
+
+def message_outcome(detail: str) -> str:
+    """The stable outcome label for the engine's outcome string ``detail``."""
+    known = _EXACT.get(detail)
+    if known is not None:
+        return known
+    if "quota" in detail:  # the local quota cap, whatever the resilience layer names it
+        return QUOTA
+    return ERROR
 
 
 class Metrics:
@@ -18,13 +75,13 @@ class Metrics:
         r = self.registry
         self.messages = Counter(
             "gembot_messages",
-            "Messages received, by platform and outcome",
-            ["platform", "outcome"],
+            "Messages received, by platform, stable outcome and the engine's detailed outcome",
+            ["platform", "outcome", "detail"],
             registry=r,
         )
         self.gemini_requests = Counter(
             "gembot_gemini_requests",
-            "Gemini HTTP requests (every attempt), by model, endpoint, outcome and HTTP status",
+            "Gemini HTTP requests (every attempt), by model, endpoint, outcome and HTTP status (0 = none)",
             ["model", "endpoint", "outcome", "http_status"],
             registry=r,
         )
@@ -37,13 +94,13 @@ class Metrics:
         )
         self.tokens = Counter(
             "gembot_gemini_tokens",
-            "Tokens reported by Gemini, by direction (in, out)",
+            "Tokens reported by Gemini, by direction (in, out; out includes thinking tokens)",
             ["direction"],
             registry=r,
         )
         self.quota_used = Gauge(
             "gembot_quota_used",
-            "Gemini requests counted against the local cap, by window",
+            "Gemini requests counted against the local cap in the current window, by window",
             ["window"],
             registry=r,
         )
@@ -60,6 +117,18 @@ class Metrics:
         self.adapter_reconnects = Counter(
             "gembot_adapter_reconnects", "Adapter reconnections, by platform", ["platform"], registry=r
         )
+        # Series that exist from the start, so dashboards and rate() see zeros rather than gaps.
+        for window in WINDOWS:
+            self.quota_used.labels(window)
+            self.quota_limit.labels(window)
+        for direction in ("in", "out"):
+            self.tokens.labels(direction)
+
+    def count_message(self, platform: str, detail: str) -> str:
+        """Count one handled message; returns its stable outcome label."""
+        outcome = message_outcome(detail)
+        self.messages.labels(platform, outcome, detail).inc()
+        return outcome
 
     def render(self) -> bytes:
         """The Prometheus text exposition of every metric."""

@@ -1,0 +1,39 @@
+"""docs/grafana-dashboard.json only uses metrics gembot exports."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from tests.fakes.gemini import GeminiEmulator
+from tests.helpers import collect, incoming
+from tests.integration.ops.conftest import Served
+
+DASHBOARD = Path(__file__).resolve().parents[3] / "docs" / "grafana-dashboard.json"
+METRIC = re.compile(r"\bgembot_[a-z0-9_]+")
+
+
+def expressions(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        found = [node["expr"]] if isinstance(node.get("expr"), str) else []
+        return found + [e for value in node.values() for e in expressions(value)]
+    if isinstance(node, list):
+        return [e for value in node for e in expressions(value)]
+    return []
+
+
+async def test_every_metric_in_the_dashboard_is_exported(served: Served, gemini: GeminiEmulator) -> None:
+    dashboard = json.loads(DASHBOARD.read_text(encoding="utf-8"))
+    exprs = expressions(dashboard)
+    used = {name for expr in exprs for name in METRIC.findall(expr)}
+    assert len(exprs) >= 10 and len(used) >= 8
+    # Some traffic, and what an adapter does on a reconnect, so every labelled series has a sample.
+    await collect(served.app, incoming("hi"))
+    served.app.metrics.adapter_reconnects.labels("telegram").inc()
+    served.app.metrics.refusals.labels("rate_limit_user").inc()
+    exported = {name for name, _ in await served.samples()}
+    assert used <= exported, sorted(used - exported)
+    # Percentiles come from the histogram, never from pre-computed quantiles.
+    assert any("histogram_quantile(0.95" in e for e in exprs)
