@@ -11,7 +11,7 @@ from typing import BinaryIO, TextIO
 
 from bot.app import App
 from bot.config import Settings
-from bot.domain import Delta, Final, Incoming, Notice, Platform, ReplyEvent, Typing
+from bot.domain import AdminAlert, Delta, Final, Incoming, Notice, Platform, ReplyEvent, Typing
 from bot.i18n import pick_language, text
 
 EXIT_WORDS = frozenset({"exit", "quit", "退出"})
@@ -91,6 +91,12 @@ async def run_console(
     language = pick_language(os.environ.get("LANG"), settings.conversation.language)
     renderer = ConsoleRenderer(out, interactive=interactive)
     async with await App.create(settings) as app:
+
+        async def show_alert(alert: AdminAlert) -> None:
+            # The console's user is the operator: alerts go to stderr, beside the replies.
+            print(f"gembot alert: {alert.text}", file=sys.stderr, flush=True)
+
+        app.alerts.subscribe(show_alert)
         if interactive:
             out.write(text(language, "console_banner", model=settings.gemini.model) + "\n")
             out.flush()

@@ -3,25 +3,35 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import signal
 import sys
-from collections.abc import Awaitable, Callable
+from asyncio import FIRST_COMPLETED
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import TracebackType
+from typing import TYPE_CHECKING, Any, cast
 
+from bot.alerts import AlertHub
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.engine import Engine
 from bot.guards.access import AccessPolicy
 from bot.guards.limits import RateLimiter
+from bot.guards.quota import QuotaGuard
+from bot.guards.wordfilter import WordFilter
 from bot.llm.gemini import GeminiClient, GeminiTimeouts
 from bot.llm.policy import AnswerPolicy
 from bot.observability.logs import get_logger
 from bot.observability.metrics import Metrics
+from bot.sequencer import LocalSequencer, PostgresSequencer, Sequencer
 from bot.server import HttpServer
 from bot.store import Store
 from bot.store.migrate import upgrade_to_head
+
+if TYPE_CHECKING:
+    from adapters.base import Adapter
 
 log = get_logger(__name__)
 
@@ -37,7 +47,9 @@ class App:
     metrics: Metrics
     engine: Engine
     limiter: RateLimiter | None
+    alerts: AlertHub
     _closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    text_filter: WordFilter | None = None
 
     @classmethod
     async def create(cls, settings: Settings, *, clock: Clock | None = None, migrate: bool = True) -> App:
@@ -59,18 +71,39 @@ class App:
             ),
         )
         metrics = Metrics()
-        limiter = RateLimiter(settings.rate_limits)
+        limiter = RateLimiter(settings.rate_limits, key_prefix=settings.rate_limits.key_prefix)
+        text_filter = WordFilter(settings.filter)
+        alerts = AlertHub(clock, interval=gemini.admin_alert_interval.total_seconds())
+        policy = AnswerPolicy(
+            client,
+            gemini,
+            clock,
+            quota=QuotaGuard(store, gemini.quota, clock, metrics),
+            alerts=alerts,
+            language=settings.conversation.language,
+        )
+        # Per-conversation order across replicas: PostgreSQL advisory locks (SQLite: in-process only).
+        sequencer: Sequencer = (
+            PostgresSequencer(settings.storage.url, waiters=settings.storage.lock_connections)
+            if store.engine.dialect.name == "postgresql"
+            else LocalSequencer()
+        )
         engine = Engine(
             settings=settings,
             store=store,
-            policy=AnswerPolicy(client, gemini, clock),
+            policy=policy,
             clock=clock,
             metrics=metrics,
             access=AccessPolicy(settings),
             limiter=limiter,
+            text_filter=text_filter,
+            sequencer=sequencer,
         )
-        app = cls(settings, clock, store, client, metrics, engine, limiter)
-        app._closers += [client.aclose, store.close]
+        app = cls(settings, clock, store, client, metrics, engine, limiter, alerts)
+        app._closers += [client.aclose, store.close, sequencer.aclose, alerts.aclose]
+        app.text_filter = text_filter
+        text_filter.start_watching(settings.filter.reload_interval.total_seconds(), clock.sleep)
+        app._closers += [limiter.aclose, text_filter.aclose]
         return app
 
     async def purge(self, now: datetime | None = None) -> dict[str, int]:
@@ -134,9 +167,19 @@ async def run_service(settings: Settings) -> int:
         return 2
     async with await App.create(settings) as app:
         stop = asyncio.Event()
+        interrupt = asyncio.Event()
+
+        def on_signal(sig: signal.Signals) -> None:
+            # The first SIGINT/SIGTERM starts a graceful stop; a SIGINT during it (Ctrl-C again) cuts the
+            # grace period short. A repeated SIGTERM changes nothing.
+            if not stop.is_set():
+                stop.set()
+            elif sig is signal.SIGINT:
+                interrupt.set()
+
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, on_signal, sig)
         from adapters import AdapterUnavailableError, build_enabled
 
         server = HttpServer(settings.server, app.metrics, app.store)
@@ -145,6 +188,13 @@ async def run_service(settings: Settings) -> int:
         except AdapterUnavailableError as exc:
             print(f"gembot: {exc}", file=sys.stderr)
             return 2
+        stopping = False
+
+        async def shutdown_check() -> str | None:
+            # Out of the load balancer while draining: new events go to the other replicas.
+            return "shutting down" if stopping else None
+
+        server.add_readiness_check("shutdown", shutdown_check)
         await server.start()
         purge_task = asyncio.create_task(app.purge_forever(), name="retention")
         try:
@@ -152,11 +202,53 @@ async def run_service(settings: Settings) -> int:
                 await adapter.start()
             log.info("gembot.started", adapters=enabled, port=server.port)
             await stop.wait()
-            log.info("gembot.stopping")
-            for adapter in reversed(adapters):
-                await adapter.stop()
+            stopping = True
+            grace = settings.server.shutdown_grace.total_seconds()
+            log.info("gembot.stopping", grace_s=grace)
+            await stop_adapters(adapters, grace, interrupt=interrupt)
         finally:
             purge_task.cancel()
             await asyncio.gather(purge_task, return_exceptions=True)
             await server.stop()
     return 0
+
+
+async def stop_adapters(adapters: Sequence[Adapter], grace: float, *, interrupt: asyncio.Event) -> bool:
+    """Stop every adapter at once and wait up to ``grace`` seconds for their answers in flight.
+
+    All adapters stop taking events at the same moment (webhooks answer 503 so the platform delivers
+    again, to another replica; polling stops fetching), then drain together. Returns False when the
+    grace period ran out or ``interrupt`` was set first: what is still running is cancelled.
+    """
+    loop = asyncio.get_running_loop()
+    tasks = {asyncio.create_task(_stop_one(a, grace), name=f"stop-{a.name}"): a for a in adapters}
+    interrupted = asyncio.ensure_future(interrupt.wait())
+    deadline = loop.time() + grace
+    pending: set[asyncio.Future[Any]] = set(tasks)
+    while pending and not interrupted.done() and (remaining := deadline - loop.time()) > 0:
+        done, _ = await asyncio.wait(pending | {interrupted}, timeout=remaining, return_when=FIRST_COMPLETED)
+        pending -= done
+    interrupted.cancel()
+    for task, adapter in tasks.items():
+        if task.done() and not task.cancelled() and task.exception() is not None:
+            log.error("gembot.adapter_stop_failed", adapter=adapter.name, error=repr(task.exception()))
+    if not pending:
+        log.info("gembot.drained")
+        return True
+    log.warning(
+        "gembot.shutdown_cut_short",
+        reason="interrupted" if interrupted.done() and not interrupted.cancelled() else "grace period over",
+        still_stopping=[adapter.name for task, adapter in tasks.items() if task in pending],
+    )
+    for future in pending:
+        future.cancel()
+    await asyncio.wait(pending, timeout=2.0)
+    return False
+
+
+async def _stop_one(adapter: Adapter, grace: float) -> None:
+    stop = cast(Callable[..., Awaitable[None]], adapter.stop)
+    if "grace" in inspect.signature(stop).parameters:
+        await stop(grace=grace)  # the adapter cancels its own stragglers at the deadline
+    else:
+        await stop()

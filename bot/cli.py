@@ -26,12 +26,23 @@ def _parser() -> argparse.ArgumentParser:
         "migrate": "bring the database schema up to date",
         "purge": "delete now what the retention policy says must go",
         "stats": "print the same statistics as /stats",
+        "copy-db": "copy every row to another, empty database (e.g. SQLite to PostgreSQL)",
     }
     for name, help_text in specs.items():
         cmd = sub.add_parser(name, help=help_text, description=help_text)
         cmd.add_argument(
             "--config", metavar="PATH", help="config file (default: $GEMBOT_CONFIG or ./config.yaml)"
         )
+        if name == "copy-db":
+            cmd.add_argument(
+                "--from",
+                dest="source",
+                metavar="URL",
+                help="database to copy (default: storage.url of the config)",
+            )
+            cmd.add_argument(
+                "--to", dest="target", metavar="URL", required=True, help="empty target database"
+            )
         if name == "console":
             cmd.add_argument(
                 "--user", metavar="NAME", help="the console user's id (default: your login name)"
@@ -84,9 +95,25 @@ async def _run(settings: Settings) -> int:
     return await run_service(settings)
 
 
+async def _copy_db(source: str, target: str) -> int:
+    from bot.copydb import CopyError, copy_database
+
+    try:
+        copied = await copy_database(
+            source, target, progress=lambda table, count: print(f"copied {table}: {count} rows", flush=True)
+        )
+    except CopyError as exc:
+        print(f"gembot: copy-db: {exc}", file=sys.stderr)
+        return 2
+    print(f"done: {sum(copied.values())} rows copied")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``gembot`` command; returns the exit status."""
     args = _parser().parse_args(argv)
+    if args.command == "copy-db" and args.source:
+        return asyncio.run(_copy_db(args.source, args.target))
     try:
         settings = _load(args.config)
     except ConfigError as exc:
@@ -102,6 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "stats": lambda: _stats(settings),
         "console": lambda: _console(settings, args.user),
         "run": lambda: _run(settings),
+        "copy-db": lambda: _copy_db(settings.storage.url, args.target),
     }
     try:
         return asyncio.run(runners[args.command]())

@@ -100,6 +100,8 @@ class RetrySettings(_Section):
     max_backoff: Duration = timedelta(seconds=30)
     max_wait: Duration = timedelta(seconds=20)
     deadline: Duration = timedelta(seconds=90)
+    breaker_threshold: int = Field(default=5, ge=0)
+    breaker_cooldown: Duration = timedelta(seconds=30)
 
 
 class QuotaSettings(_Section):
@@ -126,6 +128,7 @@ class GeminiSettings(_Section):
     generation: GenerationSettings = Field(default_factory=GenerationSettings)
     retry: RetrySettings = Field(default_factory=RetrySettings)
     quota: QuotaSettings = Field(default_factory=QuotaSettings)
+    admin_alert_interval: Duration = timedelta(minutes=10)
 
     @field_validator("base_url", "fallback_base_urls")
     @classmethod
@@ -153,6 +156,9 @@ class StorageSettings(_Section):
     audit_retention: Duration = timedelta(days=90)
     stats_retention: Duration = timedelta(days=35)
     purge_interval: Duration = timedelta(minutes=10)
+    # PostgreSQL: connections a replica may open to wait for conversations another replica is answering
+    # (bot.sequencer; the uncontended locks share one connection).
+    lock_connections: int = Field(default=16, ge=1, le=1000)
 
     @field_validator("url")
     @classmethod
@@ -175,6 +181,7 @@ class RateLimitSettings(_Section):
     storage: str = "memory://"
     per_user: str = "10/minute;200/day"
     per_chat: str = "30/minute"
+    key_prefix: str = "gembot"
 
     @field_validator("per_user", "per_chat")
     @classmethod
@@ -204,6 +211,21 @@ class FilterSettings(_Section):
     allow: list[str] = Field(default_factory=list)
     action: Literal["block", "mask"] = "block"
     check_replies: bool = True
+    reload_interval: Duration = timedelta(seconds=5)
+
+    @field_validator("reload_interval")
+    @classmethod
+    def _positive_interval(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("reload_interval must be longer than 0s")
+        return value
+
+    @field_validator("words_file")
+    @classmethod
+    def _readable_file(cls, value: str | None) -> str | None:
+        if value is not None and not os.path.isfile(value):
+            raise ValueError(f"{value!r} is not a readable file")
+        return value
 
 
 class OutboundTelegramLimits(_Section):
@@ -230,6 +252,11 @@ class TelegramSettings(_Section):
     allowed_chat_ids: list[int] = Field(default_factory=list)
     group_trigger: Literal["mention", "all"] = "mention"
     rate_limit: OutboundTelegramLimits = Field(default_factory=OutboundTelegramLimits)
+    drop_pending_updates: bool = False
+    stream_interval: Duration = timedelta(seconds=1)
+    draft_streaming: bool = True
+    photo_max_bytes: int = Field(default=5_000_000, ge=1)
+    photo_prompt: str = "Describe this picture."
 
     @property
     def is_enabled(self) -> bool:
@@ -258,6 +285,9 @@ class SlackSettings(_Section):
     slash_command: str = Field(default="/gembot", pattern=r"^/[a-z0-9_-]{1,31}$")
     admin_ids: list[str] = Field(default_factory=list)
     allowed_channel_ids: list[str] = Field(default_factory=list)
+    stream: bool = True
+    update_interval: Duration = timedelta(seconds=1)
+    max_retries: int = Field(default=4, ge=0, le=20)
 
     @property
     def is_enabled(self) -> bool:
@@ -274,6 +304,9 @@ class ServerSettings(_Section):
 
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
+    # On SIGTERM: stop taking events (webhooks answer 503, polling stops), finish what is in flight
+    # within this deadline, then exit 0.
+    shutdown_grace: Duration = timedelta(seconds=20)
 
 
 class LoggingSettings(_Section):
@@ -423,7 +456,11 @@ def settings_from_mapping(raw: Mapping[str, Any], env: Mapping[str, str]) -> Set
         if isinstance(block, dict) and key not in block:
             block[key] = reference
     sources: dict[str, str] = {}
-    substituted = _substitute(merged, env, (), sources)
+    try:
+        substituted = _substitute(merged, env, (), sources)
+    except RecursionError:
+        # A YAML alias that contains itself (`&a [*a]`) nests without end.
+        raise ConfigError("config: a YAML alias refers to itself (an endlessly nested value)") from None
     try:
         settings = Settings.model_validate(substituted)
     except ValidationError as exc:

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Hashable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from bot.clock import Clock
@@ -33,48 +32,14 @@ from bot.llm.errors import (
     ResponseBlockedError,
     StreamCutError,
 )
-from bot.llm.policy import AnswerPolicy, Attempt
+from bot.llm.policy import AnswerPolicy, Attempt, QuotaExceededError
 from bot.llm.types import GenerationParams, LlmRequest, Usage
 from bot.observability.logs import get_logger
-from bot.observability.metrics import Metrics
+from bot.observability.metrics import REFUSAL_ACTION, REFUSALS, Metrics
+from bot.sequencer import LocalSequencer, Sequencer
 from bot.store import AuditRecord, CallRecord, Store
 
 log = get_logger(__name__)
-
-_SAFETY_WORDS = {
-    "SAFETY": "safety",
-    "PROHIBITED_CONTENT": "prohibited content",
-    "BLOCKLIST": "blocked terms",
-    "SPII": "personal information",
-    "RECITATION": "recitation of existing material",
-    "OTHER": "other reasons",
-}
-
-
-class _ChatLocks:
-    """One FIFO lock per conversation, kept only while someone holds or waits for it."""
-
-    def __init__(self) -> None:
-        self._locks: dict[Hashable, tuple[asyncio.Lock, int]] = {}
-
-    @asynccontextmanager
-    async def hold(self, key: Hashable) -> AsyncIterator[None]:
-        lock, users = self._locks.get(key, (None, 0))
-        if lock is None:
-            lock = asyncio.Lock()
-        self._locks[key] = (lock, users + 1)
-        try:
-            async with lock:
-                yield
-        finally:
-            lock, users = self._locks[key]
-            if users <= 1:
-                del self._locks[key]
-            else:
-                self._locks[key] = (lock, users - 1)
-
-    def __len__(self) -> int:
-        return len(self._locks)
 
 
 @dataclass(slots=True)
@@ -102,6 +67,7 @@ class Engine:
         limiter: RateLimiter | None = None,
         text_filter: TextFilter | None = None,
         bot_name: str = "gembot",
+        sequencer: Sequencer | None = None,
     ) -> None:
         self._settings = settings
         self._store = store
@@ -111,7 +77,8 @@ class Engine:
         self._access = access
         self._limiter = limiter
         self._filter = text_filter
-        self._locks = _ChatLocks()
+        # Per-conversation order: in-process for SQLite, across replicas on PostgreSQL (bot.sequencer).
+        self._locks: Sequencer = sequencer if sequencer is not None else LocalSequencer()
         self._commands = Commands(settings=settings, store=store, clock=clock, bot_name=bot_name)
 
     @property
@@ -130,10 +97,18 @@ class Engine:
         async with self._locks.hold(message.conversation_key):
             started = time.perf_counter()
             now = self._clock.now()
+            served = self._access.is_admin(message.platform, message.user_id) or self._access.chat_allowed(
+                message
+            )
             if not await self._store.claim_event(
-                message.platform.value, message.event_id, message.user_id, now
+                message.platform.value,
+                message.event_id,
+                message.user_id,
+                now,
+                touch_user=served,
+                language=message.language,
             ):
-                self._metrics.messages.labels(message.platform.value, "duplicate").inc()
+                self._metrics.count_message(message.platform.value, "duplicate")
                 log.info("message.duplicate", platform=message.platform.value, event_id=message.event_id)
                 return
             progress = _Progress()
@@ -161,7 +136,21 @@ class Engine:
             )
         except Exception:
             log.exception("inbox.finish_failed", platform=message.platform.value, event_id=message.event_id)
-        self._metrics.messages.labels(message.platform.value, progress.outcome).inc()
+        outcome = self._metrics.count_message(message.platform.value, progress.outcome)
+        if outcome in REFUSALS:
+            # Refusals go to the audit table too, so /stats counts them the same on every replica.
+            refusal = AuditRecord(
+                at=self._clock.now(),
+                platform=message.platform.value,
+                actor_id=message.user_id,
+                action=REFUSAL_ACTION,
+                params={"detail": progress.outcome},
+                outcome=outcome,
+            )
+            try:
+                await asyncio.shield(self._store.record_audit([refusal]))
+            except Exception:
+                log.exception("audit.refusal_failed", platform=message.platform.value)
         log.info(
             "message.handled",
             platform=message.platform.value,
@@ -183,8 +172,6 @@ class Engine:
                 yield Notice(NoticeKind.NOT_ALLOWED_CHAT, text(lang, "not_allowed_chat"))
             return
         now = self._clock.now()
-        await self._store.touch_user(message.platform.value, message.user_id, message.language, now)
-
         if message.command is not None:
             progress.outcome = "command"
             yield await self._commands.run(message, CommandContext(language=lang, is_admin=is_admin, now=now))
@@ -319,6 +306,9 @@ class Engine:
 
     def _failure_event(self, exc: GeminiError, progress: _Progress, lang: Language) -> ReplyEvent:
         progress.outcome = f"gemini_{exc.kind}"
+        if isinstance(exc, QuotaExceededError):
+            progress.outcome = "quota"
+            self._metrics.refusals.labels("quota").inc()
         notice = self._failure_notice(exc, lang)
         if progress.shown:
             # What was already shown stays; the user learns it was cut, in the same answer.
@@ -329,17 +319,26 @@ class Engine:
         return notice
 
     def _failure_notice(self, exc: GeminiError, lang: Language) -> Notice:
-        if isinstance(exc, PromptBlockedError):
-            reason = _SAFETY_WORDS.get(exc.reason, exc.reason.lower().replace("_", " "))
-            return Notice(NoticeKind.SAFETY, text(lang, "safety_prompt", reason=reason))
-        if isinstance(exc, ResponseBlockedError):
-            reason = _SAFETY_WORDS.get(exc.reason, exc.reason.lower().replace("_", " "))
-            return Notice(NoticeKind.SAFETY, text(lang, "safety_reply", reason=reason))
+        if isinstance(exc, PromptBlockedError | ResponseBlockedError):
+            try:
+                reason = text(lang, f"safety_reason_{exc.reason.lower()}")
+            except KeyError:
+                reason = exc.reason.lower().replace("_", " ")
+            which = "safety_prompt" if isinstance(exc, PromptBlockedError) else "safety_reply"
+            return Notice(NoticeKind.SAFETY, text(lang, which, reason=reason))
+        if isinstance(exc, QuotaExceededError):
+            wait = exc.retry_delay if exc.retry_delay is not None else 60.0
+            return Notice(NoticeKind.QUOTA, text(lang, "quota", retry=format_wait(wait, lang)))
         if isinstance(exc, BadKeyError):
             return Notice(NoticeKind.BAD_KEY, text(lang, "bad_key"))
+        if isinstance(exc, BadRequestError) and exc.too_large:
+            return Notice(NoticeKind.BAD_REQUEST, text(lang, "request_too_large"))
         if isinstance(exc, BadRequestError | NotFoundError):
             return Notice(NoticeKind.BAD_REQUEST, text(lang, "bad_request"))
         if isinstance(exc, RateLimitedError):
+            if exc.is_long_window:
+                wait = exc.retry_delay if exc.retry_delay is not None else 86400.0
+                return Notice(NoticeKind.QUOTA, text(lang, "gemini_quota", retry=format_wait(wait, lang)))
             wait = exc.retry_delay if exc.retry_delay is not None else 60.0
             return Notice(NoticeKind.QUOTA, text(lang, "gemini_busy", retry=format_wait(wait, lang)))
         if isinstance(exc, EmptyResponseError):

@@ -52,6 +52,19 @@ _EN: dict[str, str] = {
         "gembot console, model {model}. Type a message; /help for commands; exit, quit or 退出 to leave."
     ),
     "retry_soon": "a few seconds",
+    "gemini_quota": "Gemini's quota for this bot is used up until it resets. Please try again in {retry}.",
+    "request_too_large": (
+        "Your message with this conversation's context is too large for Gemini, even with older messages "
+        "left out. Please shorten it, or /reset."
+    ),
+    "safety_reason_safety": "possibly harmful content",
+    "safety_reason_prohibited_content": "prohibited content",
+    "safety_reason_blocklist": "terms on a block list",
+    "safety_reason_spii": "sensitive personal information",
+    "safety_reason_recitation": "too close to existing published material",
+    "safety_reason_image_safety": "an unsafe image",
+    "safety_reason_language": "a language Gemini does not support here",
+    "safety_reason_other": "an unspecified reason",
 }
 
 _ZH: dict[str, str] = {
@@ -93,6 +106,19 @@ _ZH: dict[str, str] = {
     "alert_bad_key": "gembot：Gemini 拒绝了 API 密钥（{detail}），用户正在收到错误。",
     "console_banner": "gembot 控制台，模型 {model}。输入消息；/help 查看命令；exit、quit 或 退出 离开。",
     "retry_soon": "几秒钟",
+    "gemini_quota": "Gemini 给本机器人的配额已用完，需等待重置。请在 {retry} 后再试。",
+    "request_too_large": (
+        "你的消息连同本对话的上下文对 Gemini 来说太大了，即使去掉较早的消息也不行。"
+        "请缩短内容，或使用 /reset。"
+    ),
+    "safety_reason_safety": "可能有害的内容",
+    "safety_reason_prohibited_content": "被禁止的内容",
+    "safety_reason_blocklist": "屏蔽词",
+    "safety_reason_spii": "敏感个人信息",
+    "safety_reason_recitation": "与已发表内容过于相似",
+    "safety_reason_image_safety": "不安全的图片",
+    "safety_reason_language": "Gemini 在此不支持的语言",
+    "safety_reason_other": "未说明的原因",
 }
 
 CATALOGUE: Mapping[Language, Mapping[str, str]] = {"en": _EN, "zh": _ZH}

@@ -25,6 +25,7 @@ from bot.llm.errors import (
     StreamCutError,
     error_from_response,
 )
+from bot.llm.transport import ShardedTransport
 from bot.llm.types import ChatMessage, LlmChunk, LlmRequest, LlmResult, Usage
 
 __all__ = ["GeminiClient", "GeminiTimeouts", "build_request_body", "request_url"]
@@ -221,11 +222,7 @@ class GeminiClient:
         self._owns_http = http is None
         self._http = http or httpx.AsyncClient(
             timeout=self._httpx_timeout,
-            limits=httpx.Limits(
-                max_connections=max_connections,
-                max_keepalive_connections=max_connections,
-                keepalive_expiry=30.0,
-            ),
+            transport=ShardedTransport(max_connections=max_connections),
             headers={"user-agent": _USER_AGENT},
             follow_redirects=False,
         )

@@ -19,7 +19,8 @@ conversations showed zero lock errors, and a pool of one connection was no faste
 transaction, not lock waiting).
 
 PostgreSQL (``postgresql+asyncpg://...``) gets a pre-pinged, recycled connection pool; everything else
-is the same code.
+is the same code. A ``search_path`` query parameter (``...?search_path=gembot``) puts gembot's tables
+in that schema (it must exist): several deployments or test runs can share one database.
 """
 
 from __future__ import annotations
@@ -58,9 +59,17 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(parsed, echo=echo)
     if parsed.get_backend_name() == "postgresql":
+        connect_args: dict[str, Any] = {}
+        search_path = parsed.query.get("search_path")
+        if search_path is not None:
+            # asyncpg takes no `options`: gembot's own query parameter becomes a server setting.
+            value = search_path if isinstance(search_path, str) else ",".join(search_path)
+            connect_args["server_settings"] = {"search_path": value}
+            parsed = parsed.difference_update_query(["search_path"])
         return create_async_engine(
             parsed,
             echo=echo,
+            connect_args=connect_args,
             pool_pre_ping=True,
             pool_size=10,
             max_overflow=20,

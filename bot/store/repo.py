@@ -9,8 +9,11 @@ the syntax), chosen by dialect name.
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Mapping, Sequence
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
@@ -19,6 +22,7 @@ from sqlalchemy import Table, delete, exists, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from bot.observability.logs import REDACTOR
 from bot.store.db import create_engine, is_sqlite, read_only
 from bot.store.models import AuditRow, Conversation, Inbox, LlmCall, QuotaCounter, Turn, User
 
@@ -26,6 +30,8 @@ __all__ = ["ActivityCounts", "AuditRecord", "CallRecord", "Exchange", "Store"]
 
 # Retention deletes in batches so one purge never holds SQLite's write lock for long.
 _PURGE_BATCH: Final = 2000
+# Known conversation ids kept in memory; bounded so a million conversations don't grow the process.
+_CONVERSATION_CACHE: Final = 10_000
 
 _conversations: Final[Table] = Conversation.__table__  # type: ignore[assignment]
 _turns: Final[Table] = Turn.__table__  # type: ignore[assignment]
@@ -95,6 +101,11 @@ class Store:
             raise ValueError(f"unsupported database dialect {engine.dialect.name!r}")
         self._engine = engine
         self._reader = read_only(engine)
+        # SQLite allows one writer; waiting in SQLite's busy handler sleeps in growing steps (up to 100 ms),
+        # which under load costs more than the writes. This process's writers queue here instead (FIFO);
+        # busy_timeout still covers other processes.
+        self._write_lock = asyncio.Lock() if is_sqlite(engine) else None
+        self._conversation_ids: OrderedDict[tuple[str, str, str], int] = OrderedDict()
         # Both dialects spell upserts INSERT .. ON CONFLICT; each has its own construct for it.
         self._insert: Any = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
 
@@ -107,6 +118,16 @@ class Store:
     def engine(self) -> AsyncEngine:
         """The underlying engine."""
         return self._engine
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncConnection]:
+        """A write transaction (committed on exit); on SQLite this process's writers take turns."""
+        if self._write_lock is None:
+            async with self._engine.begin() as conn:
+                yield conn
+            return
+        async with self._write_lock, self._engine.begin() as conn:
+            yield conn
 
     async def close(self) -> None:
         """Close every pooled connection."""
@@ -123,16 +144,31 @@ class Store:
 
     # -- inbox ---------------------------------------------------------------------------------------
 
-    async def claim_event(self, platform: str, event_id: str, user_id: str, now: datetime) -> bool:
-        """Record a received event; False when (platform, event_id) was already recorded."""
+    async def claim_event(
+        self,
+        platform: str,
+        event_id: str,
+        user_id: str,
+        now: datetime,
+        *,
+        touch_user: bool = False,
+        language: str | None = None,
+    ) -> bool:
+        """Record a received event; False when (platform, event_id) was already recorded.
+
+        With ``touch_user`` the sender is also recorded as seen (see :meth:`touch_user`), in the same
+        transaction: one write per message start instead of two.
+        """
         stmt = (
             self._insert(_inbox)
             .values(platform=platform, event_id=event_id, user_id=user_id, status="received", received_at=now)
             .on_conflict_do_nothing(index_elements=["platform", "event_id"])
         )
-        async with self._engine.begin() as conn:
-            result = await conn.execute(stmt)
-            return result.rowcount == 1
+        async with self.write() as conn:
+            claimed = (await conn.execute(stmt)).rowcount == 1
+            if claimed and touch_user:
+                await conn.execute(self._touch_user_stmt(platform, user_id, language, now))
+            return claimed
 
     async def finish_event(
         self, platform: str, event_id: str, status: str, now: datetime, conversation_id: int | None = None
@@ -146,7 +182,7 @@ class Store:
             .where(_inbox.c.platform == platform, _inbox.c.event_id == event_id)
             .values(**values)
         )
-        async with self._engine.begin() as conn:
+        async with self.write() as conn:
             await conn.execute(stmt)
 
     async def unfinished_events(self, platform: str, older_than: datetime) -> list[tuple[str, str]]:
@@ -167,7 +203,17 @@ class Store:
     # -- conversations -------------------------------------------------------------------------------
 
     async def conversation_id(self, platform: str, chat_key: str, thread_key: str, now: datetime) -> int:
-        """The id of this conversation, created if new; its ``last_active_at`` becomes ``now``."""
+        """The id of this conversation, created if new; its ``last_active_at`` becomes ``now``.
+
+        Ids never change (conversations are re-keyed only by :meth:`move_chat`, which clears the cache), so
+        a bounded cache saves the write for known conversations; :meth:`save_exchange` keeps
+        ``last_active_at`` current for them.
+        """
+        key = (platform, chat_key, thread_key)
+        cached = self._conversation_ids.get(key)
+        if cached is not None:
+            self._conversation_ids.move_to_end(key)
+            return cached
         ins = self._insert(_conversations).values(
             platform=platform, chat_key=chat_key, thread_key=thread_key, created_at=now, last_active_at=now
         )
@@ -175,8 +221,12 @@ class Store:
             index_elements=["platform", "chat_key", "thread_key"],
             set_={"last_active_at": ins.excluded.last_active_at},
         ).returning(_conversations.c.id)
-        async with self._engine.begin() as conn:
-            return int((await conn.execute(stmt)).scalar_one())
+        async with self.write() as conn:
+            conversation_id = int((await conn.execute(stmt)).scalar_one())
+        self._conversation_ids[key] = conversation_id
+        if len(self._conversation_ids) > _CONVERSATION_CACHE:
+            self._conversation_ids.popitem(last=False)
+        return conversation_id
 
     # Added for the Slack adapter (issue 5): a thread message without a mention is addressed to the bot
     # only when the bot already holds that thread's conversation. Read-only; creates nothing.
@@ -189,6 +239,29 @@ class Store:
         )
         async with self._reader.connect() as conn:
             return (await conn.execute(stmt.limit(1))).first() is not None
+
+    async def move_chat(self, platform: str, old_chat_key: str, new_chat_key: str) -> int:
+        """Re-key a chat's conversations (a Telegram group that became a supergroup); returns how many moved.
+
+        A conversation the new chat already has (a message there was answered first) is left as it is.
+        """
+        other = _conversations.alias("other")
+        taken = exists(
+            select(other.c.id).where(
+                other.c.platform == platform,
+                other.c.chat_key == new_chat_key,
+                other.c.thread_key == _conversations.c.thread_key,
+            )
+        )
+        stmt = (
+            update(_conversations)
+            .where(_conversations.c.platform == platform, _conversations.c.chat_key == old_chat_key, ~taken)
+            .values(chat_key=new_chat_key)
+        )
+        async with self.write() as conn:
+            result = await conn.execute(stmt)
+        self._conversation_ids.clear()
+        return int(result.rowcount or 0)
 
     async def history(self, conversation_id: int, *, limit: int, since: datetime) -> list[Exchange]:
         """The latest ``limit`` exchanges created at or after ``since``, oldest first."""
@@ -232,27 +305,32 @@ class Store:
             "model": model,
             "created_at": now,
         }
-        async with self._engine.begin() as conn:
+        async with self.write() as conn:
             await conn.execute(_turns.insert().values(**turn))
+            await conn.execute(
+                update(_conversations)
+                .where(_conversations.c.id == conversation_id)
+                .values(last_active_at=now)
+            )
             await _insert_calls_and_audit(conn, calls, audit)
 
     async def record_calls(self, calls: Sequence[CallRecord], audit: Sequence[AuditRecord] = ()) -> None:
         """Store Gemini calls (and audit records) of an answer that produced no exchange."""
         if not calls and not audit:
             return
-        async with self._engine.begin() as conn:
+        async with self.write() as conn:
             await _insert_calls_and_audit(conn, calls, audit)
 
     async def record_audit(self, audit: Sequence[AuditRecord]) -> None:
         """Store audit records."""
         if not audit:
             return
-        async with self._engine.begin() as conn:
+        async with self.write() as conn:
             await _insert_calls_and_audit(conn, (), audit)
 
     async def reset_conversation(self, conversation_id: int) -> int:
         """Delete this conversation's exchanges; returns how many."""
-        async with self._engine.begin() as conn:
+        async with self.write() as conn:
             result = await conn.execute(delete(_turns).where(_turns.c.conversation_id == conversation_id))
             return result.rowcount
 
@@ -263,10 +341,14 @@ class Store:
 
         A user who writes to the bot is reachable again, so ``unreachable_at`` is cleared.
         """
+        async with self.write() as conn:
+            await conn.execute(self._touch_user_stmt(platform, user_id, language, now))
+
+    def _touch_user_stmt(self, platform: str, user_id: str, language: str | None, now: datetime) -> Any:
         ins = self._insert(_users).values(
             platform=platform, user_id=user_id, language=language, first_seen_at=now, last_seen_at=now
         )
-        stmt = ins.on_conflict_do_update(
+        return ins.on_conflict_do_update(
             index_elements=["platform", "user_id"],
             set_={
                 "last_seen_at": ins.excluded.last_seen_at,
@@ -274,8 +356,6 @@ class Store:
                 "unreachable_at": None,
             },
         )
-        async with self._engine.begin() as conn:
-            await conn.execute(stmt)
 
     async def forget_user(self, platform: str, user_id: str, now: datetime) -> int:
         """Erase every exchange this user started on this platform, and their inbox rows.
@@ -292,7 +372,7 @@ class Store:
         mark = ins.on_conflict_do_update(
             index_elements=["platform", "user_id"], set_={"forgotten_at": ins.excluded.forgotten_at}
         )
-        async with self._engine.begin() as conn:
+        async with self.write() as conn:
             deleted = await conn.execute(delete(_turns).where(_turns.c.user_id == user_id, in_platform))
             await conn.execute(
                 delete(_inbox).where(_inbox.c.platform == platform, _inbox.c.user_id == user_id)
@@ -336,7 +416,7 @@ class Store:
         total = 0
         while True:
             batch = select(table.c.id).where(condition).limit(_PURGE_BATCH).scalar_subquery()
-            async with self._engine.begin() as conn:
+            async with self.write() as conn:
                 result = await conn.execute(delete(table).where(table.c.id.in_(batch)))
             total += result.rowcount
             if result.rowcount < _PURGE_BATCH:
@@ -370,7 +450,7 @@ class Store:
             set_={"count": _quota.c.count + 1},
             where=where,
         ).returning(_quota.c.count)
-        async with self._engine.begin() as conn:
+        async with self.write() as conn:
             new_count = (await conn.execute(stmt)).scalar_one_or_none()
             if new_count is not None:
                 return True, int(new_count)
@@ -525,8 +605,12 @@ async def _insert_calls_and_audit(
                     "actor_id": record.actor_id,
                     "action": record.action,
                     "model": record.model,
+                    # The one choke point for audit parameters: secrets, e-mails and phones masked.
                     "params": json.dumps(
-                        dict(record.params), ensure_ascii=False, sort_keys=True, default=str
+                        REDACTOR.redact_value(dict(record.params)),
+                        ensure_ascii=False,
+                        sort_keys=True,
+                        default=str,
                     ),
                     "outcome": record.outcome,
                 }

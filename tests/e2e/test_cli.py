@@ -40,9 +40,11 @@ async def test_stats_and_purge_after_a_conversation(gemini: GeminiEmulator, tmp_
         assert db.execute("SELECT count(*) FROM turns").fetchone() == (2,)  # younger than the retention
 
 
-async def test_run_without_a_platform_and_without_a_terminal_exits_2(gemini: GeminiEmulator, tmp_path: Path) -> None:
+async def test_run_without_a_platform_and_without_a_terminal_exits_2(
+    gemini: GeminiEmulator, tmp_path: Path
+) -> None:
     config = write_config(tmp_path, gemini.base_url)
-    status, out, err = await gembot("run", "--config", str(config), env=ENV)
+    status, _out, err = await gembot("run", "--config", str(config), env=ENV)
     assert status == 2
     assert "no platform is enabled" in err
     assert "Traceback" not in err

@@ -47,11 +47,13 @@ async def gembot(
     return process.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
 
 
-async def test_three_lines_carry_context_survive_restart_and_reset(gemini: GeminiEmulator, tmp_path: Path) -> None:
+async def test_three_lines_carry_context_survive_restart_and_reset(
+    gemini: GeminiEmulator, tmp_path: Path
+) -> None:
     config = write_config(tmp_path, gemini.base_url)
     env = {"GEMINI_API_KEY": API_KEY}
     status, out, err = await gembot(
-        "console", "--config", str(config), stdin="first\nsecond\nthird\n".encode(), env=env
+        "console", "--config", str(config), stdin=b"first\nsecond\nthird\n", env=env
     )
     assert status == 0, err
     assert out.splitlines() == ["echo: first", "echo: second", "echo: third"]
@@ -67,11 +69,16 @@ async def test_three_lines_carry_context_survive_restart_and_reset(gemini: Gemin
     # A second run on the same database still sends the earlier exchanges.
     status, out, err = await gembot("console", "--config", str(config), stdin=b"fourth\n", env=env)
     assert status == 0, err
-    assert [text for role, text in gemini.contents(-1) if role == "user"] == ["first", "second", "third", "fourth"]
+    assert [text for role, text in gemini.contents(-1) if role == "user"] == [
+        "first",
+        "second",
+        "third",
+        "fourth",
+    ]
 
     # /reset empties them; `exit` ends the session before the last line.
     status, out, err = await gembot(
-        "console", "--config", str(config), stdin="/reset\nfresh\nexit\nnever sent\n".encode(), env=env
+        "console", "--config", str(config), stdin=b"/reset\nfresh\nexit\nnever sent\n", env=env
     )
     assert status == 0, err
     assert "starts afresh" in out
@@ -83,7 +90,11 @@ async def test_streamed_reply_and_exit_words(gemini: GeminiEmulator, tmp_path: P
     config = write_config(tmp_path, gemini.base_url)
     gemini.script(Reply(chunks=["Hello, ", "streaming ", "world."]))
     status, out, _ = await gembot(
-        "console", "--config", str(config), stdin="hi\n退出\nignored\n".encode(), env={"GEMINI_API_KEY": API_KEY}
+        "console",
+        "--config",
+        str(config),
+        stdin="hi\n退出\nignored\n".encode(),
+        env={"GEMINI_API_KEY": API_KEY},
     )
     assert status == 0
     assert out == "Hello, streaming world.\n"
@@ -93,7 +104,9 @@ async def test_streamed_reply_and_exit_words(gemini: GeminiEmulator, tmp_path: P
 async def test_bad_input_gets_clear_answers(gemini: GeminiEmulator, tmp_path: Path) -> None:
     config = write_config(tmp_path, gemini.base_url)
     stdin = b"\n" + b"\xff\xfe broken \xc3\n" + ("z" * 100_000).encode() + b"\nfine\n"
-    status, out, err = await gembot("console", "--config", str(config), stdin=stdin, env={"GEMINI_API_KEY": API_KEY})
+    status, out, err = await gembot(
+        "console", "--config", str(config), stdin=stdin, env={"GEMINI_API_KEY": API_KEY}
+    )
     assert status == 0, err
     lines = out.splitlines()
     assert lines[0] == "Your message is empty. Please send some text."
@@ -110,7 +123,8 @@ async def test_missing_api_key_is_one_clear_line(gemini: GeminiEmulator, tmp_pat
     assert status == 2
     assert out == ""
     assert err.strip().splitlines() == [
-        "gembot: config error: gemini.api_key is required but empty: set the environment variable GEMINI_API_KEY"
+        "gembot: config error: gemini.api_key is required but empty: "
+        "set the environment variable GEMINI_API_KEY"
     ]
     assert gemini.requests == []
 
@@ -122,5 +136,6 @@ async def test_wrong_api_key_is_reported_not_crashed(gemini: GeminiEmulator, tmp
     )
     assert status == 0
     assert "API key is not accepted" in out
+    assert "gembot alert: " in err  # the console's user is the operator
     assert "wrong-key-123456" not in out + err
     assert "Traceback" not in err

@@ -73,7 +73,11 @@ def test_duration_format_round_trips(ms: int) -> None:
         ("{}\n", {}, "gemini.api_key is required but empty: set the environment variable GEMINI_API_KEY"),
         ("gemini:\n  api_key: ${MY_KEY}\n", {}, "set the environment variable MY_KEY"),
         ("rate_limits:\n  per_user: lots\n", ENV, "rate_limits.per_user: 'lots' is not in `limits` notation"),
-        ("telegram:\n  token: 1:abc\n  mode: webhook\n", ENV, "telegram.webhook_secret is required in webhook mode"),
+        (
+            "telegram:\n  token: 1:abc\n  mode: webhook\n",
+            ENV,
+            "telegram.webhook_secret is required in webhook mode",
+        ),
         ("slack:\n  enabled: true\n", ENV, "slack.bot_token is required when slack.enabled is true"),
         ("conversation:\n  language: fr\n", ENV, "conversation.language:"),
         ("gemini: [1, 2\n", ENV, "not valid YAML at line"),

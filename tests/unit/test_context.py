@@ -40,7 +40,9 @@ def test_character_budget_drops_the_oldest_first() -> None:
     st.integers(0, 15),
     st.integers(100, 2000),
 )
-def test_context_never_exceeds_its_bounds(pairs: list[tuple[str, str]], max_turns: int, max_chars: int) -> None:
+def test_context_never_exceeds_its_bounds(
+    pairs: list[tuple[str, str]], max_turns: int, max_chars: int
+) -> None:
     history = [PastExchange(u, m) for u, m in pairs]
     contents = build_contents(history, "new", max_turns=max_turns, max_chars=max_chars)
     assert len(contents) % 2 == 1 and len(contents) <= 2 * max_turns + 1

@@ -18,7 +18,15 @@ def test_both_languages_have_the_same_keys_and_placeholders() -> None:
 
 @pytest.mark.parametrize(
     ("tag", "expected"),
-    [("zh-hans", "zh"), ("zh_CN", "zh"), ("ZH", "zh"), ("en-GB", "en"), ("fr", "en"), (None, "en"), ("", "en")],
+    [
+        ("zh-hans", "zh"),
+        ("zh_CN", "zh"),
+        ("ZH", "zh"),
+        ("en-GB", "en"),
+        ("fr", "en"),
+        (None, "en"),
+        ("", "en"),
+    ],
 )
 def test_language_choice(tag: str | None, expected: str) -> None:
     assert pick_language(tag, "en") == expected

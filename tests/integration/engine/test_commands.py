@@ -1,10 +1,8 @@
-"""The chat commands through the engine, on a real SQLite file."""
+"""The chat commands through the engine, on a real SQLite file and on PostgreSQL (see conftest.py)."""
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from bot.app import App
@@ -12,6 +10,7 @@ from bot.domain import NoticeKind, Platform
 from tests.fakes.gemini import ErrorReply
 from tests.fakes.gemini import GeminiEmulator as Emulator
 from tests.helpers import answer_text, collect, incoming, notice_kind, terminal
+from tests.services import QueryRows
 
 AppFactory = Callable[..., Any]
 ADMIN = "900"
@@ -31,7 +30,9 @@ async def test_help_states_the_privacy_facts(app_factory: AppFactory) -> None:
     assert "Google Gemini" in chinese.text and "24 小时" in chinese.text
 
 
-async def test_reset_anyone_in_private_admins_only_in_groups(app_factory: AppFactory, gemini: Emulator) -> None:
+async def test_reset_anyone_in_private_admins_only_in_groups(
+    app_factory: AppFactory, gemini: Emulator
+) -> None:
     app: App = await app_factory(telegram={"admin_ids": [int(ADMIN)]})
     await collect(app, incoming("remember me"))
     assert notice_kind(await collect(app, incoming(command="reset"))) is NoticeKind.INFO
@@ -49,8 +50,13 @@ async def test_reset_anyone_in_private_admins_only_in_groups(app_factory: AppFac
     assert gemini.user_texts(-1) == ["Bo: fresh"]
 
 
-async def test_stats_for_admins_only_with_figures_and_windows(app_factory: AppFactory, gemini: Emulator) -> None:
-    app: App = await app_factory(telegram={"admin_ids": [int(ADMIN)]}, gemini={"quota": {"requests_per_day": 500}})
+async def test_stats_for_admins_only_with_figures_and_windows(
+    app_factory: AppFactory, gemini: Emulator
+) -> None:
+    app: App = await app_factory(
+        telegram={"admin_ids": [int(ADMIN)]},
+        gemini={"quota": {"requests_per_day": 500}, "retry": {"max_attempts": 1}},  # the 500 is not retried
+    )
     gemini.script(ErrorReply.server_error(500))
     for text in ("a", "b", "c"):
         await collect(app, incoming(text))
@@ -60,14 +66,16 @@ async def test_stats_for_admins_only_with_figures_and_windows(app_factory: AppFa
     for window in ("[1h]", "[24h]", "[30d]"):
         assert window in report.text
     assert "Gemini requests 3, success 66.7%" in report.text
-    assert "answered 4" in report.text  # three questions and the refused /stats; not the /stats being answered
+    assert (
+        "answered 4" in report.text
+    )  # three questions and the refused /stats; not the /stats being answered
     assert "errors: server 1" in report.text
     assert "P50" in report.text and "P95" in report.text
     assert "day 3/500" in report.text and "month 3/100000" in report.text
 
 
 async def test_forget_erases_the_senders_exchanges_everywhere(
-    app_factory: AppFactory, gemini: Emulator, db_path: Path
+    app_factory: AppFactory, gemini: Emulator, query_rows: QueryRows
 ) -> None:
     app: App = await app_factory()
     await collect(app, incoming("mine in private", user="ann", chat="ann"))
@@ -75,9 +83,8 @@ async def test_forget_erases_the_senders_exchanges_everywhere(
     await collect(app, incoming("theirs in group", user="bob", chat="-1", private=False, name="Bob"))
     notice = terminal(await collect(app, incoming(command="forget", user="ann", chat="ann")))
     assert notice.kind is NoticeKind.INFO and "2" in notice.text
-    with sqlite3.connect(db_path) as db:
-        texts = [row[0] for row in db.execute("SELECT user_text FROM turns")]
-        audit = db.execute("SELECT params FROM audit WHERE action = 'command.forget'").fetchall()
+    texts = [row[0] for row in query_rows("SELECT user_text FROM turns")]
+    audit = query_rows("SELECT params FROM audit WHERE action = 'command.forget'")
     assert texts == ["Bob: theirs in group"]
     assert len(audit) == 1 and "mine" not in audit[0][0]
     await collect(app, incoming("again", user="carl", chat="-1", private=False, name="Carl"))

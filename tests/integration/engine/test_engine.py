@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import time
 from collections.abc import Callable
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,16 +24,18 @@ from tests.helpers import (
     notice_kind,
     terminal,
 )
+from tests.services import QueryRows
 
 AppFactory = Callable[..., Any]
 
 
-def turn_rows(db_path: Path) -> list[tuple[str, str]]:
-    with sqlite3.connect(db_path) as db:
-        return db.execute("SELECT user_text, model_text FROM turns ORDER BY id").fetchall()
+def turn_rows(query_rows: QueryRows) -> list[tuple[str, str]]:
+    return [(row[0], row[1]) for row in query_rows("SELECT user_text, model_text FROM turns ORDER BY id")]
 
 
-async def test_reply_streams_and_is_stored(app_factory: AppFactory, gemini: Emulator, db_path: Path) -> None:
+async def test_reply_streams_and_is_stored(
+    app_factory: AppFactory, gemini: Emulator, query_rows: QueryRows
+) -> None:
     app: App = await app_factory()
     gemini.script(Reply(text="Hello there, how can I help you today? I can answer questions."))
     events = await collect(app, incoming("hi"))
@@ -43,7 +43,7 @@ async def test_reply_streams_and_is_stored(app_factory: AppFactory, gemini: Emul
     assert deltas(events) == "Hello there, how can I help you today? I can answer questions."
     assert answer_text(events) == "Hello there, how can I help you today? I can answer questions."
     assert len([e for e in events if not isinstance(e, Final)]) > 2  # several deltas: it streamed
-    assert turn_rows(db_path) == [("hi", "Hello there, how can I help you today? I can answer questions.")]
+    assert turn_rows(query_rows) == [("hi", "Hello there, how can I help you today? I can answer questions.")]
 
 
 async def test_request_carries_system_instruction_generation_and_history(
@@ -74,7 +74,9 @@ async def test_request_carries_system_instruction_generation_and_history(
     ]
 
 
-async def test_context_keeps_only_max_turns_and_max_context_chars(app_factory: AppFactory, gemini: Emulator) -> None:
+async def test_context_keeps_only_max_turns_and_max_context_chars(
+    app_factory: AppFactory, gemini: Emulator
+) -> None:
     app: App = await app_factory(conversation={"max_turns": 2, "max_context_chars": 500})
     for i in range(5):
         await collect(app, incoming(f"m{i}"))
@@ -92,7 +94,9 @@ async def test_non_streaming_mode(app_factory: AppFactory, gemini: Emulator) -> 
     assert not gemini.requests[-1].stream
 
 
-async def test_conversations_are_separate_and_survive_a_restart(app_factory: AppFactory, gemini: Emulator) -> None:
+async def test_conversations_are_separate_and_survive_a_restart(
+    app_factory: AppFactory, gemini: Emulator
+) -> None:
     app: App = await app_factory()
     await collect(app, incoming("alpha", chat="a"))
     await collect(app, incoming("beta", chat="b"))
@@ -105,14 +109,14 @@ async def test_conversations_are_separate_and_survive_a_restart(app_factory: App
 
 
 async def test_group_messages_carry_the_speaker_and_unaddressed_ones_are_ignored(
-    app_factory: AppFactory, gemini: Emulator, db_path: Path
+    app_factory: AppFactory, gemini: Emulator, query_rows: QueryRows
 ) -> None:
     app: App = await app_factory()
     assert await collect(app, incoming("chatter", chat="g", private=False, addressed=False)) == []
     assert gemini.requests == []
     await collect(app, incoming("hello bot", chat="g", private=False, name="Alice"))
     assert gemini.user_texts(-1) == ["Alice: hello bot"]
-    assert turn_rows(db_path)[-1][0] == "Alice: hello bot"
+    assert turn_rows(query_rows)[-1][0] == "Alice: hello bot"
 
 
 async def test_duplicate_event_gets_no_second_answer(app_factory: AppFactory, gemini: Emulator) -> None:
@@ -144,25 +148,25 @@ async def test_concurrent_duplicates_get_one_answer(app_factory: AppFactory, gem
     ],
 )
 async def test_gemini_failure_gives_one_notice_and_stores_no_exchange(
-    app_factory: AppFactory, gemini: Emulator, db_path: Path, behaviour: Any, kind: NoticeKind
+    app_factory: AppFactory, gemini: Emulator, query_rows: QueryRows, behaviour: Any, kind: NoticeKind
 ) -> None:
-    app: App = await app_factory()
+    # One attempt: retries and fallbacks have their own tests in tests/integration/resilience.
+    app: App = await app_factory(gemini={"retry": {"max_attempts": 1}})
     gemini.script(behaviour)
     events = await collect(app, incoming("fails"))
     assert notice_kind(events) is kind
-    assert turn_rows(db_path) == []
+    assert turn_rows(query_rows) == []
     await collect(app, incoming("next"))
     assert gemini.user_texts(-1) == ["next"]  # the failed message left nothing behind
-    with sqlite3.connect(db_path) as db:
-        outcomes = [r[0] for r in db.execute("SELECT outcome FROM llm_calls ORDER BY id")]
-        statuses = [r[0] for r in db.execute("SELECT status FROM inbox ORDER BY id")]
+    outcomes = [r[0] for r in query_rows("SELECT outcome FROM llm_calls ORDER BY id")]
+    statuses = [r[0] for r in query_rows("SELECT status FROM inbox ORDER BY id")]
     assert outcomes[-1] == "ok"
     assert outcomes[0] != "ok"
     assert statuses == ["answered", "answered"]
 
 
 async def test_stream_cut_midway_keeps_what_was_shown_and_stores_nothing(
-    app_factory: AppFactory, gemini: Emulator, db_path: Path
+    app_factory: AppFactory, gemini: Emulator, query_rows: QueryRows
 ) -> None:
     app: App = await app_factory()
     gemini.script(CutStream(["The first part ", "and the second"]))
@@ -171,16 +175,18 @@ async def test_stream_cut_midway_keeps_what_was_shown_and_stores_nothing(
     assert isinstance(end, Final)
     assert end.text == "The first part and the second"
     assert end.notice is not None and end.notice.kind is NoticeKind.CUT
-    assert turn_rows(db_path) == []
+    assert turn_rows(query_rows) == []
 
 
-async def test_max_tokens_answer_is_marked_and_stored(app_factory: AppFactory, gemini: Emulator, db_path: Path) -> None:
+async def test_max_tokens_answer_is_marked_and_stored(
+    app_factory: AppFactory, gemini: Emulator, query_rows: QueryRows
+) -> None:
     app: App = await app_factory()
     gemini.script(Reply(text="a long answer that stops", finish_reason="MAX_TOKENS"))
     end = terminal(await collect(app, incoming("go")))
     assert isinstance(end, Final) and end.notice is not None
     assert end.notice.kind is NoticeKind.TRUNCATED
-    assert turn_rows(db_path) == [("go", "a long answer that stops")]
+    assert turn_rows(query_rows) == [("go", "a long answer that stops")]
 
 
 async def test_input_checks_answer_without_calling_gemini(app_factory: AppFactory, gemini: Emulator) -> None:
@@ -233,7 +239,7 @@ async def test_per_chat_order_holds_when_one_chat_sends_three_at_once(
 
 
 async def test_two_hundred_conversations_run_concurrently(
-    app_factory: AppFactory, gemini: Emulator, db_path: Path
+    app_factory: AppFactory, gemini: Emulator, query_rows: QueryRows
 ) -> None:
     app: App = await app_factory()
     gemini.latency = 1.0
@@ -242,8 +248,10 @@ async def test_two_hundred_conversations_run_concurrently(
     makespan = time.perf_counter() - started
     print(f"\n200 conversations with 1 s Gemini latency: makespan {makespan:.2f} s")
     assert [answer_text(r) for r in results] == [f"echo: q{i}" for i in range(200)]
-    assert makespan < 5.0
-    assert len(turn_rows(db_path)) == 200
+    # Serial answering would take 200 s; the bound leaves room for a loaded 2-core CI machine
+    # (measured 3.3-4.5 s idle). Speed itself is measured in benchmarks/, not here.
+    assert makespan < 10.0
+    assert len(turn_rows(query_rows)) == 200
 
 
 async def test_rate_limit_refuses_with_retry_time_and_no_gemini_call(
@@ -267,7 +275,9 @@ async def test_admins_are_exempt_from_rate_limits(app_factory: AppFactory, gemin
         answer_text(await collect(app, incoming(text, user="42")))
 
 
-async def test_allow_list_notice_in_private_silence_in_groups(app_factory: AppFactory, gemini: Emulator) -> None:
+async def test_allow_list_notice_in_private_silence_in_groups(
+    app_factory: AppFactory, gemini: Emulator
+) -> None:
     app: App = await app_factory(telegram={"allowed_chat_ids": [100], "admin_ids": [7]})
     assert notice_kind(await collect(app, incoming("hi", chat="555"))) is NoticeKind.NOT_ALLOWED_CHAT
     assert await collect(app, incoming("hi", chat="-999", private=False)) == []
@@ -286,11 +296,11 @@ async def test_chinese_users_get_chinese_notices(app_factory: AppFactory) -> Non
 
 
 async def test_metrics_count_outcomes(app_factory: AppFactory, gemini: Emulator) -> None:
-    app: App = await app_factory()
+    app: App = await app_factory(gemini={"retry": {"max_attempts": 1}})  # the 503 is not retried
     gemini.script(ErrorReply.server_error(503))
     await collect(app, incoming("a"))
     await collect(app, incoming("b"))
     text = app.metrics.render().decode()
-    assert 'gembot_messages_total{outcome="answered",platform="telegram"} 1.0' in text
-    assert 'gembot_messages_total{outcome="gemini_server",platform="telegram"} 1.0' in text
+    assert 'gembot_messages_total{detail="answered",outcome="answered",platform="telegram"} 1.0' in text
+    assert 'gembot_messages_total{detail="gemini_server",outcome="error",platform="telegram"} 1.0' in text
     assert "gembot_gemini_latency_seconds_count" in text

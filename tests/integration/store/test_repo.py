@@ -103,8 +103,11 @@ async def test_conversation_id_get_or_create(store: Store) -> None:
     assert await store.conversation_id("telegram", "100", "", T0 + timedelta(hours=1)) == a
     ids = await asyncio.gather(*(store.conversation_id("telegram", "200", "", T0) for _ in range(20)))
     assert len(set(ids)) == 1
+    # Known conversations are served from the id cache; an answered exchange marks them active.
+    assert (await store.stats_counts(T0 + timedelta(minutes=30))).active_conversations == 0
+    await save(store, a, 1, T0 + timedelta(hours=1))
     counts = await store.stats_counts(T0 + timedelta(minutes=30))
-    assert counts.active_conversations == 1  # only `a` was touched after T0
+    assert counts.active_conversations == 1  # only `a` was active after T0
 
 
 async def test_history_last_n_oldest_first_since_and_limit(store: Store) -> None:

@@ -1,0 +1,87 @@
+"""An httpx transport that spreads requests over several small connection pools.
+
+httpcore's pool re-scans every connection it holds each time a request starts or ends, so one pool of
+N busy connections costs O(N) per event and O(N^2) per burst: with 200 concurrent Gemini streams that
+scan took close to half of the event loop's CPU (see docs/benchmarks.md). Shards of at most
+``shard_size`` connections keep each scan short while the client above stays one shared
+``httpx.AsyncClient``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import AsyncIterator, Callable
+from types import TracebackType
+
+import httpx
+
+
+class ShardedTransport(httpx.AsyncBaseTransport):
+    """Sends each request through the least busy of several ``AsyncHTTPTransport`` pools."""
+
+    def __init__(self, *, max_connections: int, shard_size: int = 32, keepalive_expiry: float = 30.0) -> None:
+        shards = max(1, math.ceil(max_connections / shard_size))
+        per_shard = max(1, math.ceil(max_connections / shards))
+        limits = httpx.Limits(
+            max_connections=per_shard, max_keepalive_connections=per_shard, keepalive_expiry=keepalive_expiry
+        )
+        self._shards = [httpx.AsyncHTTPTransport(limits=limits) for _ in range(shards)]
+        self._busy = [0] * shards
+
+    @property
+    def shard_count(self) -> int:
+        """How many pools requests are spread over."""
+        return len(self._shards)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        """Send ``request`` on the shard with the fewest requests in flight."""
+        index = min(range(len(self._shards)), key=self._busy.__getitem__)
+        self._busy[index] += 1
+        try:
+            response = await self._shards[index].handle_async_request(request)
+        except BaseException:
+            self._busy[index] -= 1
+            raise
+        # The connection stays busy until the body is read or closed (streams), so count until then.
+        response.stream = _ReleasingStream(response.stream, lambda: self._release(index))
+        return response
+
+    def _release(self, index: int) -> None:
+        self._busy[index] -= 1
+
+    async def aclose(self) -> None:
+        """Close every pool."""
+        for shard in self._shards:
+            await shard.aclose()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None = None,
+        exc_value: BaseException | None = None,
+        traceback: TracebackType | None = None,
+    ) -> None:
+        await self.aclose()
+
+
+class _ReleasingStream(httpx.AsyncByteStream):
+    """Wraps a response body and calls ``release`` once when it is closed."""
+
+    def __init__(
+        self, inner: httpx.AsyncByteStream | httpx.SyncByteStream, release: Callable[[], None]
+    ) -> None:
+        assert isinstance(inner, httpx.AsyncByteStream)
+        self._inner = inner
+        self._release = release
+        self._released = False
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for chunk in self._inner:
+            yield chunk
+
+    async def aclose(self) -> None:
+        try:
+            await self._inner.aclose()
+        finally:
+            if not self._released:
+                self._released = True
+                self._release()
