@@ -33,6 +33,7 @@ fmt: $(STAMP)
 	$(BIN)/ruff check --fix bot adapters tests benchmarks
 
 bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python -m benchmarks
 
 clean:

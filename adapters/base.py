@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from bot.domain import FollowUp
+
 
 class Adapter(Protocol):
     """A running connection to one platform."""
@@ -20,4 +22,8 @@ class Adapter(Protocol):
 
     async def ready(self) -> str | None:
         """None when connected, else the reason (for /readyz)."""
+        ...
+
+    async def follow_up(self, item: FollowUp) -> None:
+        """Send ``item.notice`` to the chat (and thread) of a message a dead process never answered."""
         ...

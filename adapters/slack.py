@@ -34,7 +34,17 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack_mrkdwn import MESSAGE_LIMIT, escape, render_chunks, split
-from bot.domain import AdminAlert, Delta, Incoming, MessageKind, Notice, Platform, ReplyEvent, Typing
+from bot.domain import (
+    AdminAlert,
+    Delta,
+    FollowUp,
+    Incoming,
+    MessageKind,
+    Notice,
+    Platform,
+    ReplyEvent,
+    Typing,
+)
 from bot.domain import Final as FinalEvent
 from bot.observability.logs import get_logger
 
@@ -204,7 +214,7 @@ def normalize_command(body: Mapping[str, Any]) -> Job | None:
         addressed_to_bot=True,
         command=name,
         command_args=rest.strip(),
-        reply_ids={"channel": channel, "response_url": str(body.get("response_url") or "")},
+        reply_ids={"channel": channel},  # not the response_url: reply ids are stored, and it is a credential
     )
     return Job(
         incoming=incoming,
@@ -313,6 +323,16 @@ class SlackAdapter:
         self._problem = None
         log.info("slack.ready", mode="socket", bot_user_id=self._bot_user_id)
 
+    async def follow_up(self, item: FollowUp) -> None:
+        """Answer a message a dead process never answered: in its thread, or in a thread under it."""
+        thread_ts = item.reply_ids.get("thread_ts") or item.reply_ids.get("ts") or None
+        try:
+            await self.client.chat_postMessage(
+                channel=item.chat_key, thread_ts=thread_ts, text=item.notice.text
+            )
+        except (SlackApiError, aiohttp.ClientError, TimeoutError) as exc:
+            log.warning("slack.follow_up_failed", error=exc.__class__.__name__)
+
     async def deliver_alert(self, alert: AdminAlert) -> None:
         """Send an operator alert to every configured admin as a direct message from the bot."""
         for admin_id in self._settings.admin_ids:
@@ -383,11 +403,16 @@ class SlackAdapter:
 
     async def _process(self, job: Job, previous: asyncio.Event | None, done: asyncio.Event) -> None:
         try:
+            # Recorded before it waits behind its conversation, so a crash while it waits cannot lose it.
+            # (A thread reply without a mention is recorded once it is known to be for the bot.)
+            accepted = not job.needs_membership and await self._engine.accept(job.incoming)
+            if not job.needs_membership and not accepted:
+                return  # a duplicate delivery: answered already
             if previous is not None:
                 await previous.wait()
             incoming = await self._complete(job)
             if incoming is not None:
-                await _Reply(self, job, incoming).run(self._engine.handle(incoming))
+                await _Reply(self, job, incoming).run(self._engine.handle(incoming, accepted=accepted))
         except Exception:
             log.exception("slack.answer_failed", event_id=job.incoming.event_id)
         finally:

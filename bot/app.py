@@ -9,13 +9,14 @@ import sys
 from asyncio import FIRST_COMPLETED
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, cast
 
 from bot.alerts import AlertHub
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
+from bot.domain import Platform
 from bot.engine import Engine
 from bot.guards.access import AccessPolicy
 from bot.guards.limits import RateLimiter
@@ -50,6 +51,7 @@ class App:
     alerts: AlertHub
     _closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     text_filter: WordFilter | None = None
+    started_at: datetime | None = None
 
     @classmethod
     async def create(cls, settings: Settings, *, clock: Clock | None = None, migrate: bool = True) -> App:
@@ -101,6 +103,7 @@ class App:
         )
         app = cls(settings, clock, store, client, metrics, engine, limiter, alerts)
         app._closers += [client.aclose, store.close, sequencer.aclose, alerts.aclose]
+        app.started_at = clock.now()
         app.text_filter = text_filter
         text_filter.start_watching(settings.filter.reload_interval.total_seconds(), clock.sleep)
         app._closers += [limiter.aclose, text_filter.aclose]
@@ -128,6 +131,35 @@ class App:
             except Exception:
                 log.exception("retention.purge_failed")
             await self.clock.sleep(interval)
+
+    async def follow_up_forever(self, adapters: Sequence[Adapter]) -> None:
+        """Tell the senders of messages a dead process accepted but never answered to send them again.
+
+        Nothing received before this process started can still be in progress on SQLite (one process);
+        on PostgreSQL other replicas may be answering, so only messages older than any answer can take
+        (the retry deadline plus the shutdown grace, with a margin) are followed up.
+        """
+        settings = self.settings
+        in_progress = settings.gemini.retry.deadline + settings.server.shutdown_grace + timedelta(minutes=2)
+        single_process = self.store.engine.dialect.name == "sqlite"
+        done_once: set[str] = set()
+        while True:
+            now = self.clock.now()
+            before = now - in_progress
+            if single_process and self.started_at is not None:
+                before = max(before, self.started_at)
+            for adapter in adapters:
+                if await adapter.ready() is not None:
+                    continue  # not connected yet: the next round tries again
+                try:
+                    for item in await self.engine.follow_ups(Platform(adapter.name), before):
+                        await adapter.follow_up(item)
+                except Exception:
+                    log.exception("follow_up.failed", platform=adapter.name)
+                    continue
+                done_once.add(adapter.name)
+            # Quickly until every adapter had its first round after the start, then once a minute.
+            await self.clock.sleep(60.0 if all(a.name in done_once for a in adapters) else 1.0)
 
     async def aclose(self) -> None:
         """Close every resource, newest first."""
@@ -197,9 +229,11 @@ async def run_service(settings: Settings) -> int:
         server.add_readiness_check("shutdown", shutdown_check)
         await server.start()
         purge_task = asyncio.create_task(app.purge_forever(), name="retention")
+        follow_up_task: asyncio.Task[None] | None = None
         try:
             for adapter in adapters:
                 await adapter.start()
+            follow_up_task = asyncio.create_task(app.follow_up_forever(adapters), name="follow-ups")
             log.info("gembot.started", adapters=enabled, port=server.port)
             await stop.wait()
             stopping = True
@@ -207,8 +241,12 @@ async def run_service(settings: Settings) -> int:
             log.info("gembot.stopping", grace_s=grace)
             await stop_adapters(adapters, grace, interrupt=interrupt)
         finally:
-            purge_task.cancel()
-            await asyncio.gather(purge_task, return_exceptions=True)
+            for task in (purge_task, follow_up_task):
+                if task is not None:
+                    task.cancel()
+            await asyncio.gather(
+                purge_task, *([follow_up_task] if follow_up_task else []), return_exceptions=True
+            )
             await server.stop()
     return 0
 

@@ -80,6 +80,7 @@ class NoticeKind(StrEnum):
     UNAVAILABLE = "unavailable"
     CUT = "cut"  # the streamed reply stopped early; what was shown stays
     TRUNCATED = "truncated"  # MAX_TOKENS: the reply is complete but was cut at the length limit
+    RESEND = "resend"  # the process died before answering: please send it again
     ERROR = "error"
 
 
@@ -121,3 +122,15 @@ class AdminAlert:
 
     kind: str
     text: str
+
+
+@dataclass(frozen=True, slots=True)
+class FollowUp:
+    """A message a dead process accepted but never answered, and the notice its sender is owed."""
+
+    platform: Platform
+    chat_key: str
+    thread_key: str
+    user_id: str
+    reply_ids: Mapping[str, str]
+    notice: Notice

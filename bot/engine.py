@@ -11,12 +11,24 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from bot.clock import Clock
 from bot.commands import CommandContext, Commands
 from bot.config import Settings
 from bot.context import PastExchange, build_contents, speaker_prefixed
-from bot.domain import Delta, Final, Incoming, MessageKind, Notice, NoticeKind, ReplyEvent, Typing
+from bot.domain import (
+    Delta,
+    Final,
+    FollowUp,
+    Incoming,
+    MessageKind,
+    Notice,
+    NoticeKind,
+    Platform,
+    ReplyEvent,
+    Typing,
+)
 from bot.guards.access import AccessPolicy
 from bot.guards.filter import TextFilter
 from bot.guards.limits import RateLimiter
@@ -86,28 +98,69 @@ class Engine:
         """How many conversations currently have a lock (bounded by in-flight work)."""
         return len(self._locks)
 
-    async def handle(self, message: Incoming) -> AsyncIterator[ReplyEvent]:
+    async def accept(self, message: Incoming) -> bool:
+        """Record ``message`` in the inbox the moment it arrives, before it waits for its turn.
+
+        False for a duplicate (or a message not for the bot): do not answer it. After True, answer with
+        ``handle(message, accepted=True)``. A message accepted this way and never answered (the process
+        died) is followed up by :meth:`follow_ups` after a restart.
+        """
+        if not message.addressed_to_bot and message.command is None:
+            return False
+        if await self._claim(message):
+            return True
+        self._metrics.count_message(message.platform.value, "duplicate")
+        log.info("message.duplicate", platform=message.platform.value, event_id=message.event_id)
+        return False
+
+    async def _claim(self, message: Incoming) -> bool:
+        served = self._access.is_admin(message.platform, message.user_id) or self._access.chat_allowed(
+            message
+        )
+        return await self._store.claim_event(
+            message.platform.value,
+            message.event_id,
+            message.user_id,
+            self._clock.now(),
+            touch_user=served,
+            language=message.language,
+            chat_key=message.chat_key,
+            thread_key=message.thread_key,
+            reply_to=message.reply_ids,
+        )
+
+    async def follow_ups(self, platform: Platform, received_before: datetime) -> list[FollowUp]:
+        """Take over the messages of ``platform`` that were accepted before ``received_before`` and never
+        answered (a process died); each comes with the notice to send. Safe to run on several replicas:
+        every message is taken by one of them only.
+        """
+        found: list[FollowUp] = []
+        now = self._clock.now()
+        for row in await self._store.unanswered_events(platform.value, received_before):
+            if row.chat_key is None or not await self._store.take_unanswered(
+                platform.value, row.event_id, now
+            ):
+                continue
+            language = pick_language(row.language, self._settings.conversation.language)
+            notice = Notice(NoticeKind.RESEND, text(language, "resend"))
+            found.append(FollowUp(platform, row.chat_key, row.thread_key, row.user_id, row.reply_to, notice))
+            self._metrics.count_message(platform.value, "resend_asked")
+        if found:
+            log.warning("inbox.unanswered_followed_up", platform=platform.value, messages=len(found))
+        return found
+
+    async def handle(self, message: Incoming, *, accepted: bool = False) -> AsyncIterator[ReplyEvent]:
         """Answer ``message``: zero events for a duplicate or an unaddressed group message, else exactly one
         terminal ``Final`` or ``Notice`` after any ``Typing``/``Delta`` events.
 
         Messages of one conversation are answered in the order their streams were first iterated.
+        ``accepted`` says the adapter already recorded it with :meth:`accept`.
         """
         if not message.addressed_to_bot and message.command is None:
             return
         async with self._locks.hold(message.conversation_key):
             started = time.perf_counter()
-            now = self._clock.now()
-            served = self._access.is_admin(message.platform, message.user_id) or self._access.chat_allowed(
-                message
-            )
-            if not await self._store.claim_event(
-                message.platform.value,
-                message.event_id,
-                message.user_id,
-                now,
-                touch_user=served,
-                language=message.language,
-            ):
+            if not accepted and not await self._claim(message):
                 self._metrics.count_message(message.platform.value, "duplicate")
                 log.info("message.duplicate", platform=message.platform.value, event_id=message.event_id)
                 return

@@ -11,14 +11,14 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
-from telegram import BotCommand, Update
+from telegram import BotCommand, ReplyParameters, Update
 from telegram.error import InvalidToken, TelegramError
 from telegram.ext import ApplicationBuilder, BaseUpdateProcessor, ContextTypes, TypeHandler
 
 from adapters.telegram.answer import AnswerWriter, DraftSupport
 from adapters.telegram.normalize import BotIdentity, Normalized, normalize, ordering_key
 from adapters.telegram.outbox import ChatUnreachableError, FloodControl, Outbox
-from bot.domain import AdminAlert, Attachment
+from bot.domain import AdminAlert, Attachment, FollowUp
 from bot.observability.logs import get_logger
 
 if TYPE_CHECKING:
@@ -52,9 +52,12 @@ _COMMANDS = {
 class ChatOrderedProcessor(BaseUpdateProcessor):
     """Updates of different chats (and forum topics) run concurrently; those of one run in arrival order."""
 
-    def __init__(self, max_concurrent_updates: int) -> None:
+    def __init__(
+        self, max_concurrent_updates: int, on_arrival: Callable[[object], Awaitable[None]] | None = None
+    ) -> None:
         super().__init__(max_concurrent_updates)
         self._tails: dict[tuple[int, int], asyncio.Future[None]] = {}
+        self.on_arrival = on_arrival
 
     async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
         """Wait for the previous update of the same conversation, then process this one."""
@@ -66,6 +69,9 @@ class ChatOrderedProcessor(BaseUpdateProcessor):
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._tails[key] = done
         try:
+            if self.on_arrival is not None:
+                # Recorded before it waits behind its chat: a crash while it waits must not lose it.
+                await self.on_arrival(update)
             if previous is not None:
                 await previous
             await coroutine
@@ -101,7 +107,7 @@ class TelegramAdapter:
             .token(settings.token.get_secret_value())
             .base_url(f"{base}/bot")
             .base_file_url(f"{base}/file/bot")
-            .concurrent_updates(ChatOrderedProcessor(MAX_CONCURRENT_UPDATES))
+            .concurrent_updates(ChatOrderedProcessor(MAX_CONCURRENT_UPDATES, self._arrive))
             .connection_pool_size(512)
             .pool_timeout(30.0)
             .get_updates_read_timeout(30.0)
@@ -112,6 +118,7 @@ class TelegramAdapter:
         self._application.add_handler(TypeHandler(Update, self._on_update))
         self._application.add_error_handler(self._on_error)
         self._outbox = Outbox(FloodControl(settings.rate_limit))
+        self._arrivals: dict[int, tuple[Normalized, bool]] = {}
         self._drafts = DraftSupport(settings.draft_streaming)
         self._me: BotIdentity | None = None
         self._problem: str | None = "starting"
@@ -244,20 +251,34 @@ class TelegramAdapter:
         await self._application.update_queue.put(update)
         return web.Response(text="ok\n")
 
+    async def _arrive(self, update: object) -> None:
+        """Record an addressed message in the inbox as soon as it arrives (see ChatOrderedProcessor)."""
+        if not isinstance(update, Update) or self._me is None:
+            return
+        message = update.message
+        if message is not None and (message.migrate_to_chat_id or message.migrate_from_chat_id):
+            return
+        normalized = normalize(update, self._me, self._settings)
+        if normalized is None:
+            return
+        incoming = normalized.incoming
+        if not incoming.addressed_to_bot and incoming.command is None:
+            return
+        self._arrivals[update.update_id] = (normalized, await self._engine.accept(incoming))
+
     async def _on_update(self, update: Update, _context: ContextTypes.DEFAULT_TYPE) -> None:
         message = update.message
         if message is not None and (message.migrate_to_chat_id or message.migrate_from_chat_id):
             await self._migrate(message.chat.id, message.migrate_to_chat_id, message.migrate_from_chat_id)
             return
-        if self._me is None:
-            return
-        normalized = normalize(update, self._me, self._settings)
-        if normalized is None:
-            return
+        arrival = self._arrivals.pop(update.update_id, None)
+        if arrival is None:
+            return  # not for the bot (or it arrived before the bot knew who it is)
+        normalized, accepted = arrival
+        if not accepted:
+            return  # a duplicate delivery: answered already
         self._outbox.reachable_again(normalized.target.chat_id)
         incoming = normalized.incoming
-        if not incoming.addressed_to_bot and incoming.command is None:
-            return
         if normalized.photo is not None:
             incoming = replace(incoming, attachments=await self._fetch_photo(normalized))
         writer = AnswerWriter(
@@ -267,7 +288,25 @@ class TelegramAdapter:
             interval=self._settings.stream_interval.total_seconds(),
             drafts=self._drafts,
         )
-        await writer.write(self._engine.handle(incoming))
+        await writer.write(self._engine.handle(incoming, accepted=True))
+
+    async def follow_up(self, item: FollowUp) -> None:
+        """Reply to a message a dead process never answered, quoting it where Telegram still can."""
+        chat_id = int(item.chat_key)
+        message_id = item.reply_ids.get("message_id")
+        reply = ReplyParameters(int(message_id), allow_sending_without_reply=True) if message_id else None
+        thread = int(item.thread_key) if item.thread_key else None
+        bot = self._application.bot
+
+        async def send() -> object:
+            return await bot.send_message(
+                chat_id=chat_id, text=item.notice.text, message_thread_id=thread, reply_parameters=reply
+            )
+
+        try:
+            await self._outbox.call(chat_id, send)
+        except (TelegramError, ChatUnreachableError) as exc:
+            log.warning("telegram.follow_up_failed", error=exc.__class__.__name__)
 
     async def _fetch_photo(self, normalized: Normalized) -> tuple[Attachment, ...]:
         photo = normalized.photo

@@ -28,6 +28,7 @@ from bot.observability.logs import get_logger
 log = get_logger(__name__)
 
 TYPING_REFRESH = 4.0
+FIRST_DRAFT_DELAY = 0.15  # seconds before the first draft of a private answer
 """Seconds between typing actions (Telegram shows one for at most 5 s)."""
 _NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
 
@@ -142,8 +143,12 @@ class AnswerWriter:
             await asyncio.sleep(TYPING_REFRESH)
 
     async def _preview_loop(self) -> None:
-        # The first preview waits one interval too: short answers arrive whole, with typing meanwhile.
-        last = time.monotonic()
+        # Drafts are cheap and vanish, so the first one shows quickly (first text within ~200 ms). In groups
+        # the first preview is a real message, so it waits a whole interval: short answers arrive whole.
+        first_delay = self._interval
+        if self._target.is_private and self._drafts.enabled:
+            first_delay = min(self._interval, FIRST_DRAFT_DELAY)
+        last = time.monotonic() - self._interval + first_delay
         while not self._closing.is_set():
             await self._dirty.wait()
             self._dirty.clear()

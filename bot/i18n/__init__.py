@@ -52,6 +52,7 @@ _EN: dict[str, str] = {
         "gembot console, model {model}. Type a message; /help for commands; exit, quit or 退出 to leave."
     ),
     "retry_soon": "a few seconds",
+    "resend": "Sorry, I was restarted before I could answer this message. Please send it again.",
     "gemini_quota": "Gemini's quota for this bot is used up until it resets. Please try again in {retry}.",
     "request_too_large": (
         "Your message with this conversation's context is too large for Gemini, even with older messages "
@@ -106,6 +107,7 @@ _ZH: dict[str, str] = {
     "alert_bad_key": "gembot：Gemini 拒绝了 API 密钥（{detail}），用户正在收到错误。",
     "console_banner": "gembot 控制台，模型 {model}。输入消息；/help 查看命令；exit、quit 或 退出 离开。",
     "retry_soon": "几秒钟",
+    "resend": "抱歉，我在回答这条消息之前重启了。请再发送一次。",
     "gemini_quota": "Gemini 给本机器人的配额已用完，需等待重置。请在 {retry} 后再试。",
     "request_too_large": (
         "你的消息连同本对话的上下文对 Gemini 来说太大了，即使去掉较早的消息也不行。"

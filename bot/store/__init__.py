@@ -2,7 +2,7 @@
 
 from bot.store.db import create_engine, read_only, session_factory
 from bot.store.migrate import upgrade_to_head
-from bot.store.repo import ActivityCounts, AuditRecord, CallRecord, Exchange, Store
+from bot.store.repo import ActivityCounts, AuditRecord, CallRecord, Exchange, Store, Unanswered
 
 __all__ = [
     "ActivityCounts",
@@ -10,6 +10,7 @@ __all__ = [
     "CallRecord",
     "Exchange",
     "Store",
+    "Unanswered",
     "create_engine",
     "read_only",
     "session_factory",

@@ -133,6 +133,7 @@ class Inbox(Base):
         UniqueConstraint("platform", "event_id"),
         Index(None, "received_at"),
         Index(None, "platform", "user_id"),  # /forget
+        Index(None, "status", "received_at"),  # unanswered rows after a crash
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -143,6 +144,11 @@ class Inbox(Base):
     status: Mapped[str] = mapped_column(String(16))
     received_at: Mapped[datetime] = mapped_column(UtcDateTime())
     answered_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    # Where to answer after a crash (no text): chat, thread, the platform's reply ids as JSON, language.
+    chat_key: Mapped[str | None] = mapped_column(String(255))
+    thread_key: Mapped[str | None] = mapped_column(String(255))
+    reply_to: Mapped[str | None] = mapped_column(Text)
+    language: Mapped[str | None] = mapped_column(String(16))
 
 
 class LlmCall(Base):

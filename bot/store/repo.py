@@ -26,7 +26,7 @@ from bot.observability.logs import REDACTOR
 from bot.store.db import create_engine, is_sqlite, read_only
 from bot.store.models import AuditRow, Conversation, Inbox, LlmCall, QuotaCounter, Turn, User
 
-__all__ = ["ActivityCounts", "AuditRecord", "CallRecord", "Exchange", "Store"]
+__all__ = ["ActivityCounts", "AuditRecord", "CallRecord", "Exchange", "Store", "Unanswered"]
 
 # Retention deletes in batches so one purge never holds SQLite's write lock for long.
 _PURGE_BATCH: Final = 2000
@@ -49,6 +49,20 @@ class Exchange:
     user_text: str
     model_text: str
     created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Unanswered:
+    """An event that was accepted but never answered (the process died): where to follow it up."""
+
+    platform: str
+    event_id: str
+    user_id: str
+    chat_key: str | None
+    thread_key: str
+    reply_to: dict[str, str]
+    language: str | None
+    received_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,15 +167,29 @@ class Store:
         *,
         touch_user: bool = False,
         language: str | None = None,
+        chat_key: str | None = None,
+        thread_key: str | None = None,
+        reply_to: Mapping[str, str] | None = None,
     ) -> bool:
         """Record a received event; False when (platform, event_id) was already recorded.
 
         With ``touch_user`` the sender is also recorded as seen (see :meth:`touch_user`), in the same
-        transaction: one write per message start instead of two.
+        transaction: one write per message start instead of two. ``chat_key``, ``thread_key``,
+        ``reply_to`` and ``language`` say where to answer should the process die before it does.
         """
         stmt = (
             self._insert(_inbox)
-            .values(platform=platform, event_id=event_id, user_id=user_id, status="received", received_at=now)
+            .values(
+                platform=platform,
+                event_id=event_id,
+                user_id=user_id,
+                status="received",
+                received_at=now,
+                chat_key=chat_key,
+                thread_key=thread_key,
+                reply_to=json.dumps(dict(reply_to), sort_keys=True) if reply_to else None,
+                language=language[:16] if language else None,
+            )
             .on_conflict_do_nothing(index_elements=["platform", "event_id"])
         )
         async with self.write() as conn:
@@ -169,6 +197,56 @@ class Store:
             if claimed and touch_user:
                 await conn.execute(self._touch_user_stmt(platform, user_id, language, now))
             return claimed
+
+    async def unanswered_events(
+        self, platform: str, received_before: datetime, limit: int = 500
+    ) -> list[Unanswered]:
+        """Events still 'received' that arrived before ``received_before``, oldest first."""
+        stmt = (
+            select(
+                _inbox.c.event_id,
+                _inbox.c.user_id,
+                _inbox.c.chat_key,
+                _inbox.c.thread_key,
+                _inbox.c.reply_to,
+                _inbox.c.language,
+                _inbox.c.received_at,
+            )
+            .where(
+                _inbox.c.status == "received",
+                _inbox.c.received_at < received_before,
+                _inbox.c.platform == platform,
+            )
+            .order_by(_inbox.c.received_at)
+            .limit(limit)
+        )
+        async with self._reader.connect() as conn:
+            rows = (await conn.execute(stmt)).all()
+        return [
+            Unanswered(
+                platform=platform,
+                event_id=row.event_id,
+                user_id=row.user_id,
+                chat_key=row.chat_key,
+                thread_key=row.thread_key or "",
+                reply_to=json.loads(row.reply_to) if row.reply_to else {},
+                language=row.language,
+                received_at=row.received_at,
+            )
+            for row in rows
+        ]
+
+    async def take_unanswered(self, platform: str, event_id: str, now: datetime) -> bool:
+        """Atomically move an unanswered event to 'orphaned'; False when someone else answered or took it."""
+        stmt = (
+            update(_inbox)
+            .where(
+                _inbox.c.platform == platform, _inbox.c.event_id == event_id, _inbox.c.status == "received"
+            )
+            .values(status="orphaned", answered_at=now)
+        )
+        async with self.write() as conn:
+            return (await conn.execute(stmt)).rowcount == 1
 
     async def finish_event(
         self, platform: str, event_id: str, status: str, now: datetime, conversation_id: int | None = None
@@ -184,21 +262,6 @@ class Store:
         )
         async with self.write() as conn:
             await conn.execute(stmt)
-
-    async def unfinished_events(self, platform: str, older_than: datetime) -> list[tuple[str, str]]:
-        """(event_id, user_id) of events still 'received' that arrived before ``older_than``."""
-        stmt = (
-            select(_inbox.c.event_id, _inbox.c.user_id)
-            .where(
-                _inbox.c.received_at < older_than,
-                _inbox.c.platform == platform,
-                _inbox.c.status == "received",
-            )
-            .order_by(_inbox.c.received_at)
-        )
-        async with self._reader.connect() as conn:
-            rows = (await conn.execute(stmt)).all()
-        return [(row.event_id, row.user_id) for row in rows]
 
     # -- conversations -------------------------------------------------------------------------------
 

@@ -371,7 +371,8 @@ def tally(
     """Attribute every bot message to a sent message.
 
     An answer belongs to a message when it carries the message's tag (Gemini echoes it), or quotes it
-    (Telegram ``reply_to``), or, with ``positional``, by its position among the conversation's answers
+    (Telegram ``reply_to``; on Slack, sits in a thread under it), or, with ``positional``, by its
+    position among the conversation's answers
     (notices carry no tag; answers within a conversation come in order, which the tags check).
     """
     result = Tally(answers={s.tag: 0 for s in sent})
@@ -397,6 +398,14 @@ def tally(
                 continue
             result.answers[owner.tag] += 1
             result.replies.setdefault(owner.tag, text)
+        if slack is not None and conversation[0] == "slack" and conversation[2] is None:
+            # A top-level Slack message can also be answered in a thread under it (the follow-up after a
+            # crash does that, so the notice sits on the message it is about).
+            for s in messages:
+                for answer in slack.thread(conversation[1], s.ts) if s.ts else []:
+                    if finished(answer):
+                        result.answers[s.tag] += 1
+                        result.replies.setdefault(s.tag, answer.text)
     return result
 
 

@@ -17,6 +17,7 @@ from bot.store import create_engine, read_only, upgrade_to_head
 from bot.store.models import Base
 from tests.integration.store.conftest import sqlite_url
 
+HEAD = "0002"  # the newest migration
 EXPECTED_TABLES = {
     "alembic_version",
     "audit",
@@ -51,18 +52,18 @@ async def test_upgrade_creates_schema_matching_models_and_is_idempotent(store_ur
     await upgrade_to_head(store_url)
     tables, revision, diff = await _inspect(store_url)
     assert tables == EXPECTED_TABLES
-    assert revision == "0001"
+    assert revision == HEAD
     assert diff == []
 
     await upgrade_to_head(store_url)
-    assert await _inspect(store_url) == (EXPECTED_TABLES, "0001", [])
+    assert await _inspect(store_url) == (EXPECTED_TABLES, HEAD, [])
 
 
 async def test_concurrent_upgrades_on_one_file(sqlite_file: Path) -> None:
     # Separate engines hold separate connections: for SQLite's locks this is what two processes do.
     url = sqlite_url(sqlite_file)
     await asyncio.gather(*(upgrade_to_head(url) for _ in range(4)))
-    assert await _inspect(url) == (EXPECTED_TABLES, "0001", [])
+    assert await _inspect(url) == (EXPECTED_TABLES, HEAD, [])
 
 
 async def test_parent_directory_is_created(tmp_path: Path) -> None:
@@ -150,4 +151,4 @@ async def test_two_processes_upgrade_at_once(store_url: str) -> None:
     for proc in procs:
         _, stderr = await proc.communicate()
         assert proc.returncode == 0, stderr.decode()
-    assert await _inspect(store_url) == (EXPECTED_TABLES, "0001", [])
+    assert await _inspect(store_url) == (EXPECTED_TABLES, HEAD, [])

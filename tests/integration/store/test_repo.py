@@ -82,14 +82,29 @@ async def test_concurrent_claims_of_one_event_have_one_winner(store: Store) -> N
     assert results.count(True) == 1
 
 
-async def test_finish_and_unfinished_events(store: Store) -> None:
+async def test_finish_and_unanswered_events(store: Store) -> None:
     for n in range(3):
-        await store.claim_event("telegram", f"e{n}", f"u{n}", T0 + timedelta(seconds=n))
+        await store.claim_event(
+            "telegram",
+            f"e{n}",
+            f"u{n}",
+            T0 + timedelta(seconds=n),
+            chat_key=f"c{n}",
+            thread_key="7" if n == 2 else "",
+            reply_to={"message_id": str(40 + n)},
+            language="zh-hans",
+        )
     await store.claim_event("slack", "s1", "U1", T0)
     await store.finish_event("telegram", "e0", "answered", T0 + timedelta(seconds=5), conversation_id=7)
     await store.finish_event("telegram", "e1", "failed", T0 + timedelta(seconds=5))
-    assert await store.unfinished_events("telegram", T0 + timedelta(minutes=1)) == [("e2", "u2")]
-    assert await store.unfinished_events("telegram", T0 + timedelta(seconds=1)) == []
+    [left] = await store.unanswered_events("telegram", T0 + timedelta(minutes=1))
+    assert (left.event_id, left.user_id, left.chat_key, left.thread_key) == ("e2", "u2", "c2", "7")
+    assert left.reply_to == {"message_id": "42"} and left.language == "zh-hans"
+    assert await store.unanswered_events("telegram", T0 + timedelta(seconds=1)) == []
+    # Taking one over is atomic: only the first of two replicas gets it, and it is no longer unanswered.
+    results = await asyncio.gather(*(store.take_unanswered("telegram", "e2", T0) for _ in range(2)))
+    assert sorted(results) == [False, True]
+    assert await store.unanswered_events("telegram", T0 + timedelta(minutes=1)) == []
     async with store.engine.connect() as conn:
         row = (await conn.execute(select(Inbox).where(Inbox.event_id == "e0"))).one()
     assert (row.status, row.conversation_id, row.answered_at) == ("answered", 7, T0 + timedelta(seconds=5))
