@@ -406,10 +406,10 @@ class SlackAdapter:
             # Recorded before it waits behind its conversation, so a crash while it waits cannot lose it.
             # (A thread reply without a mention is recorded once it is known to be for the bot.)
             accepted = not job.needs_membership and await self._engine.accept(job.incoming)
-            if not job.needs_membership and not accepted:
-                return  # a duplicate delivery: answered already
             if previous is not None:
                 await previous.wait()
+            if not job.needs_membership and not accepted:
+                return  # a duplicate delivery: answered already (its turn passed on in order all the same)
             incoming = await self._complete(job)
             if incoming is not None:
                 await _Reply(self, job, incoming).run(self._engine.handle(incoming, accepted=accepted))

@@ -223,8 +223,14 @@ class FilterSettings(_Section):
     @field_validator("words_file")
     @classmethod
     def _readable_file(cls, value: str | None) -> str | None:
-        if value is not None and not os.path.isfile(value):
-            raise ValueError(f"{value!r} is not a readable file")
+        if value is None:
+            return value
+        try:
+            Path(value).read_bytes().decode("utf-8")
+        except OSError:
+            raise ValueError(f"{value!r} is not a readable file") from None
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"{value!r} is not UTF-8 text (byte {exc.start})") from None
         return value
 
 

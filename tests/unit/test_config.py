@@ -129,3 +129,13 @@ def test_check_config_error_exits_2(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert main(["check-config", "--config", str(path)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("gembot: config error: gemini.temperature: unknown key")
+
+
+def test_words_file_must_exist_and_be_utf8(tmp_path: Path) -> None:
+    missing = tmp_path / "none.txt"
+    with pytest.raises(ConfigError, match=r"filter.words_file: .* is not a readable file"):
+        settings_from_mapping({"filter": {"words_file": str(missing)}}, ENV)
+    latin1 = tmp_path / "words.txt"
+    latin1.write_bytes("caf\xe9\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match=r"filter.words_file: .* is not UTF-8 text \(byte 3\)"):
+        settings_from_mapping({"filter": {"words_file": str(latin1)}}, ENV)

@@ -8,54 +8,13 @@ reason when the server does not answer, unless ``GEMBOT_REQUIRE_SERVICES=1`` mak
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import AsyncIterator
-from functools import cache
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
 
-from bot.store import Store, create_engine, upgrade_to_head
-
-PG_URL = os.environ.get("GEMBOT_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
-TABLES = (
-    "turns",
-    "conversations",
-    "inbox",
-    "llm_calls",
-    "users",
-    "audit",
-    "quota_counters",
-    "alembic_version",
-)
-
-
-@cache
-def _postgres_unreachable_reason() -> str | None:
-    async def probe() -> None:
-        engine = create_engine(PG_URL)
-        try:
-            async with asyncio.timeout(5), engine.connect() as conn:
-                await conn.execute(text("SELECT 1"))
-        finally:
-            await engine.dispose()
-
-    try:
-        asyncio.run(probe())
-    except Exception as exc:
-        return f"PostgreSQL at {PG_URL} unreachable: {type(exc).__name__}: {exc}"
-    return None
-
-
-async def drop_all_postgres_tables(url: str) -> None:
-    """Leave the PostgreSQL test database without any of gembot's tables."""
-    engine = create_engine(url)
-    try:
-        async with engine.begin() as conn:
-            await conn.execute(text(f"DROP TABLE IF EXISTS {', '.join(TABLES)} CASCADE"))
-    finally:
-        await engine.dispose()
+from bot.store import Store, upgrade_to_head
+from tests.services import postgres_schema, postgres_unreachable, require
 
 
 def sqlite_url(path: Path) -> str:
@@ -71,18 +30,13 @@ def sqlite_file(tmp_path: Path) -> Path:
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.services)])
 async def store_url(request: pytest.FixtureRequest, sqlite_file: Path) -> AsyncIterator[str]:
-    """A database URL with no schema yet: a fresh SQLite file, or an emptied PostgreSQL database."""
+    """A database URL with no schema yet: a fresh SQLite file, or a fresh PostgreSQL schema of its own."""
     if request.param == "sqlite":
         yield sqlite_url(sqlite_file)
         return
-    reason = await asyncio.to_thread(_postgres_unreachable_reason)
-    if reason is not None:
-        if os.environ.get("GEMBOT_REQUIRE_SERVICES") == "1":
-            pytest.fail(f"{reason} (GEMBOT_REQUIRE_SERVICES=1)")
-        pytest.skip(reason)
-    await drop_all_postgres_tables(PG_URL)
-    yield PG_URL
-    await drop_all_postgres_tables(PG_URL)
+    require(await asyncio.to_thread(postgres_unreachable))
+    async with postgres_schema() as url:
+        yield url
 
 
 @pytest.fixture
