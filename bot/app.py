@@ -115,7 +115,9 @@ class App:
         storage = self.settings.storage
         return await self.store.purge(
             turns_before=now - storage.retention,
-            inbox_before=now - storage.retention,
+            # Inbox rows hold no text: they stay for /stats' message counts; where to reply goes sooner.
+            inbox_before=now - storage.stats_retention,
+            inbox_targets_before=now - storage.retention,
             audit_before=now - storage.audit_retention,
             calls_before=now - storage.stats_retention,
         )

@@ -455,8 +455,12 @@ class Store:
         inbox_before: datetime,
         audit_before: datetime,
         calls_before: datetime | None = None,
+        inbox_targets_before: datetime | None = None,
     ) -> dict[str, int]:
         """Delete rows older than the given times; returns the count deleted per table.
+
+        ``inbox_targets_before`` clears the inbox rows' reply targets (chat, thread, reply ids, language)
+        while the rows themselves, which hold no text, stay until ``inbox_before`` for statistics.
 
         Deletes run in batches of short transactions. On SQLite, after turns were deleted, the WAL is
         checkpointed and truncated so the text is not recoverable from the database files (deleted
@@ -466,14 +470,32 @@ class Store:
         counts = {
             "turns": await self._delete_batched(_turns, _turns.c.created_at < turns_before),
             "inbox": await self._delete_batched(_inbox, _inbox.c.received_at < inbox_before),
+            "inbox_targets": 0,
             "audit": await self._delete_batched(_audit, _audit.c.at < audit_before),
             "llm_calls": 0,
         }
         if calls_before is not None:
             counts["llm_calls"] = await self._delete_batched(_llm_calls, _llm_calls.c.at < calls_before)
+        if inbox_targets_before is not None:
+            counts["inbox_targets"] = await self._forget_reply_targets(inbox_targets_before)
         if counts["turns"]:
             await self._checkpoint()
         return counts
+
+    async def _forget_reply_targets(self, before: datetime) -> int:
+        total = 0
+        c = _inbox.c
+        condition = (c.received_at < before) & ((c.chat_key.is_not(None)) | (c.reply_to.is_not(None)))
+        while True:
+            batch = select(c.id).where(condition).limit(_PURGE_BATCH).scalar_subquery()
+            cleared = update(_inbox).where(c.id.in_(batch))
+            async with self.write() as conn:
+                result = await conn.execute(
+                    cleared.values(chat_key=None, thread_key=None, reply_to=None, language=None)
+                )
+            total += result.rowcount
+            if result.rowcount < _PURGE_BATCH:
+                return total
 
     async def _delete_batched(self, table: Table, condition: Any) -> int:
         total = 0

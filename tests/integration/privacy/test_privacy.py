@@ -50,12 +50,15 @@ async def test_purge_removes_old_text_from_the_database_files(
         assert b"OLDSECRETTEXT" in file_bytes(db_path)  # the check below can see text when it is there
         removed = await app.purge()
         assert removed["turns"] == 30
-        assert removed["inbox"] == 30
+        assert removed["inbox_targets"] == 30  # where to reply is forgotten with the text
+        assert removed["inbox"] == 0  # the rows (no text) stay for /stats until stats_retention
+        clock.advance(timedelta(days=36))
+        assert (await app.purge())["inbox"] == 31
     finally:
         await app.aclose()
     assert b"OLDSECRETTEXT" not in file_bytes(db_path)
-    assert rows(db_path, "SELECT user_text FROM turns") == [("FRESHTEXT stays",)]
-    assert rows(db_path, "SELECT count(*) FROM inbox") == [(1,)]
+    assert rows(db_path, "SELECT user_text FROM turns") == []
+    assert rows(db_path, "SELECT count(*) FROM inbox") == [(0,)]
 
 
 async def test_gembot_purge_command_deletes_text_older_than_retention(
