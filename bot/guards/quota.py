@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import Table, and_, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
 
 from bot.clock import Clock
 from bot.config import QuotaSettings
@@ -105,15 +106,18 @@ class QuotaGuard:
         now = self._clock.now()
         keys = {window: window_key(window, now) for window in WINDOWS}
         c = _quota.c
-        async with self._store.write() as conn:
+        limits = self.limits
+        insert = self._insert
+
+        def count(conn: Connection) -> tuple[int, str, dict[str, int]]:
             for window in WINDOWS:
-                await conn.execute(
-                    self._insert(_quota)
+                conn.execute(
+                    insert(_quota)
                     .values(window=window, window_start=keys[window], count=0)
                     .on_conflict_do_nothing(index_elements=["window", "window_start"])
                 )
             # IMMEDIATE on SQLite and FOR UPDATE on PostgreSQL: nobody else counts until we commit.
-            rows = await conn.execute(
+            rows = conn.execute(
                 select(c.window, c.count)
                 .where(or_(*(and_(c.window == w, c.window_start == keys[w]) for w in WINDOWS)))
                 .with_for_update()
@@ -121,17 +125,20 @@ class QuotaGuard:
             counts = {str(window): int(count) for window, count in rows}
             granted, tightest = wanted, ""
             for window in WINDOWS:
-                limit = self.limits[window]
+                limit = limits[window]
                 if limit > 0 and limit - counts[window] < granted:
                     granted, tightest = max(0, limit - counts[window]), window
             if granted:
                 for window in WINDOWS:
-                    await conn.execute(
+                    conn.execute(
                         update(_quota)
                         .where(c.window == window, c.window_start == keys[window])
                         .values(count=c.count + granted)
                     )
                     counts[window] += granted
+            return granted, tightest, counts
+
+        granted, tightest, counts = await self._store.run_write(count)
         self._set_used(counts)
         if granted == wanted:
             return [None] * wanted

@@ -13,10 +13,9 @@ SQLite (``sqlite+aiosqlite:///path``):
   never wait for the writer and never upgrade, so snapshot reads (history, stats, ping) do not queue
   behind writes. Only use it for transactions that never write.
 
-No in-process writer lock is needed: write transactions are short and ``BEGIN IMMEDIATE`` plus
-``busy_timeout`` serializes them inside SQLite, across tasks and across processes alike (200 concurrent
-conversations showed zero lock errors, and a pool of one connection was no faster: the cost is per
-transaction, not lock waiting).
+Writes go through :func:`sqlite_writer` (bot.store.writer): one thread runs whole write transactions
+and commits the writes that queue together, instead of one event-loop round trip per statement.
+``BEGIN IMMEDIATE`` plus ``busy_timeout`` still serializes writers of other processes.
 
 PostgreSQL (``postgresql+asyncpg://...``) gets a pre-pinged, recycled connection pool; everything else
 is the same code. A ``search_path`` query parameter (``...?search_path=gembot``) puts gembot's tables
@@ -35,7 +34,9 @@ from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
-__all__ = ["BUSY_TIMEOUT_S", "create_engine", "is_sqlite", "read_only", "session_factory"]
+from bot.store.writer import SqliteWriter
+
+__all__ = ["BUSY_TIMEOUT_S", "create_engine", "is_sqlite", "read_only", "session_factory", "sqlite_writer"]
 
 BUSY_TIMEOUT_S: Final = 30.0
 _READ_ONLY: Final = "gembot_read_only"
@@ -77,6 +78,11 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
             pool_timeout=BUSY_TIMEOUT_S,
         )
     return create_async_engine(parsed, echo=echo, pool_pre_ping=True)
+
+
+def sqlite_writer(engine: AsyncEngine) -> SqliteWriter:
+    """The writer thread for ``engine``'s SQLite file, with the same pragmas and BEGIN IMMEDIATE."""
+    return SqliteWriter(engine.url, _on_sqlite_connect, _on_sqlite_begin)
 
 
 def read_only(engine: AsyncEngine) -> AsyncEngine:

@@ -9,22 +9,23 @@ the syntax), chosen by dialect name.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from sqlalchemy import Table, delete, exists, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.observability.logs import REDACTOR
-from bot.store.db import create_engine, is_sqlite, read_only
+from bot.store.db import create_engine, is_sqlite, read_only, sqlite_writer
 from bot.store.models import AuditRow, Conversation, Inbox, LlmCall, QuotaCounter, Turn, User
+
+T = TypeVar("T")
 
 __all__ = ["ActivityCounts", "AuditRecord", "CallRecord", "Exchange", "Store", "Unanswered"]
 
@@ -115,10 +116,8 @@ class Store:
             raise ValueError(f"unsupported database dialect {engine.dialect.name!r}")
         self._engine = engine
         self._reader = read_only(engine)
-        # SQLite allows one writer; waiting in SQLite's busy handler sleeps in growing steps (up to 100 ms),
-        # which under load costs more than the writes. This process's writers queue here instead (FIFO);
-        # busy_timeout still covers other processes.
-        self._write_lock = asyncio.Lock() if is_sqlite(engine) else None
+        # SQLite allows one writer: this process's writes run on one thread, committed in groups.
+        self._writer = sqlite_writer(engine) if is_sqlite(engine) else None
         self._conversation_ids: OrderedDict[tuple[str, str, str], int] = OrderedDict()
         # Both dialects spell upserts INSERT .. ON CONFLICT; each has its own construct for it.
         self._insert: Any = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
@@ -133,18 +132,21 @@ class Store:
         """The underlying engine."""
         return self._engine
 
-    @asynccontextmanager
-    async def write(self) -> AsyncIterator[AsyncConnection]:
-        """A write transaction (committed on exit); on SQLite this process's writers take turns."""
-        if self._write_lock is None:
-            async with self._engine.begin() as conn:
-                yield conn
-            return
-        async with self._write_lock, self._engine.begin() as conn:
-            yield conn
+    async def run_write(self, op: Callable[[Connection], T]) -> T:
+        """Run ``op`` (synchronous statements on a Connection) in one write transaction; its result.
+
+        On SQLite it runs on the writer thread, possibly in a transaction shared with other writes (each
+        in its own savepoint); on PostgreSQL in a transaction of its own.
+        """
+        if self._writer is not None:
+            return await self._writer.run(op)
+        async with self._engine.begin() as conn:
+            return await conn.run_sync(op)
 
     async def close(self) -> None:
-        """Close every pooled connection."""
+        """Finish queued writes and close every connection."""
+        if self._writer is not None:
+            await self._writer.aclose()
         await self._engine.dispose()
 
     async def ping(self) -> bool:
@@ -192,11 +194,15 @@ class Store:
             )
             .on_conflict_do_nothing(index_elements=["platform", "event_id"])
         )
-        async with self.write() as conn:
-            claimed = (await conn.execute(stmt)).rowcount == 1
-            if claimed and touch_user:
-                await conn.execute(self._touch_user_stmt(platform, user_id, language, now))
+        touch = self._touch_user_stmt(platform, user_id, language, now) if touch_user else None
+
+        def claim(conn: Connection) -> bool:
+            claimed = conn.execute(stmt).rowcount == 1
+            if claimed and touch is not None:
+                conn.execute(touch)
             return claimed
+
+        return await self.run_write(claim)
 
     async def unanswered_events(
         self, platform: str, received_before: datetime, limit: int = 500
@@ -245,8 +251,7 @@ class Store:
             )
             .values(status="orphaned", answered_at=now)
         )
-        async with self.write() as conn:
-            return (await conn.execute(stmt)).rowcount == 1
+        return await self.run_write(lambda conn: conn.execute(stmt).rowcount == 1)
 
     async def finish_event(
         self, platform: str, event_id: str, status: str, now: datetime, conversation_id: int | None = None
@@ -260,8 +265,7 @@ class Store:
             .where(_inbox.c.platform == platform, _inbox.c.event_id == event_id)
             .values(**values)
         )
-        async with self.write() as conn:
-            await conn.execute(stmt)
+        await self.run_write(lambda conn: conn.execute(stmt))
 
     # -- conversations -------------------------------------------------------------------------------
 
@@ -284,8 +288,7 @@ class Store:
             index_elements=["platform", "chat_key", "thread_key"],
             set_={"last_active_at": ins.excluded.last_active_at},
         ).returning(_conversations.c.id)
-        async with self.write() as conn:
-            conversation_id = int((await conn.execute(stmt)).scalar_one())
+        conversation_id = await self.run_write(lambda conn: int(conn.execute(stmt).scalar_one()))
         self._conversation_ids[key] = conversation_id
         if len(self._conversation_ids) > _CONVERSATION_CACHE:
             self._conversation_ids.popitem(last=False)
@@ -321,10 +324,9 @@ class Store:
             .where(_conversations.c.platform == platform, _conversations.c.chat_key == old_chat_key, ~taken)
             .values(chat_key=new_chat_key)
         )
-        async with self.write() as conn:
-            result = await conn.execute(stmt)
+        moved = await self.run_write(lambda conn: int(conn.execute(stmt).rowcount or 0))
         self._conversation_ids.clear()
-        return int(result.rowcount or 0)
+        return moved
 
     async def history(self, conversation_id: int, *, limit: int, since: datetime) -> list[Exchange]:
         """The latest ``limit`` exchanges created at or after ``since``, oldest first."""
@@ -368,34 +370,33 @@ class Store:
             "model": model,
             "created_at": now,
         }
-        async with self.write() as conn:
-            await conn.execute(_turns.insert().values(**turn))
-            await conn.execute(
-                update(_conversations)
-                .where(_conversations.c.id == conversation_id)
-                .values(last_active_at=now)
-            )
-            await _insert_calls_and_audit(conn, calls, audit)
+        touch = (
+            update(_conversations).where(_conversations.c.id == conversation_id).values(last_active_at=now)
+        )
+
+        def save(conn: Connection) -> None:
+            conn.execute(_turns.insert().values(**turn))
+            conn.execute(touch)
+            _insert_calls_and_audit(conn, calls, audit)
+
+        await self.run_write(save)
 
     async def record_calls(self, calls: Sequence[CallRecord], audit: Sequence[AuditRecord] = ()) -> None:
         """Store Gemini calls (and audit records) of an answer that produced no exchange."""
         if not calls and not audit:
             return
-        async with self.write() as conn:
-            await _insert_calls_and_audit(conn, calls, audit)
+        await self.run_write(lambda conn: _insert_calls_and_audit(conn, calls, audit))
 
     async def record_audit(self, audit: Sequence[AuditRecord]) -> None:
         """Store audit records."""
         if not audit:
             return
-        async with self.write() as conn:
-            await _insert_calls_and_audit(conn, (), audit)
+        await self.run_write(lambda conn: _insert_calls_and_audit(conn, (), audit))
 
     async def reset_conversation(self, conversation_id: int) -> int:
         """Delete this conversation's exchanges; returns how many."""
-        async with self.write() as conn:
-            result = await conn.execute(delete(_turns).where(_turns.c.conversation_id == conversation_id))
-            return result.rowcount
+        stmt = delete(_turns).where(_turns.c.conversation_id == conversation_id)
+        return await self.run_write(lambda conn: int(conn.execute(stmt).rowcount))
 
     # -- users ---------------------------------------------------------------------------------------
 
@@ -404,8 +405,8 @@ class Store:
 
         A user who writes to the bot is reachable again, so ``unreachable_at`` is cleared.
         """
-        async with self.write() as conn:
-            await conn.execute(self._touch_user_stmt(platform, user_id, language, now))
+        stmt = self._touch_user_stmt(platform, user_id, language, now)
+        await self.run_write(lambda conn: conn.execute(stmt))
 
     def _touch_user_stmt(self, platform: str, user_id: str, language: str | None, now: datetime) -> Any:
         ins = self._insert(_users).values(
@@ -435,13 +436,14 @@ class Store:
         mark = ins.on_conflict_do_update(
             index_elements=["platform", "user_id"], set_={"forgotten_at": ins.excluded.forgotten_at}
         )
-        async with self.write() as conn:
-            deleted = await conn.execute(delete(_turns).where(_turns.c.user_id == user_id, in_platform))
-            await conn.execute(
-                delete(_inbox).where(_inbox.c.platform == platform, _inbox.c.user_id == user_id)
-            )
-            await conn.execute(mark)
-            count = deleted.rowcount
+
+        def erase(conn: Connection) -> int:
+            deleted = conn.execute(delete(_turns).where(_turns.c.user_id == user_id, in_platform))
+            conn.execute(delete(_inbox).where(_inbox.c.platform == platform, _inbox.c.user_id == user_id))
+            conn.execute(mark)
+            return int(deleted.rowcount)
+
+        count = await self.run_write(erase)
         if count:
             await self._checkpoint()
         return count
@@ -489,22 +491,20 @@ class Store:
         while True:
             batch = select(c.id).where(condition).limit(_PURGE_BATCH).scalar_subquery()
             cleared = update(_inbox).where(c.id.in_(batch))
-            async with self.write() as conn:
-                result = await conn.execute(
-                    cleared.values(chat_key=None, thread_key=None, reply_to=None, language=None)
-                )
-            total += result.rowcount
-            if result.rowcount < _PURGE_BATCH:
+            stmt = cleared.values(chat_key=None, thread_key=None, reply_to=None, language=None)
+            rowcount = await self.run_write(_rowcount_of(stmt))
+            total += rowcount
+            if rowcount < _PURGE_BATCH:
                 return total
 
     async def _delete_batched(self, table: Table, condition: Any) -> int:
         total = 0
         while True:
             batch = select(table.c.id).where(condition).limit(_PURGE_BATCH).scalar_subquery()
-            async with self.write() as conn:
-                result = await conn.execute(delete(table).where(table.c.id.in_(batch)))
-            total += result.rowcount
-            if result.rowcount < _PURGE_BATCH:
+            stmt = delete(table).where(table.c.id.in_(batch))
+            rowcount = await self.run_write(_rowcount_of(stmt))
+            total += rowcount
+            if rowcount < _PURGE_BATCH:
                 return total
 
     async def _checkpoint(self) -> None:
@@ -535,14 +535,17 @@ class Store:
             set_={"count": _quota.c.count + 1},
             where=where,
         ).returning(_quota.c.count)
-        async with self.write() as conn:
-            new_count = (await conn.execute(stmt)).scalar_one_or_none()
+        current = select(_quota.c.count).where(
+            _quota.c.window == window, _quota.c.window_start == window_start
+        )
+
+        def increment(conn: Connection) -> tuple[bool, int]:
+            new_count = conn.execute(stmt).scalar_one_or_none()
             if new_count is not None:
                 return True, int(new_count)
-            current = await conn.execute(
-                select(_quota.c.count).where(_quota.c.window == window, _quota.c.window_start == window_start)
-            )
-            return False, int(current.scalar_one())
+            return False, int(conn.execute(current).scalar_one())
+
+        return await self.run_write(increment)
 
     async def quota_count(self, window: str, window_start: str) -> int:
         """Requests counted in the window so far."""
@@ -652,15 +655,20 @@ class Store:
         return {str(row[0]): int(row[1]) for row in rows}
 
 
+def _rowcount_of(stmt: Any) -> Callable[[Connection], int]:
+    """A write that runs ``stmt`` and returns how many rows it touched."""
+    return lambda conn: int(conn.execute(stmt).rowcount)
+
+
 def _params_json(params: Mapping[str, object]) -> str:
     return json.dumps(dict(params), ensure_ascii=False, sort_keys=True, default=str)
 
 
-async def _insert_calls_and_audit(
-    conn: AsyncConnection, calls: Sequence[CallRecord], audit: Sequence[AuditRecord]
+def _insert_calls_and_audit(
+    conn: Connection, calls: Sequence[CallRecord], audit: Sequence[AuditRecord]
 ) -> None:
     if calls:
-        await conn.execute(
+        conn.execute(
             _llm_calls.insert(),
             [
                 {
@@ -681,7 +689,7 @@ async def _insert_calls_and_audit(
             ],
         )
     if audit:
-        await conn.execute(
+        conn.execute(
             _audit.insert(),
             [
                 {

@@ -289,9 +289,9 @@ async def test_purge_counts(store: Store) -> None:
         await store.record_calls([call(at)], [AuditRecord(at, "telegram", "u1", "answer", {})])
     cutoff = T0 + timedelta(hours=3)
     counts = await store.purge(turns_before=cutoff, inbox_before=T0 + timedelta(hours=1), audit_before=cutoff)
-    assert counts == {"turns": 3, "inbox": 1, "audit": 3, "llm_calls": 0}
+    assert counts == {"turns": 3, "inbox": 1, "inbox_targets": 0, "audit": 3, "llm_calls": 0}
     counts = await store.purge(turns_before=cutoff, inbox_before=T0, audit_before=T0, calls_before=cutoff)
-    assert counts == {"turns": 0, "inbox": 0, "audit": 0, "llm_calls": 3}
+    assert counts == {"turns": 0, "inbox": 0, "inbox_targets": 0, "audit": 0, "llm_calls": 3}
     assert [e.user_text for e in await store.history(conv, limit=10, since=T0)] == [
         "question 3",
         "question 4",
