@@ -31,10 +31,11 @@ import time
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any
 
 from aiohttp import web
+
+from tests.fakes.loopback import LoopbackServer
 
 __all__ = [
     "DEFAULT_MODELS",
@@ -634,7 +635,7 @@ def _prompt_tokens(body: Mapping[str, Any]) -> int:
 # ----------------------------------------------------------------------------------------------- emulator
 
 
-class GeminiEmulator:
+class GeminiEmulator(LoopbackServer):
     """The Gemini REST API on 127.0.0.1 with an ephemeral port (see the module docstring)."""
 
     def __init__(
@@ -673,31 +674,13 @@ class GeminiEmulator:
         app.router.add_get("/{version}/models", self._list_models)
         app.router.add_get("/{version}/models/{model}", self._get_model)
         # A dropped client must stop its handler (Hang, slow streams), as a real server would.
-        runner = web.AppRunner(app, handler_cancellation=True, access_log=None, shutdown_timeout=0.5)
-        await runner.setup()
-        site = web.TCPSite(runner, self.host, self.port)
-        await site.start()
-        self._runner = runner
-        self.port = int(runner.addresses[0][1])
-        self.base_url = f"http://{self.host}:{self.port}"
-        return self.base_url
+        return await self._serve(app, handler_cancellation=True)
 
     async def stop(self) -> None:
         """Stop serving; in-flight requests (hangs, slow streams) are cancelled."""
         for task in list(self._tasks):
             task.cancel()
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> GeminiEmulator:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.stop()
+        await self._close()
 
     # -- scripting and inspection
 

@@ -36,6 +36,8 @@ from urllib.parse import parse_qsl, urlencode
 import aiohttp
 from aiohttp import web
 
+from tests.fakes.loopback import LoopbackServer
+
 BOT_TOKEN = "xoxb-1111-2222-emulatortoken"
 APP_TOKEN = "xapp-1-A0TEST-3333-emulatorapptoken"
 SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
@@ -253,7 +255,7 @@ class Ephemeral:
     thread_ts: str | None
 
 
-class SlackEmulator:
+class SlackEmulator(LoopbackServer):
     """The Slack Web API on 127.0.0.1 (see the module docstring)."""
 
     def __init__(
@@ -292,30 +294,14 @@ class SlackEmulator:
         app.router.add_route("*", "/api/{method}", self._api)
         app.router.add_get("/socket", self._socket)
         app.router.add_post("/response/{key}", self._response)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, 0)
-        await site.start()
-        self.port = int(self._runner.addresses[0][1])
-        self.base_url = f"http://{self.host}:{self.port}"
-        return self.base_url
+        self.port = 0
+        return await self._serve(app)
 
     async def stop(self) -> None:
         """Close sockets and stop serving."""
         for ws in list(self._sockets):
             await ws.close()
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> SlackEmulator:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.stop()
+        await self._close()
 
     @property
     def api_url(self) -> str:

@@ -25,11 +25,12 @@ import re
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any
 
 import aiohttp
 from aiohttp import web
+
+from tests.fakes.loopback import LoopbackServer
 
 __all__ = ["BOT_TOKEN", "Fault", "RecordedCall", "TelegramEmulator", "html_to_entities"]
 
@@ -244,7 +245,7 @@ class _File:
     path: str
 
 
-class TelegramEmulator:
+class TelegramEmulator(LoopbackServer):
     """The Bot API on 127.0.0.1: long polling, webhooks, messages, drafts, files, faults and a call log."""
 
     def __init__(
@@ -295,13 +296,7 @@ class TelegramEmulator:
         app = web.Application(client_max_size=50 * 1024 * 1024)
         app.router.add_route("*", "/bot{token}/{method}", self._api)
         app.router.add_get("/file/bot{token}/{path:.+}", self._download)
-        runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=0.5)
-        await runner.setup()
-        site = web.TCPSite(runner, self.host, self.port)
-        await site.start()
-        self._runner = runner
-        self.port = int(runner.addresses[0][1])
-        self.base_url = f"http://{self.host}:{self.port}"
+        await self._serve(app, handler_cancellation=True)
         self._session = aiohttp.ClientSession()
         self._delivery = asyncio.create_task(self._deliver_webhooks(), name="tg-emulator-webhook")
         return self.base_url
@@ -316,18 +311,7 @@ class TelegramEmulator:
                 await self._delivery
         if self._session is not None:
             await self._session.close()
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> TelegramEmulator:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.stop()
+        await self._close()
 
     # ------------------------------------------------------------------------------ chats, users
 
