@@ -3,7 +3,7 @@
 Every attempt is counted (Gemini counts retries too). Days and months roll over at midnight US Pacific
 (:mod:`bot.quota_windows`). The three windows are counted together in one transaction, all or nothing,
 so a refusal on ``day`` leaves ``minute`` and ``month`` as they were; the counters live in the
-database (the ``quota_counters`` table of :meth:`bot.store.Store.quota_increment`), so restarts and
+database (the ``quota_counters`` table, through :meth:`bot.store.Store.quota_take`), so restarts and
 replicas share them.
 """
 
@@ -12,11 +12,6 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
-
-from sqlalchemy import Table, and_, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection
 
 from bot.clock import Clock
 from bot.config import QuotaSettings
@@ -24,11 +19,8 @@ from bot.observability.logs import get_logger
 from bot.observability.metrics import Metrics
 from bot.quota_windows import WINDOWS, window_end, window_key
 from bot.store import Store
-from bot.store.models import QuotaCounter
 
 log = get_logger(__name__)
-
-_quota: Table = QuotaCounter.__table__  # type: ignore[assignment]
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +56,6 @@ class QuotaGuard:
             "day": settings.requests_per_day,
             "month": settings.requests_per_month,
         }
-        self._insert: Any = postgresql.insert if store.engine.dialect.name == "postgresql" else sqlite.insert
         self._waiting: list[asyncio.Future[QuotaRefusal | None]] = []
         self._flusher: asyncio.Task[None] | None = None
         if metrics is not None:
@@ -105,40 +96,7 @@ class QuotaGuard:
         """Count up to ``wanted`` requests in one transaction: as many as every cap allows."""
         now = self._clock.now()
         keys = {window: window_key(window, now) for window in WINDOWS}
-        c = _quota.c
-        limits = self.limits
-        insert = self._insert
-
-        def count(conn: Connection) -> tuple[int, str, dict[str, int]]:
-            for window in WINDOWS:
-                conn.execute(
-                    insert(_quota)
-                    .values(window=window, window_start=keys[window], count=0)
-                    .on_conflict_do_nothing(index_elements=["window", "window_start"])
-                )
-            # IMMEDIATE on SQLite and FOR UPDATE on PostgreSQL: nobody else counts until we commit.
-            rows = conn.execute(
-                select(c.window, c.count)
-                .where(or_(*(and_(c.window == w, c.window_start == keys[w]) for w in WINDOWS)))
-                .with_for_update()
-            )
-            counts = {str(window): int(count) for window, count in rows}
-            granted, tightest = wanted, ""
-            for window in WINDOWS:
-                limit = limits[window]
-                if limit > 0 and limit - counts[window] < granted:
-                    granted, tightest = max(0, limit - counts[window]), window
-            if granted:
-                for window in WINDOWS:
-                    conn.execute(
-                        update(_quota)
-                        .where(c.window == window, c.window_start == keys[window])
-                        .values(count=c.count + granted)
-                    )
-                    counts[window] += granted
-            return granted, tightest, counts
-
-        granted, tightest, counts = await self._store.run_write(count)
+        granted, tightest, counts = await self._store.quota_take(keys, self.limits, wanted)
         self._set_used(counts)
         if granted == wanted:
             return [None] * wanted

@@ -1,6 +1,6 @@
 """Persistence: SQLAlchemy 2 async on SQLite (default) or PostgreSQL, schema owned by Alembic."""
 
-from bot.store.db import create_engine, read_only, session_factory
+from bot.store.db import create_engine, read_only
 from bot.store.migrate import upgrade_to_head
 from bot.store.repo import ActivityCounts, AuditRecord, CallRecord, Exchange, Store, Unanswered
 
@@ -13,6 +13,5 @@ __all__ = [
     "Unanswered",
     "create_engine",
     "read_only",
-    "session_factory",
     "upgrade_to_head",
 ]

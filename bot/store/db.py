@@ -1,4 +1,4 @@
-"""Engine and session factory: SQLite pragmas and transaction control, PostgreSQL pool settings.
+"""Engines: SQLite pragmas, transaction control and the writer thread; PostgreSQL pool settings.
 
 SQLite (``sqlite+aiosqlite:///path``):
 
@@ -31,12 +31,12 @@ from typing import Any, Final
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from bot.store.writer import SqliteWriter
 
-__all__ = ["BUSY_TIMEOUT_S", "create_engine", "is_sqlite", "read_only", "session_factory", "sqlite_writer"]
+__all__ = ["BUSY_TIMEOUT_S", "create_engine", "is_sqlite", "read_only", "sqlite_writer"]
 
 BUSY_TIMEOUT_S: Final = 30.0
 _READ_ONLY: Final = "gembot_read_only"
@@ -88,11 +88,6 @@ def sqlite_writer(engine: AsyncEngine) -> SqliteWriter:
 def read_only(engine: AsyncEngine) -> AsyncEngine:
     """The same engine (same pool) whose transactions only read; on SQLite they begin deferred."""
     return engine.execution_options(**{_READ_ONLY: True})
-
-
-def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    """Sessions bound to ``engine`` that do not expire objects on commit (no implicit I/O after it)."""
-    return async_sessionmaker(engine, expire_on_commit=False)
 
 
 def _sqlite_engine(url: URL, *, echo: bool) -> AsyncEngine:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, TypeVar
 
-from sqlalchemy import Table, delete, exists, func, select, text, update
+from sqlalchemy import Table, and_, delete, exists, func, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -521,31 +521,50 @@ class Store:
 
     # -- quota ---------------------------------------------------------------------------------------
 
-    async def quota_increment(self, window: str, window_start: str, limit: int) -> tuple[bool, int]:
-        """Count one request in the window unless it is full: (counted, count now).
+    async def quota_take(
+        self, windows: Mapping[str, str], limits: Mapping[str, int], wanted: int
+    ) -> tuple[int, str, dict[str, int]]:
+        """Count up to ``wanted`` requests in every window at once, as many as every cap allows.
 
-        ``limit == 0`` means no cap. Race-free across tasks and processes: a single
-        ``INSERT .. ON CONFLICT DO UPDATE .. WHERE count < limit`` (row-locked on PostgreSQL, inside
-        an IMMEDIATE transaction on SQLite).
+        ``windows`` maps each window to its current key, ``limits`` each window to its cap (0 = none).
+        All or nothing per request: what one window refuses is counted in none. Returns how many were
+        granted, the window that refused the rest ("" when none did) and the counts now. Race-free
+        across tasks and processes: the counter rows are locked (IMMEDIATE on SQLite, FOR UPDATE on
+        PostgreSQL) until the transaction commits.
         """
-        ins = self._insert(_quota).values(window=window, window_start=window_start, count=1)
-        where = None if limit <= 0 else _quota.c.count < limit
-        stmt = ins.on_conflict_do_update(
-            index_elements=["window", "window_start"],
-            set_={"count": _quota.c.count + 1},
-            where=where,
-        ).returning(_quota.c.count)
-        current = select(_quota.c.count).where(
-            _quota.c.window == window, _quota.c.window_start == window_start
+        c = _quota.c
+        ensure = [
+            self._insert(_quota)
+            .values(window=window, window_start=key, count=0)
+            .on_conflict_do_nothing(index_elements=["window", "window_start"])
+            for window, key in windows.items()
+        ]
+        current = (
+            select(c.window, c.count)
+            .where(or_(*(and_(c.window == w, c.window_start == key) for w, key in windows.items())))
+            .with_for_update()
         )
 
-        def increment(conn: Connection) -> tuple[bool, int]:
-            new_count = conn.execute(stmt).scalar_one_or_none()
-            if new_count is not None:
-                return True, int(new_count)
-            return False, int(conn.execute(current).scalar_one())
+        def take(conn: Connection) -> tuple[int, str, dict[str, int]]:
+            for stmt in ensure:
+                conn.execute(stmt)
+            counts = {str(window): int(count) for window, count in conn.execute(current)}
+            granted, tightest = wanted, ""
+            for window in windows:
+                limit = limits.get(window, 0)
+                if limit > 0 and limit - counts[window] < granted:
+                    granted, tightest = max(0, limit - counts[window]), window
+            if granted:
+                for window, key in windows.items():
+                    conn.execute(
+                        update(_quota)
+                        .where(c.window == window, c.window_start == key)
+                        .values(count=c.count + granted)
+                    )
+                    counts[window] += granted
+            return granted, tightest, counts
 
-        return await self.run_write(increment)
+        return await self.run_write(take)
 
     async def quota_count(self, window: str, window_start: str) -> int:
         """Requests counted in the window so far."""

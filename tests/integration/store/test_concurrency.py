@@ -16,8 +16,8 @@ async def one_message(store: Store, n: int) -> None:
     now = T0 + timedelta(milliseconds=n)
     conv = await store.conversation_id("telegram", f"chat-{n}", "", now)
     assert await store.claim_event("telegram", f"event-{n}", f"user-{n}", now)
-    counted, _ = await store.quota_increment("minute", "2026-03-01T12:00", 0)
-    assert counted
+    granted, _, _ = await store.quota_take({"minute": "2026-03-01T12:00"}, {"minute": 0}, 1)
+    assert granted == 1
     history = await store.history(conv, limit=10, since=T0)
     await store.save_exchange(
         conversation_id=conv,
