@@ -41,8 +41,18 @@ async def advisory_locks(url: str, key: tuple[str, ...] | None = None) -> list[t
         await engine.dispose()
 
 
+async def wait_for_locks(url: str, key: tuple[str, ...], granted: int, waiting: int) -> None:
+    """Poll pg_locks until ``key`` has that many granted and waiting requests (5 s at most)."""
+    async with asyncio.timeout(5):
+        while True:
+            locks = await advisory_locks(url, key)
+            if (sum(g for _, g in locks), sum(not g for _, g in locks)) == (granted, waiting):
+                return
+            await asyncio.sleep(0.02)
+
+
 async def test_replicas_take_a_conversation_first_come_first_served(
-    sequencers: list[PostgresSequencer],
+    sequencers: list[PostgresSequencer], pg_url: str
 ) -> None:
     order: list[str] = []
     release_first = asyncio.Event()
@@ -58,18 +68,26 @@ async def test_replicas_take_a_conversation_first_come_first_served(
                 await asyncio.sleep(0.05)
 
     one, two, three = sequencers
-    first = asyncio.create_task(answer(one, "1", release_first))
-    await asyncio.sleep(0.1)
-    tasks = [first]
-    # 2 and 3 queue behind 1 in PostgreSQL; then 1's own next message queues behind them.
-    for sequencer, name in ((two, "2"), (three, "3"), (one, "1b")):
-        tasks.append(asyncio.create_task(answer(sequencer, name)))
+    tasks = [asyncio.create_task(answer(one, "1", release_first))]
+    try:
+        await wait_for_locks(pg_url, KEY, granted=1, waiting=0)
+        # 2 and 3 queue behind 1 in PostgreSQL, each once the one before is queued (pg_locks shows it).
+        for waiting, (sequencer, name) in enumerate(((two, "2"), (three, "3")), start=1):
+            tasks.append(asyncio.create_task(answer(sequencer, name)))
+            await wait_for_locks(pg_url, KEY, granted=1, waiting=waiting)
+        # 1's own next message waits in the process for 1, then in PostgreSQL behind 2 and 3.
+        tasks.append(asyncio.create_task(answer(one, "1b")))
         await asyncio.sleep(0.1)
-    assert order == ["1"]
-    release_first.set()
-    await asyncio.gather(*tasks)
-    assert order == ["1", "2", "3", "1b"]
-    assert two.contended == 1 and three.contended == 1
+        assert order == ["1"]
+        release_first.set()
+        async with asyncio.timeout(10):
+            await asyncio.gather(*tasks)
+        assert order == ["1", "2", "3", "1b"]
+        assert two.contended == 1 and three.contended == 1
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def test_many_conversations_share_one_connection(
@@ -110,9 +128,9 @@ async def test_a_cancelled_waiter_leaves_no_lock_behind(
             await release.wait()
 
     holder = asyncio.create_task(hold_until_released())
-    await asyncio.sleep(0.1)
+    await wait_for_locks(pg_url, KEY, granted=1, waiting=0)
     waiter = asyncio.create_task(two.hold(KEY).__aenter__())
-    await asyncio.sleep(0.1)
+    await wait_for_locks(pg_url, KEY, granted=1, waiting=1)
     waiter.cancel()
     with pytest.raises(asyncio.CancelledError):
         await waiter
