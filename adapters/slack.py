@@ -117,14 +117,17 @@ def _profile_name(event: Mapping[str, Any]) -> str:
     return ""
 
 
-def _mention_command(text: str) -> str | None:
-    """The command when the text after the leading mention is one command word alone.
+def _mention_command(text: str) -> tuple[str, str] | None:
+    """(command, rest of the text) when the first word after the leading mention is a command word.
 
-    ``@gembot help me write a poem`` is a question, not the help command, so a word followed by more
-    text is not taken as a command.
+    CONTRACT.md: the commands are "the same words as the first word after a mention of the bot", so
+    ``@gembot reset`` and ``@gembot Reset!`` reset, and ``@gembot help me`` shows the help.
     """
-    word = text.strip().rstrip(".!?").lower().lstrip("/")
-    return word if word in SLACK_COMMANDS else None
+    parts = text.split(maxsplit=1)
+    if not parts:
+        return None
+    word = parts[0].rstrip(".,:;!?").lower().lstrip("/")
+    return (word, parts[1].strip() if len(parts) > 1 else "") if word in SLACK_COMMANDS else None
 
 
 def normalize_event(body: Mapping[str, Any], bot_user_id: str, bot_id: str = "") -> Job | None:
@@ -160,7 +163,7 @@ def normalize_event(body: Mapping[str, Any], bot_user_id: str, bot_id: str = "")
         if leading:
             text = _LEADING_MENTION.sub("", text, count=1)
     text = text.strip()
-    command = _mention_command(text) if leading else None
+    command, command_args = (_mention_command(text) if leading else None) or (None, "")
     private = event.get("channel_type") == "im" or channel.startswith("D")
     if private:
         thread_key, reply_thread, addressed = thread_ts or "", thread_ts, True
@@ -180,6 +183,7 @@ def normalize_event(body: Mapping[str, Any], bot_user_id: str, bot_id: str = "")
         is_private=private,
         addressed_to_bot=addressed,
         command=command,
+        command_args=command_args,
         kind=MessageKind.UNSUPPORTED if event.get("files") else MessageKind.TEXT,
         reply_ids={"channel": channel, "ts": ts, "thread_ts": reply_thread or ""},
     )

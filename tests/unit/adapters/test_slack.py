@@ -157,13 +157,23 @@ def test_thread_reply_without_mention_needs_membership() -> None:
 def test_command_word_after_mention_and_files() -> None:
     job = normalize_event(event_callback(mention_event("Reset!", channel="C1", user="U1")), BOT_USER_ID)
     assert job is not None and job.incoming.command == "reset"
+    # CONTRACT.md: the first word after the mention is the command, whatever follows it.
+    first_word = normalize_event(
+        event_callback(mention_event("help: what can you do?", channel="C1", user="U1")), BOT_USER_ID
+    )
+    assert (
+        first_word is not None
+        and first_word.incoming.command == "help"
+        and first_word.incoming.command_args == "what can you do?"
+        and first_word.incoming.text == ""
+    )
     question = normalize_event(
-        event_callback(mention_event("help me write", channel="C1", user="U1")), BOT_USER_ID
+        event_callback(mention_event("helpful tips for a poem?", channel="C1", user="U1")), BOT_USER_ID
     )
     assert (
         question is not None
         and question.incoming.command is None
-        and question.incoming.text == "help me write"
+        and question.incoming.text == "helpful tips for a poem?"
     )
     not_first = normalize_event(
         event_callback(message_event(f"please <@{BOT_USER_ID}> reset", channel="C1", user="U1")), BOT_USER_ID
