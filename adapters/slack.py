@@ -35,6 +35,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack_mrkdwn import MESSAGE_LIMIT, escape, render_chunks, split
 from bot.domain import (
+    ANSWER_MESSAGE,
     AdminAlert,
     Delta,
     FollowUp,
@@ -328,14 +329,44 @@ class SlackAdapter:
         log.info("slack.ready", mode="socket", bot_user_id=self._bot_user_id)
 
     async def follow_up(self, item: FollowUp) -> None:
-        """Answer a message a dead process never answered: in its thread, or in a thread under it."""
-        thread_ts = item.reply_ids.get("thread_ts") or item.reply_ids.get("ts") or None
+        """Answer a message a dead process never answered: in its thread, or in a thread under it.
+
+        The half-written answer the dead process left (a "…" placeholder, a cut stream) becomes the
+        notice; when it cannot be edited any more, the notice is posted as a new message.
+        """
+        answer_ts = item.reply_ids.get(ANSWER_MESSAGE)
         try:
+            if answer_ts and await self._end_answer(item.chat_key, answer_ts, item.notice.text):
+                return
+            thread_ts = item.reply_ids.get("thread_ts") or item.reply_ids.get("ts") or None
             await self.client.chat_postMessage(
                 channel=item.chat_key, thread_ts=thread_ts, text=item.notice.text
             )
         except (SlackApiError, aiohttp.ClientError, TimeoutError) as exc:
             log.warning("slack.follow_up_failed", error=exc.__class__.__name__)
+
+    async def _end_answer(self, channel: str, ts: str, notice: str) -> bool:
+        """Turn a half-written answer into ``notice``: replace a placeholder or edited message; end a
+        native stream (still open: nobody stopped it) with the notice after what it already showed."""
+        try:
+            await self.client.chat_update(channel=channel, ts=ts, text=notice)
+            return True
+        except SlackApiError as exc:
+            log.info("slack.follow_up_edit_failed", error=_error_code(exc))
+        try:
+            await self.client.chat_stopStream(channel=channel, ts=ts, markdown_text=f"\n\n_{notice}_")
+            return True
+        except SlackApiError as exc:
+            log.info("slack.follow_up_stop_failed", error=_error_code(exc))
+        return False
+
+    async def note_answer_message(self, incoming: Incoming, ts: str) -> None:
+        """Record the message an answer is being written in (see :meth:`Engine.note_answer_message`)."""
+        try:
+            await self._engine.note_answer_message(incoming, ts)
+        except Exception:
+            # Only the clean-up after a crash depends on it: the answer goes on.
+            log.warning("slack.note_answer_failed", event_id=incoming.event_id, exc_info=True)
 
     async def deliver_alert(self, alert: AdminAlert) -> None:
         """Send an operator alert to every configured admin as a direct message from the bot."""
@@ -514,6 +545,7 @@ class _Reply:
         self._streams: list[str] = []
         self._streamed = ""
         self._last_update = 0.0
+        self._noted = False
 
     async def run(self, events: AsyncIterator[ReplyEvent]) -> None:
         """Consume every event of the answer (a failing Slack call never stops the engine's stream)."""
@@ -605,6 +637,7 @@ class _Reply:
                     self._stream_ts = str(response["ts"])
                     self._streams.append(self._stream_ts)
                     self._stream_size = len(piece)
+                    await self._note_answer(self._stream_ts)
                 else:
                     room = STREAM_LIMIT - self._stream_size
                     if room <= 0:
@@ -664,6 +697,14 @@ class _Reply:
                 await self._client.chat_delete(channel=self._channel, ts=ts)
         del self._messages[len(chunks) :]
         del self._shown[len(chunks) :]
+        if self._messages:
+            await self._note_answer(self._messages[0])
+
+    async def _note_answer(self, ts: str) -> None:
+        """Once per answer: keep the first message's ts in the inbox until the answer is done."""
+        if not self._noted and self._incoming.command is None:
+            self._noted = True
+            await self._adapter.note_answer_message(self._incoming, ts)
 
     async def _post(self, text: str) -> list[str]:
         try:

@@ -124,9 +124,17 @@ class AdminAlert:
     text: str
 
 
+ANSWER_MESSAGE = "answer"
+"""The key in ``FollowUp.reply_ids`` of the platform message a dead process was writing the answer in."""
+
+
 @dataclass(frozen=True, slots=True)
 class FollowUp:
-    """A message a dead process accepted but never answered, and the notice its sender is owed."""
+    """A message a dead process accepted but never answered, and the notice its sender is owed.
+
+    ``reply_ids`` are the message's own (``Incoming.reply_ids``) plus, under :data:`ANSWER_MESSAGE`, the
+    id of the half-written answer when one had been posted.
+    """
 
     platform: Platform
     chat_key: str

@@ -18,6 +18,7 @@ from bot.commands import CommandContext, Commands
 from bot.config import Settings
 from bot.context import PastExchange, build_contents, speaker_prefixed
 from bot.domain import (
+    ANSWER_MESSAGE,
     Delta,
     Final,
     FollowUp,
@@ -128,6 +129,16 @@ class Engine:
             thread_key=message.thread_key,
             reply_to=message.reply_ids,
         )
+
+    async def note_answer_message(self, message: Incoming, answer_id: str) -> None:
+        """Remember the platform message that shows ``message``'s answer while it is being written.
+
+        Should the process die before the answer is done, :meth:`follow_ups` hands it back as
+        ``reply_ids["answer"]``, so the adapter can turn that half-written message (a Slack "…"
+        placeholder, a group preview) into the follow-up notice instead of leaving it behind.
+        """
+        reply_to = {**message.reply_ids, ANSWER_MESSAGE: answer_id}
+        await self._store.set_reply_to(message.platform.value, message.event_id, reply_to)
 
     async def follow_ups(self, platform: Platform, received_before: datetime) -> list[FollowUp]:
         """Take over the messages of ``platform`` that were accepted before ``received_before`` and never

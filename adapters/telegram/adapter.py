@@ -18,7 +18,7 @@ from telegram.ext import ApplicationBuilder, BaseUpdateProcessor, ContextTypes, 
 from adapters.telegram.answer import AnswerWriter, DraftSupport
 from adapters.telegram.normalize import BotIdentity, Normalized, normalize, ordering_key
 from adapters.telegram.outbox import ChatUnreachableError, FloodControl, Outbox
-from bot.domain import AdminAlert, Attachment, FollowUp
+from bot.domain import ANSWER_MESSAGE, AdminAlert, Attachment, FollowUp, Incoming
 from bot.observability.logs import get_logger
 
 if TYPE_CHECKING:
@@ -287,16 +287,40 @@ class TelegramAdapter:
             normalized.target,
             interval=self._settings.stream_interval.total_seconds(),
             drafts=self._drafts,
+            on_preview_message=lambda message_id: self._note_answer_message(incoming, message_id),
         )
         await writer.write(self._engine.handle(incoming, accepted=True))
 
+    async def _note_answer_message(self, incoming: Incoming, message_id: int) -> None:
+        try:
+            await self._engine.note_answer_message(incoming, str(message_id))
+        except Exception:
+            # Only the clean-up after a crash depends on it: the answer goes on.
+            log.warning("telegram.note_answer_failed", event_id=incoming.event_id, exc_info=True)
+
     async def follow_up(self, item: FollowUp) -> None:
-        """Reply to a message a dead process never answered, quoting it where Telegram still can."""
+        """Reply to a message a dead process never answered, quoting it where Telegram still can.
+
+        A group preview the dead process left half-written is edited into the notice instead.
+        """
         chat_id = int(item.chat_key)
+        bot = self._application.bot
+        answer_id = item.reply_ids.get(ANSWER_MESSAGE)
+        if answer_id:
+
+            async def edit() -> object:
+                return await bot.edit_message_text(
+                    item.notice.text, chat_id=chat_id, message_id=int(answer_id)
+                )
+
+            try:
+                await self._outbox.call(chat_id, edit)
+                return
+            except (TelegramError, ChatUnreachableError) as exc:
+                log.info("telegram.follow_up_edit_failed", error=exc.__class__.__name__)
         message_id = item.reply_ids.get("message_id")
         reply = ReplyParameters(int(message_id), allow_sending_without_reply=True) if message_id else None
         thread = int(item.thread_key) if item.thread_key else None
-        bot = self._application.bot
 
         async def send() -> object:
             return await bot.send_message(

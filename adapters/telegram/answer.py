@@ -68,9 +68,18 @@ class AnswerWriter:
     """
 
     def __init__(
-        self, bot: Bot, outbox: Outbox, target: Target, *, interval: float, drafts: DraftSupport
+        self,
+        bot: Bot,
+        outbox: Outbox,
+        target: Target,
+        *,
+        interval: float,
+        drafts: DraftSupport,
+        on_preview_message: Callable[[int], Awaitable[None]] | None = None,
     ) -> None:
+        """``on_preview_message`` is told the id of a group preview message once it is posted."""
         self._bot = bot
+        self._on_preview_message = on_preview_message
         self._outbox = outbox
         self._target = target
         self._chat_id = target.chat_id
@@ -185,6 +194,8 @@ class AnswerWriter:
             if message is None:
                 return False
             self._preview_id = message.message_id
+            if self._on_preview_message is not None:
+                await self._on_preview_message(message.message_id)
             return True
         return await self._edit(self._preview_id, html, ParseMode.HTML, optional=True)
 

@@ -242,6 +242,17 @@ class Store:
             for row in rows
         ]
 
+    async def set_reply_to(self, platform: str, event_id: str, reply_to: Mapping[str, str]) -> None:
+        """Replace where an event still unanswered is answered (e.g. with the message its answer is in)."""
+        stmt = (
+            update(_inbox)
+            .where(
+                _inbox.c.platform == platform, _inbox.c.event_id == event_id, _inbox.c.status == "received"
+            )
+            .values(reply_to=json.dumps(dict(reply_to), sort_keys=True))
+        )
+        await self.run_write(lambda conn: conn.execute(stmt))
+
     async def take_unanswered(self, platform: str, event_id: str, now: datetime) -> bool:
         """Atomically move an unanswered event to 'orphaned'; False when someone else answered or took it."""
         stmt = (

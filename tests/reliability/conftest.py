@@ -19,7 +19,7 @@ import sqlite3
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -367,14 +367,16 @@ def tally(
     slack: SlackEmulator | None,
     *,
     positional: bool = True,
+    listed: Mapping[str, str] | None = None,
 ) -> Tally:
     """Attribute every bot message to a sent message.
 
     An answer belongs to a message when it carries the message's tag (Gemini echoes it), or quotes it
-    (Telegram ``reply_to``; on Slack, sits in a thread under it), or, with ``positional``, by its
-    position among the conversation's answers
+    (Telegram ``reply_to``; on Slack, sits in a thread under it), or is in ``listed`` (bot message id or
+    ts -> tag), or, with ``positional``, by its position among the conversation's answers
     (notices carry no tag; answers within a conversation come in order, which the tags check).
     """
+    by_tag = {s.tag: s for s in sent}
     result = Tally(answers={s.tag: 0 for s in sent})
     by_conversation: dict[tuple[str, Any, Any], list[Sent]] = {}
     for s in sent:
@@ -387,6 +389,9 @@ def tally(
             owners = [s for s in messages if s.tag in text]
             if not owners and isinstance(answer, BotMessage) and answer.reply_to in by_id:
                 owners = [by_id[answer.reply_to]]
+            if not owners and listed is not None:
+                owner_tag = listed.get(answer.ts if isinstance(answer, Message) else str(answer.message_id))
+                owners = [by_tag[owner_tag]] if owner_tag in by_tag else []
             if owners:
                 owner = owners[0]
                 if positional and position < len(messages) and messages[position] is not owner:

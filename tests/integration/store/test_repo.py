@@ -97,9 +97,12 @@ async def test_finish_and_unanswered_events(store: Store) -> None:
     await store.claim_event("slack", "s1", "U1", T0)
     await store.finish_event("telegram", "e0", "answered", T0 + timedelta(seconds=5), conversation_id=7)
     await store.finish_event("telegram", "e1", "failed", T0 + timedelta(seconds=5))
+    # Where the answer is being written is recorded while the event is unanswered, and only then.
+    await store.set_reply_to("telegram", "e2", {"message_id": "42", "answer": "77"})
+    await store.set_reply_to("telegram", "e0", {"message_id": "40", "answer": "78"})
     [left] = await store.unanswered_events("telegram", T0 + timedelta(minutes=1))
     assert (left.event_id, left.user_id, left.chat_key, left.thread_key) == ("e2", "u2", "c2", "7")
-    assert left.reply_to == {"message_id": "42"} and left.language == "zh-hans"
+    assert left.reply_to == {"message_id": "42", "answer": "77"} and left.language == "zh-hans"
     assert await store.unanswered_events("telegram", T0 + timedelta(seconds=1)) == []
     # Taking one over is atomic: only the first of two replicas gets it, and it is no longer unanswered.
     results = await asyncio.gather(*(store.take_unanswered("telegram", "e2", T0) for _ in range(2)))
@@ -108,6 +111,7 @@ async def test_finish_and_unanswered_events(store: Store) -> None:
     async with store.engine.connect() as conn:
         row = (await conn.execute(select(Inbox).where(Inbox.event_id == "e0"))).one()
     assert (row.status, row.conversation_id, row.answered_at) == ("answered", 7, T0 + timedelta(seconds=5))
+    assert row.reply_to == '{"message_id": "40"}'
 
 
 async def test_conversation_id_get_or_create(store: Store) -> None:

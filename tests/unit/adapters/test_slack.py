@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -11,7 +12,17 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 
 from adapters.slack import SlackAdapter, _Reply, normalize_command, normalize_event
 from bot.app import App
-from bot.domain import Delta, Final, MessageKind, Notice, NoticeKind, ReplyEvent, Typing
+from bot.domain import (
+    ANSWER_MESSAGE,
+    Delta,
+    Final,
+    MessageKind,
+    Notice,
+    NoticeKind,
+    Platform,
+    ReplyEvent,
+    Typing,
+)
 from tests.fakes.gemini import GeminiEmulator, Reply
 from tests.fakes.slack import (
     BOT_ID,
@@ -274,6 +285,41 @@ async def test_follow_up_in_thread_and_membership_from_database(
     await h.settle()
     assert len(gemini.requests) == 3
     assert len(h.slack.thread("C1", ts)) == 3
+
+
+async def test_follow_up_after_a_crash_finishes_the_half_written_answer(
+    harness_factory: Callable[..., Any],
+) -> None:
+    """A process died while showing two answers: a DM placeholder and a native stream in a thread. After
+    the restart the follow-up turns each into the resend notice instead of leaving it behind."""
+    h: Harness = await harness_factory()
+    thread = new_ts()
+    events = [
+        message_event("one", channel="D1", user="U1"),
+        mention_event("two", channel="C1", user="U1", ts=thread),
+    ]
+    jobs = [normalize_event(event_callback(event), BOT_USER_ID) for event in events]
+
+    async def cut_short() -> AsyncIterator[ReplyEvent]:
+        yield Typing()
+        yield Delta("Half an ans")  # and then the process is killed: no Final, the inbox row stays open
+
+    for job in jobs:
+        assert job is not None and await h.app.engine.accept(job.incoming)
+        await _Reply(h.adapter, job, job.incoming).run(cut_short())
+    placeholder, stream = h.slack.thread("D1", None)[0], h.slack.thread("C1", thread)[0]
+    assert stream.streaming and placeholder.text == "Half an ans"
+
+    later = datetime.now(UTC) + timedelta(seconds=1)
+    items = await h.app.engine.follow_ups(Platform.SLACK, later)
+    assert sorted(item.reply_ids[ANSWER_MESSAGE] for item in items) == sorted([placeholder.ts, stream.ts])
+    for item in items:
+        await h.adapter.follow_up(item)
+    notice = items[0].notice.text
+    assert h.slack.texts("D1", None) == [notice]  # the placeholder became the notice, nothing new posted
+    [ended] = h.slack.thread("C1", thread)
+    assert not ended.streaming and ended.text == f"Half an ans\n\n_{notice}_"
+    assert await h.app.engine.follow_ups(Platform.SLACK, later) == []  # each is followed up once
 
 
 async def test_allowed_channels(harness_factory: Callable[..., Any], gemini: GeminiEmulator) -> None:
