@@ -14,12 +14,14 @@ from aiohttp import web
 from telegram import BotCommand, ReplyParameters, Update
 from telegram.error import InvalidToken, TelegramError
 from telegram.ext import ApplicationBuilder, BaseUpdateProcessor, ContextTypes, TypeHandler
+from telegram.request import HTTPXRequest
 
 from adapters.telegram.answer import AnswerWriter, DraftSupport
 from adapters.telegram.normalize import BotIdentity, Normalized, normalize, ordering_key
 from adapters.telegram.outbox import ChatUnreachableError, FloodControl, Outbox
 from bot.domain import ANSWER_MESSAGE, AdminAlert, Attachment, FollowUp, Incoming
 from bot.observability.logs import get_logger
+from bot.transport import ShardedTransport
 
 if TYPE_CHECKING:
     from bot.app import App
@@ -31,6 +33,7 @@ WEBHOOK_PATH = "/telegram/webhook"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 - a header name, not a secret
 ALLOWED_UPDATES = ["message"]  # edits are not answered again, so they are not fetched either
 MAX_CONCURRENT_UPDATES = 4096
+CONNECTIONS = 512  # to the Bot API: one per request in flight (answers, previews, typing)
 _COMMANDS = {
     "": [
         ("start", "What this bot does"),
@@ -108,9 +111,15 @@ class TelegramAdapter:
             .base_url(f"{base}/bot")
             .base_file_url(f"{base}/file/bot")
             .concurrent_updates(ChatOrderedProcessor(MAX_CONCURRENT_UPDATES, self._arrive))
-            .connection_pool_size(512)
-            .pool_timeout(30.0)
-            .get_updates_read_timeout(30.0)
+            .request(
+                HTTPXRequest(
+                    connection_pool_size=CONNECTIONS,
+                    pool_timeout=30.0,
+                    # httpcore scans its whole pool on every request event: shards keep that short.
+                    httpx_kwargs={"transport": ShardedTransport(max_connections=CONNECTIONS)},
+                )
+            )
+            .get_updates_request(HTTPXRequest(connection_pool_size=1, read_timeout=30.0))
         )
         if settings.mode == "webhook":
             builder = builder.updater(None)

@@ -136,6 +136,7 @@ class AnswerWriter:
     # ------------------------------------------------------------------------ typing, previews
 
     async def _keep_typing(self) -> None:
+        scope = Scope.ACTION  # the first one always; refreshes within the bot-wide budget
         while True:
             try:
                 await self._outbox.call(
@@ -143,12 +144,13 @@ class AnswerWriter:
                     lambda: self._bot.send_chat_action(
                         self._chat_id, ChatAction.TYPING, message_thread_id=self._target.thread_id
                     ),
-                    scope=Scope.ACTION,
+                    scope=scope,
                     optional=True,
                 )
             except (TelegramError, ChatUnreachableError) as exc:
                 log.debug("telegram.typing_failed", error=str(exc))
                 return
+            scope = Scope.REFRESH
             await asyncio.sleep(TYPING_REFRESH)
 
     async def _preview_loop(self) -> None:

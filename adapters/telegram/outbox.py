@@ -23,6 +23,11 @@ T = TypeVar("T")
 MAX_FLOOD_WAIT = 900.0
 """Seconds a message may be held back by 429s before it is given up (and logged)."""
 
+TYPING_REFRESHES = 20
+"""Typing refreshes a second for the whole bot, whatever ``telegram.rate_limit`` says: a refresh only keeps
+an indicator alive, so under a burst (1,000 chats waiting, each refreshed every 4 s) it must not take the
+CPU and connections the answers need. The first typing action of an answer is not limited."""
+
 
 class Scope(Enum):
     """Which flood limits a call counts against."""
@@ -30,6 +35,7 @@ class Scope(Enum):
     MESSAGE = "message"  # sendMessage, editMessageText: per chat, per group and overall
     DRAFT = "draft"  # sendMessageDraft: overall only (a streaming preview, not a message)
     ACTION = "action"  # sendChatAction: not counted; skipped while the chat is paused by a 429
+    REFRESH = "refresh"  # a repeated sendChatAction: at most TYPING_REFRESHES a second, bot-wide
 
 
 class ChatUnreachableError(Exception):
@@ -110,6 +116,7 @@ class FloodControl:
         self._limits = limits
         self._clock = clock
         self._global = SlidingWindow.per(limits.global_per_second, 1.0)
+        self._refreshes = SlidingWindow(TYPING_REFRESHES, 1.0)
         self._chats: dict[int, SlidingWindow] = {}
         self._groups: dict[int, SlidingWindow] = {}
         self._paused: dict[int | None, float] = {}  # chat id (None = every chat) -> monotonic time
@@ -133,6 +140,8 @@ class FloodControl:
     def _windows(self, chat_id: int, scope: Scope) -> list[SlidingWindow]:
         if scope is Scope.ACTION:
             return []
+        if scope is Scope.REFRESH:
+            return [self._refreshes]
         windows: list[SlidingWindow | None] = [self._global]
         if scope is Scope.MESSAGE:
             windows.append(self._window(self._chats, chat_id, self._limits.per_chat_per_second, 1.0))
@@ -142,13 +151,14 @@ class FloodControl:
 
     def _wait(self, chat_id: int, scope: Scope, now: float, *, optional: bool = False) -> float:
         paused = max(self._paused.get(chat_id, 0.0), self._paused.get(None, 0.0)) - now
-        # Optional calls may use only half of a window, so a streamed preview cannot use up a group's
-        # twenty messages a minute and hold back the answer's final message.
+        # Optional calls may use only half of a message window, so a streamed preview cannot use up a
+        # group's twenty messages a minute and hold back the answer's final message.
+        keep_free = optional and scope is not Scope.REFRESH
         return max(
             [
                 paused,
                 *(
-                    w.wait(now, keep_free=w.limit // 2 if optional else 0)
+                    w.wait(now, keep_free=w.limit // 2 if keep_free else 0)
                     for w in self._windows(chat_id, scope)
                 ),
             ]
@@ -177,7 +187,7 @@ class FloodControl:
     def try_acquire(self, chat_id: int, scope: Scope) -> Ticket | None:
         """Count an optional call only if it fits in half the limits now and nobody waits (else None)."""
         now = self._clock()
-        if (self._waiting and scope is not Scope.ACTION) or self._wait(
+        if (self._waiting and scope in (Scope.MESSAGE, Scope.DRAFT)) or self._wait(
             chat_id, scope, now, optional=True
         ) > 0:
             return None

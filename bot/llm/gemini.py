@@ -25,8 +25,8 @@ from bot.llm.errors import (
     StreamCutError,
     error_from_response,
 )
-from bot.llm.transport import ShardedTransport
 from bot.llm.types import ChatMessage, LlmChunk, LlmRequest, LlmResult, Usage
+from bot.transport import ShardedTransport
 
 __all__ = ["GeminiClient", "GeminiTimeouts", "build_request_body", "request_url"]
 

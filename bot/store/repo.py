@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, TypeVar
 
-from sqlalchemy import Table, and_, delete, exists, func, or_, select, text, update
+from sqlalchemy import Table, bindparam, delete, exists, func, select, text, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -41,6 +41,59 @@ _llm_calls: Final[Table] = LlmCall.__table__  # type: ignore[assignment]
 _users: Final[Table] = User.__table__  # type: ignore[assignment]
 _audit: Final[Table] = AuditRow.__table__  # type: ignore[assignment]
 _quota: Final[Table] = QuotaCounter.__table__  # type: ignore[assignment]
+
+
+# The statements of every message, built once and run with parameters: building a statement and its
+# cache key costs more CPU than SQLite takes to run it (docs/benchmarks.md). The upserts, whose construct
+# differs by dialect, are built per Store in _Upserts.
+_FINISH_EVENT: Final = (
+    update(_inbox)
+    .where(_inbox.c.platform == bindparam("b_platform"), _inbox.c.event_id == bindparam("b_event_id"))
+    .values(status=bindparam("b_status"), answered_at=bindparam("b_at"))
+)
+_FINISH_EVENT_IN: Final = _FINISH_EVENT.values(conversation_id=bindparam("b_conversation_id"))
+_TOUCH_CONVERSATION: Final = (
+    update(_conversations)
+    .where(_conversations.c.id == bindparam("b_id"))
+    .values(last_active_at=bindparam("b_at"))
+)
+_HISTORY: Final = (
+    # Served by ix_turns_conversation_id_created_at: a backward range scan that stops after `limit`.
+    select(_turns.c.user_text, _turns.c.model_text, _turns.c.created_at)
+    .where(_turns.c.conversation_id == bindparam("b_id"), _turns.c.created_at >= bindparam("b_since"))
+    .order_by(_turns.c.created_at.desc(), _turns.c.id.desc())
+    .limit(bindparam("b_limit"))
+)
+_INSERT_TURN: Final = _turns.insert()
+_INSERT_CALLS: Final = _llm_calls.insert()
+_INSERT_AUDIT: Final = _audit.insert()
+_QUOTA_COUNTS: Final = (
+    select(_quota.c.window, _quota.c.window_start, _quota.c.count)
+    .where(tuple_(_quota.c.window, _quota.c.window_start).in_(bindparam("b_windows", expanding=True)))
+    .with_for_update()
+)
+_QUOTA_ADD: Final = (
+    update(_quota)
+    .where(_quota.c.window == bindparam("b_window"), _quota.c.window_start == bindparam("b_key"))
+    .values(count=_quota.c.count + bindparam("b_n"))
+)
+
+
+class _Upserts:
+    """The INSERT .. ON CONFLICT statements of every message, in the dialect's construct."""
+
+    def __init__(self, insert: Any) -> None:
+        self.claim_event = insert(_inbox).on_conflict_do_nothing(index_elements=["platform", "event_id"])
+        users = insert(_users)
+        self.touch_user = users.on_conflict_do_update(
+            index_elements=["platform", "user_id"],
+            set_={
+                "last_seen_at": users.excluded.last_seen_at,
+                "language": func.coalesce(users.excluded.language, _users.c.language),
+                "unreachable_at": None,
+            },
+        )
+        self.ensure_quota = insert(_quota).on_conflict_do_nothing(index_elements=["window", "window_start"])
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +174,7 @@ class Store:
         self._conversation_ids: OrderedDict[tuple[str, str, str], int] = OrderedDict()
         # Both dialects spell upserts INSERT .. ON CONFLICT; each has its own construct for it.
         self._insert: Any = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+        self._upserts = _Upserts(self._insert)
 
     @classmethod
     async def open(cls, url: str) -> Store:
@@ -179,27 +233,24 @@ class Store:
         transaction: one write per message start instead of two. ``chat_key``, ``thread_key``,
         ``reply_to`` and ``language`` say where to answer should the process die before it does.
         """
-        stmt = (
-            self._insert(_inbox)
-            .values(
-                platform=platform,
-                event_id=event_id,
-                user_id=user_id,
-                status="received",
-                received_at=now,
-                chat_key=chat_key,
-                thread_key=thread_key,
-                reply_to=json.dumps(dict(reply_to), sort_keys=True) if reply_to else None,
-                language=language[:16] if language else None,
-            )
-            .on_conflict_do_nothing(index_elements=["platform", "event_id"])
-        )
-        touch = self._touch_user_stmt(platform, user_id, language, now) if touch_user else None
+        row = {
+            "platform": platform,
+            "event_id": event_id,
+            "user_id": user_id,
+            "status": "received",
+            "received_at": now,
+            "chat_key": chat_key,
+            "thread_key": thread_key,
+            "reply_to": json.dumps(dict(reply_to), sort_keys=True) if reply_to else None,
+            "language": language[:16] if language else None,
+        }
+        user = self._user_row(platform, user_id, language, now) if touch_user else None
+        upserts = self._upserts
 
         def claim(conn: Connection) -> bool:
-            claimed = conn.execute(stmt).rowcount == 1
-            if claimed and touch is not None:
-                conn.execute(touch)
+            claimed = conn.execute(upserts.claim_event, row).rowcount == 1
+            if claimed and user is not None:
+                conn.execute(upserts.touch_user, user)
             return claimed
 
         return await self.run_write(claim)
@@ -268,15 +319,16 @@ class Store:
         self, platform: str, event_id: str, status: str, now: datetime, conversation_id: int | None = None
     ) -> None:
         """Mark an event 'answered' or 'failed'."""
-        values: dict[str, object] = {"status": status, "answered_at": now}
+        params: dict[str, object] = {
+            "b_platform": platform,
+            "b_event_id": event_id,
+            "b_status": status,
+            "b_at": now,
+        }
+        stmt = _FINISH_EVENT
         if conversation_id is not None:
-            values["conversation_id"] = conversation_id
-        stmt = (
-            update(_inbox)
-            .where(_inbox.c.platform == platform, _inbox.c.event_id == event_id)
-            .values(**values)
-        )
-        await self.run_write(lambda conn: conn.execute(stmt))
+            stmt, params["b_conversation_id"] = _FINISH_EVENT_IN, conversation_id
+        await self.run_write(lambda conn: conn.execute(stmt, params))
 
     # -- conversations -------------------------------------------------------------------------------
 
@@ -343,15 +395,9 @@ class Store:
         """The latest ``limit`` exchanges created at or after ``since``, oldest first."""
         if limit <= 0:
             return []
-        # Served by ix_turns_conversation_id_created_at: a backward range scan that stops after `limit`.
-        stmt = (
-            select(_turns.c.user_text, _turns.c.model_text, _turns.c.created_at)
-            .where(_turns.c.conversation_id == conversation_id, _turns.c.created_at >= since)
-            .order_by(_turns.c.created_at.desc(), _turns.c.id.desc())
-            .limit(limit)
-        )
+        params = {"b_id": conversation_id, "b_since": since, "b_limit": limit}
         async with self._reader.connect() as conn:
-            rows = (await conn.execute(stmt)).all()
+            rows = (await conn.execute(_HISTORY, params)).all()
         return [Exchange(row.user_text, row.model_text, row.created_at) for row in reversed(rows)]
 
     async def save_exchange(
@@ -381,13 +427,11 @@ class Store:
             "model": model,
             "created_at": now,
         }
-        touch = (
-            update(_conversations).where(_conversations.c.id == conversation_id).values(last_active_at=now)
-        )
+        touch = {"b_id": conversation_id, "b_at": now}
 
         def save(conn: Connection) -> None:
-            conn.execute(_turns.insert().values(**turn))
-            conn.execute(touch)
+            conn.execute(_INSERT_TURN, turn)
+            conn.execute(_TOUCH_CONVERSATION, touch)
             _insert_calls_and_audit(conn, calls, audit)
 
         await self.run_write(save)
@@ -416,21 +460,18 @@ class Store:
 
         A user who writes to the bot is reachable again, so ``unreachable_at`` is cleared.
         """
-        stmt = self._touch_user_stmt(platform, user_id, language, now)
-        await self.run_write(lambda conn: conn.execute(stmt))
+        row, stmt = self._user_row(platform, user_id, language, now), self._upserts.touch_user
+        await self.run_write(lambda conn: conn.execute(stmt, row))
 
-    def _touch_user_stmt(self, platform: str, user_id: str, language: str | None, now: datetime) -> Any:
-        ins = self._insert(_users).values(
-            platform=platform, user_id=user_id, language=language, first_seen_at=now, last_seen_at=now
-        )
-        return ins.on_conflict_do_update(
-            index_elements=["platform", "user_id"],
-            set_={
-                "last_seen_at": ins.excluded.last_seen_at,
-                "language": func.coalesce(ins.excluded.language, _users.c.language),
-                "unreachable_at": None,
-            },
-        )
+    @staticmethod
+    def _user_row(platform: str, user_id: str, language: str | None, now: datetime) -> dict[str, object]:
+        return {
+            "platform": platform,
+            "user_id": user_id,
+            "language": language,
+            "first_seen_at": now,
+            "last_seen_at": now,
+        }
 
     async def forget_user(self, platform: str, user_id: str, now: datetime) -> int:
         """Erase every exchange this user started on this platform, and their inbox rows.
@@ -543,35 +584,25 @@ class Store:
         across tasks and processes: the counter rows are locked (IMMEDIATE on SQLite, FOR UPDATE on
         PostgreSQL) until the transaction commits.
         """
-        c = _quota.c
-        ensure = [
-            self._insert(_quota)
-            .values(window=window, window_start=key, count=0)
-            .on_conflict_do_nothing(index_elements=["window", "window_start"])
-            for window, key in windows.items()
-        ]
-        current = (
-            select(c.window, c.count)
-            .where(or_(*(and_(c.window == w, c.window_start == key) for w, key in windows.items())))
-            .with_for_update()
-        )
+        ensure = [{"window": window, "window_start": key, "count": 0} for window, key in windows.items()]
+        wanted_rows = {"b_windows": list(windows.items())}
+        stmt = self._upserts.ensure_quota
 
         def take(conn: Connection) -> tuple[int, str, dict[str, int]]:
-            for stmt in ensure:
-                conn.execute(stmt)
-            counts = {str(window): int(count) for window, count in conn.execute(current)}
+            conn.execute(stmt, ensure)
+            found = {(str(w), str(k)): int(n) for w, k, n in conn.execute(_QUOTA_COUNTS, wanted_rows)}
+            counts = {window: found[(window, key)] for window, key in windows.items()}
             granted, tightest = wanted, ""
             for window in windows:
                 limit = limits.get(window, 0)
                 if limit > 0 and limit - counts[window] < granted:
                     granted, tightest = max(0, limit - counts[window]), window
             if granted:
-                for window, key in windows.items():
-                    conn.execute(
-                        update(_quota)
-                        .where(c.window == window, c.window_start == key)
-                        .values(count=c.count + granted)
-                    )
+                conn.execute(
+                    _QUOTA_ADD,
+                    [{"b_window": w, "b_key": key, "b_n": granted} for w, key in windows.items()],
+                )
+                for window in windows:
                     counts[window] += granted
             return granted, tightest, counts
 
@@ -699,7 +730,7 @@ def _insert_calls_and_audit(
 ) -> None:
     if calls:
         conn.execute(
-            _llm_calls.insert(),
+            _INSERT_CALLS,
             [
                 {
                     "at": call.at,
@@ -720,7 +751,7 @@ def _insert_calls_and_audit(
         )
     if audit:
         conn.execute(
-            _audit.insert(),
+            _INSERT_AUDIT,
             [
                 {
                     "at": record.at,

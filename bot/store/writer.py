@@ -4,14 +4,16 @@ Through aiosqlite every statement of a transaction is a hop to the driver's thre
 loop, and SQLite lets one writer in at a time, so under load the writes form a queue whose every step
 waits for a busy event loop (docs/benchmarks.md). Here a write is a plain function of a synchronous
 connection; the thread runs every write waiting at that moment inside one ``BEGIN IMMEDIATE``
-transaction, each in its own SAVEPOINT (a failing write rolls back alone), commits once, and wakes
-the waiting tasks with one callback. Other processes still meet SQLite's lock and ``busy_timeout``.
+transaction, commits once, and wakes the waiting tasks with one callback. Should one write of a batch
+fail, the batch is rolled back and run again with each write in its own SAVEPOINT, so the failing
+write rolls back alone. Other processes still meet SQLite's lock and ``busy_timeout``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -73,6 +75,11 @@ class SqliteWriter:
                     future.set_exception(value)
 
     def _commit(self, ops: list[WriteOp]) -> list[tuple[bool, Any]]:
+        if len(ops) > 1:
+            # Optimistically all in one transaction (writes rarely fail: their conflicts are upserts);
+            # should one fail, the batch is rolled back and run again with a savepoint per write.
+            with contextlib.suppress(Exception), self._engine.connect() as conn, conn.begin():
+                return [(True, op(conn)) for op in ops]
         outcomes: list[tuple[bool, Any]] = []
         with self._engine.connect() as conn, conn.begin():
             if len(ops) == 1:

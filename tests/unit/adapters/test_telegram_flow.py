@@ -9,7 +9,7 @@ import pytest
 from telegram import Update
 
 from adapters.telegram.adapter import ChatOrderedProcessor
-from adapters.telegram.outbox import FloodControl, Outbox, Scope, SlidingWindow
+from adapters.telegram.outbox import TYPING_REFRESHES, FloodControl, Outbox, Scope, SlidingWindow
 from bot.config import OutboundTelegramLimits
 from tests.fakes.telegram import TelegramEmulator
 
@@ -61,6 +61,17 @@ async def test_thirty_per_second_overall_and_zero_turns_a_limit_off() -> None:
     for _ in range(1000):
         await unlimited.acquire(-1)
     assert unlimited.delay(-1) == 0
+
+
+def test_typing_refreshes_have_a_bot_wide_budget_even_with_limits_off() -> None:
+    clock = FakeClock()
+    control = flood(clock, global_per_second=0, per_chat_per_second=0, per_group_per_minute=0)
+    refreshes = [control.try_acquire(chat, Scope.REFRESH) for chat in range(TYPING_REFRESHES + 5)]
+    assert [t is not None for t in refreshes] == [True] * TYPING_REFRESHES + [False] * 5
+    assert control.try_acquire(999, Scope.ACTION) is not None  # an answer's first typing is never skipped
+    assert control.delay(999) == 0  # and messages are not held back by refreshes
+    clock.now += 1.01
+    assert control.try_acquire(1, Scope.REFRESH) is not None
 
 
 async def test_previews_use_at_most_half_of_a_window() -> None:

@@ -7,7 +7,7 @@ import asyncio
 import httpx
 from aiohttp import web
 
-from bot.llm.transport import ShardedTransport
+from bot.transport import ShardedTransport
 
 
 async def test_requests_spread_over_shards_and_release_when_read() -> None:

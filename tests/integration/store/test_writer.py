@@ -1,0 +1,75 @@
+"""The SQLite writer thread on a real file: queued writes share a transaction, a failing one fails alone."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+from sqlalchemy import event, text
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
+
+from bot.store.db import create_engine, sqlite_writer
+from bot.store.writer import SqliteWriter
+from tests.integration.store.conftest import sqlite_url
+
+
+@pytest.fixture
+async def writer(sqlite_file: Path) -> AsyncIterator[SqliteWriter]:
+    sqlite_file.parent.mkdir(parents=True)
+    engine = create_engine(sqlite_url(sqlite_file))
+    made = sqlite_writer(engine)
+    await made.run(lambda conn: conn.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT UNIQUE)")))
+    yield made
+    await made.aclose()
+    await engine.dispose()
+
+
+def insert(value: str) -> Callable[[Connection], int]:
+    def op(conn: Connection) -> int:
+        conn.execute(text("INSERT INTO t (v) VALUES (:v)"), {"v": value})
+        return int(conn.execute(text("SELECT count(*) FROM t")).scalar_one())
+
+    return op
+
+
+async def values(writer: SqliteWriter) -> list[str]:
+    return await writer.run(lambda conn: [row.v for row in conn.execute(text("SELECT v FROM t ORDER BY id"))])
+
+
+async def test_queued_writes_share_commits_in_queue_order(writer: SqliteWriter) -> None:
+    commits = 0
+
+    def count(_conn: object) -> None:
+        nonlocal commits
+        commits += 1
+
+    event.listen(writer._engine, "commit", count)
+    results = await asyncio.gather(*(writer.run(insert(f"v{n}")) for n in range(100)))
+    assert results == list(range(1, 101))  # run in the order they were queued
+    assert commits < 100  # queued together, committed together
+    assert await values(writer) == [f"v{n}" for n in range(100)]
+
+
+async def test_a_failing_write_fails_alone_and_the_rest_of_its_batch_commits(writer: SqliteWriter) -> None:
+    await writer.run(insert("taken"))
+
+    def half_then_fail(conn: Connection) -> None:
+        conn.execute(text("INSERT INTO t (v) VALUES ('half')"))
+        conn.execute(text("INSERT INTO t (v) VALUES ('taken')"))  # violates UNIQUE
+
+    ops = [insert(f"a{n}") for n in range(20)] + [half_then_fail] + [insert(f"b{n}") for n in range(20)]
+    results = await asyncio.gather(*(writer.run(op) for op in ops), return_exceptions=True)
+    assert [type(r) for r in results].count(IntegrityError) == 1 and isinstance(results[20], IntegrityError)
+    stored = await values(writer)
+    assert "half" not in stored  # the failed write left nothing behind
+    assert stored == ["taken", *(f"a{n}" for n in range(20)), *(f"b{n}" for n in range(20))]
+
+
+async def test_a_write_after_a_failed_batch_works(writer: SqliteWriter) -> None:
+    with pytest.raises(IntegrityError):
+        await asyncio.gather(writer.run(insert("x")), writer.run(insert("x")))
+    assert await values(writer) == ["x"]
+    assert await writer.run(insert("y")) == 2
