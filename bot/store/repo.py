@@ -94,6 +94,11 @@ class _Upserts:
             },
         )
         self.ensure_quota = insert(_quota).on_conflict_do_nothing(index_elements=["window", "window_start"])
+        conversations = insert(_conversations)
+        self.conversation = conversations.on_conflict_do_update(
+            index_elements=["platform", "chat_key", "thread_key"],
+            set_={"last_active_at": conversations.excluded.last_active_at},
+        ).returning(_conversations.c.id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -344,14 +349,15 @@ class Store:
         if cached is not None:
             self._conversation_ids.move_to_end(key)
             return cached
-        ins = self._insert(_conversations).values(
-            platform=platform, chat_key=chat_key, thread_key=thread_key, created_at=now, last_active_at=now
-        )
-        stmt = ins.on_conflict_do_update(
-            index_elements=["platform", "chat_key", "thread_key"],
-            set_={"last_active_at": ins.excluded.last_active_at},
-        ).returning(_conversations.c.id)
-        conversation_id = await self.run_write(lambda conn: int(conn.execute(stmt).scalar_one()))
+        row = {
+            "platform": platform,
+            "chat_key": chat_key,
+            "thread_key": thread_key,
+            "created_at": now,
+            "last_active_at": now,
+        }
+        stmt = self._upserts.conversation
+        conversation_id = await self.run_write(lambda conn: int(conn.execute(stmt, row).scalar_one()))
         self._conversation_ids[key] = conversation_id
         if len(self._conversation_ids) > _CONVERSATION_CACHE:
             self._conversation_ids.popitem(last=False)
