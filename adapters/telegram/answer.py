@@ -28,6 +28,7 @@ from bot.observability.logs import get_logger
 log = get_logger(__name__)
 
 TYPING_REFRESH = 4.0
+TYPING_DELAY = 0.3  # seconds before the first typing action: below what a user notices as a wait
 FIRST_DRAFT_DELAY = 0.15  # seconds before the first draft of a private answer
 """Seconds between typing actions (Telegram shows one for at most 5 s)."""
 _NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
@@ -136,6 +137,9 @@ class AnswerWriter:
     # ------------------------------------------------------------------------ typing, previews
 
     async def _keep_typing(self) -> None:
+        # An answer that shows within TYPING_DELAY needs no indicator (its message ends one at once): for
+        # quick answers that saves a Bot API call per message.
+        await asyncio.sleep(TYPING_DELAY)
         scope = Scope.ACTION  # the first one always; refreshes within the bot-wide budget
         while True:
             try:

@@ -183,9 +183,19 @@ async def test_private_reply(tg: TelegramEmulator, polling: Gembot) -> None:
     tg.send(chat, ann, "hello there")
     assert await answers(tg, chat["id"], 1) == ["echo: hello there"]
     assert gemini_user_texts(polling.gemini)[-1] == "hello there"
-    assert tg.calls_to("sendChatAction", chat_id=chat["id"])
     [message] = tg.bot_messages(chat["id"])
     assert message.parse_mode == "HTML" and message.reply_to is None
+
+
+async def test_typing_shows_while_gemini_is_slow(tg: TelegramEmulator, polling: Gembot) -> None:
+    # (A quick answer gets none: the first typing action waits TYPING_DELAY, 0.3 s, for the answer.)
+    polling.gemini.script(Reply(text="Thought about it.", latency=1.5))
+    dan = tg.user(next_id(), "Dan")
+    chat = tg.private_chat(dan)
+    tg.send(chat, dan, "slow one")
+    assert await answers(tg, chat["id"], 1) == ["Thought about it."]
+    typing = tg.calls_to("sendChatAction", chat_id=chat["id"])
+    assert typing and all(call.params["action"] == "typing" for call in typing)
 
 
 async def test_streamed_private_reply_uses_drafts_then_one_message(
