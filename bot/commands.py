@@ -84,9 +84,11 @@ class Commands:
     async def _reset(self, message: Incoming, ctx: CommandContext) -> Notice:
         if not message.is_private and not ctx.is_admin:
             return Notice(NoticeKind.FORBIDDEN, text(ctx.language, "reset_denied"))
-        conversation_id = await self._store.conversation_id(
-            message.platform.value, message.chat_key, message.thread_key, ctx.now
-        )
+        key = (message.platform.value, message.chat_key, message.thread_key)
+        if not await self._store.conversation_exists(*key):
+            # E.g. `/gembot reset` in a Slack channel, whose conversations are its threads.
+            return Notice(NoticeKind.INFO, text(ctx.language, "reset_nothing"))
+        conversation_id = await self._store.conversation_id(*key, ctx.now)
         count = await self._store.reset_conversation(conversation_id)
         await self._audit(message, ctx, "command.reset", {"exchanges": count})
         return Notice(NoticeKind.INFO, text(ctx.language, "reset_done", count=count))

@@ -22,6 +22,10 @@ _EN: dict[str, str] = {
     "reset_scope_group": " (admins only in groups and channels)",
     "reset_done": "Done: this conversation starts afresh ({count} exchanges forgotten).",
     "reset_denied": "Only an admin can reset the conversation here.",
+    "reset_nothing": (
+        "There is no conversation here to reset yet. In a channel each thread (in a forum, each topic) "
+        "is a conversation of its own: reset it from inside."
+    ),
     "stats_denied": "Sorry, /stats is for admins only.",
     "forget_done": "Done: {count} exchanges you started were erased, in every conversation.",
     "unknown_command": "Unknown command. Send {prefix}help to see what I can do.",
@@ -82,6 +86,9 @@ _ZH: dict[str, str] = {
     "reset_scope_group": "（群组和频道中仅管理员可用）",
     "reset_done": "完成：本对话已重新开始（清除了 {count} 轮）。",
     "reset_denied": "在这里只有管理员可以重置对话。",
+    "reset_nothing": (
+        "这里还没有可以重置的对话。在频道中每个话题串（论坛中每个主题）都是独立的对话：请在其中重置。"
+    ),
     "stats_denied": "抱歉，/stats 仅限管理员使用。",
     "forget_done": "完成：已删除你发起的 {count} 轮对话（所有对话）。",
     "unknown_command": "未知命令。发送 {prefix}help 查看我能做什么。",

@@ -34,8 +34,11 @@ async def test_reset_anyone_in_private_admins_only_in_groups(
     app_factory: AppFactory, gemini: Emulator
 ) -> None:
     app: App = await app_factory(telegram={"admin_ids": [int(ADMIN)]})
+    nothing = await collect(app, incoming(command="reset"))  # no conversation here yet
+    assert notice_kind(nothing) is NoticeKind.INFO and "no conversation here" in nothing[-1].text
     await collect(app, incoming("remember me"))
-    assert notice_kind(await collect(app, incoming(command="reset"))) is NoticeKind.INFO
+    done = await collect(app, incoming(command="reset"))
+    assert notice_kind(done) is NoticeKind.INFO and "1 exchanges forgotten" in done[-1].text
     await collect(app, incoming("after reset"))
     assert gemini.user_texts(-1) == ["after reset"]
 
