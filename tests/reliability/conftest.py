@@ -13,6 +13,7 @@ import asyncio
 import json
 import os
 import random
+import re
 import signal
 import socket
 import sqlite3
@@ -304,6 +305,10 @@ class Gembot:
 
 
 # --------------------------------------------------------------------------------- answer accounting
+
+
+TAG = re.compile(r"q-(?:tg|sl)-\d{4}-\d{3}")
+"""Any marker made by :func:`tag`."""
 
 
 def tag(platform: str, user: int, n: int) -> str:

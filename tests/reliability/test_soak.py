@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import re
 import time
 from collections import Counter
 from pathlib import Path
@@ -29,6 +28,7 @@ from tests.fakes.telegram import Fault, TelegramEmulator
 from tests.reliability.conftest import (
     SEED,
     SIZE,
+    TAG,
     FaultyGemini,
     Gembot,
     Sent,
@@ -48,7 +48,6 @@ FAULT_RATE = 0.10
 TELEGRAM_429_EVERY = 20  # one sendMessage in this many gets a 429 (retry_after 1 s)
 SLACK_REDELIVERY_RATE = 0.10
 SLACK_429_EVERY = 50
-TAG = re.compile(r"q-(?:tg|sl)-\d{4}-\d{3}")
 
 
 def plan(messages: int, users: int) -> list[tuple[str, int, int]]:
