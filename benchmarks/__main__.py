@@ -3,6 +3,8 @@
     .venv/bin/python -m benchmarks            # full run, about 8 minutes; rewrites the generated part
     .venv/bin/python -m benchmarks --quick    # about 2 minutes, smaller sizes; prints only
     .venv/bin/python -m benchmarks --only concurrency,streaming
+    .venv/bin/python -m benchmarks --json results.json   # also keep the raw figures
+    .venv/bin/python -m benchmarks --render results.json # rewrite the docs from them, no run
 
 Only the part of docs/benchmarks.md between the ``benchmarks:begin`` / ``benchmarks:end`` markers is
 rewritten; the hand-written analysis around it is kept.
@@ -462,7 +464,17 @@ def main() -> None:
     parser.add_argument("--docs", action=argparse.BooleanOptionalAction, default=None, help="write docs")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs, databases)")
     parser.add_argument("--json", type=Path, help="also write the raw results here")
+    parser.add_argument(
+        "--render", type=Path, metavar="JSON", help="no run: write the docs from results saved with --json"
+    )
     args = parser.parse_args()
+    if args.render:
+        saved = json.loads(args.render.read_text())
+        if "concurrency" in saved["results"]:
+            plot(saved["results"]["concurrency"], PLOT)
+        write_docs(render(saved["results"], saved["meta"]))
+        print(f"wrote {DOC.relative_to(ROOT)} from {args.render}")
+        return
     names = [n for n in args.only.split(",") if n] or [n for n in ALL if not (args.quick and n == "profile")]
     unknown = set(names) - set(ALL)
     if unknown:

@@ -27,7 +27,9 @@ class ShardedTransport(httpx.AsyncBaseTransport):
         limits = httpx.Limits(
             max_connections=per_shard, max_keepalive_connections=per_shard, keepalive_expiry=keepalive_expiry
         )
-        self._shards = [httpx.AsyncHTTPTransport(limits=limits) for _ in range(shards)]
+        # One TLS context for all: each transport would otherwise load the CA bundle (about 1 MB each).
+        tls = httpx.create_ssl_context()
+        self._shards = [httpx.AsyncHTTPTransport(limits=limits, verify=tls) for _ in range(shards)]
         self._busy = [0] * shards
 
     @property

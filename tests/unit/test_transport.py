@@ -1,4 +1,4 @@
-"""The sharded transport under the one shared Gemini HTTP client."""
+"""The sharded transport under the shared HTTP clients (Gemini, the Telegram Bot API)."""
 
 from __future__ import annotations
 
