@@ -91,6 +91,7 @@ _MARKDOWN = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable([
 _SAFE_LINK = re.compile(r"^(https?://|tg://|mailto:)", re.IGNORECASE)
 _LANGUAGE = re.compile(r"^[A-Za-z0-9_+#.-]{1,32}$")
 _TAG = re.compile(r"<(/?)([a-z-]+)([^>]*)>")
+_ANY_TAG = re.compile(r"<[^>]+>")
 _TOKEN = re.compile(r"(<[^>]+>)|(&(?:#\d+|#x[0-9a-fA-F]+|[a-zA-Z]+);)|([^<&]+)", re.DOTALL)
 
 
@@ -231,6 +232,9 @@ def split_telegram_html(html_text: str, limit: int = TELEGRAM_TEXT_LIMIT) -> lis
     Parts break at paragraph boundaries outside code blocks where possible; a tag open at a break is
     closed at the end of one part and opened again at the start of the next.
     """
+    shown = html.unescape(_ANY_TAG.sub("", html_text))
+    if shown.strip() == shown and shown and utf16_len(shown) <= limit:
+        return [html_text]  # the usual case, one part: no need to walk it character by character
     items = _html_items(html_text)
     visible = "".join(item.visible for item in items if isinstance(item, _Char))
     pre_ranges: list[tuple[int, int]] = []
