@@ -52,6 +52,7 @@ class App:
     _closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     text_filter: WordFilter | None = None
     started_at: datetime | None = None
+    quota: QuotaGuard | None = None
 
     @classmethod
     async def create(cls, settings: Settings, *, clock: Clock | None = None, migrate: bool = True) -> App:
@@ -76,11 +77,12 @@ class App:
         limiter = RateLimiter(settings.rate_limits, key_prefix=settings.rate_limits.key_prefix)
         text_filter = WordFilter(settings.filter)
         alerts = AlertHub(clock, interval=gemini.admin_alert_interval.total_seconds())
+        quota = QuotaGuard(store, gemini.quota, clock, metrics)
         policy = AnswerPolicy(
             client,
             gemini,
             clock,
-            quota=QuotaGuard(store, gemini.quota, clock, metrics),
+            quota=quota,
             alerts=alerts,
             language=settings.conversation.language,
         )
@@ -105,9 +107,21 @@ class App:
         app._closers += [client.aclose, store.close, sequencer.aclose, alerts.aclose]
         app.started_at = clock.now()
         app.text_filter = text_filter
+        app.quota = quota
         text_filter.start_watching(settings.filter.reload_interval.total_seconds(), clock.sleep)
         app._closers += [limiter.aclose, text_filter.aclose]
         return app
+
+    async def rate_limit_storage_problem(self) -> str | None:
+        """For /readyz: None while the rate limits' storage (memory or Redis) answers."""
+        if self.limiter is None or await self.limiter.check_storage():
+            return None
+        return f"{self.settings.rate_limits.storage.split(':', 1)[0]} storage does not answer"
+
+    async def refresh_quota_gauges(self) -> None:
+        """Read the current quota windows into ``gembot_quota_used`` (before /metrics renders)."""
+        if self.quota is not None:
+            await self.quota.used()
 
     async def purge(self, now: datetime | None = None) -> dict[str, int]:
         """Delete what the retention policy says must go."""
@@ -229,6 +243,9 @@ async def run_service(settings: Settings) -> int:
             return "shutting down" if stopping else None
 
         server.add_readiness_check("shutdown", shutdown_check)
+        server.add_readiness_check("rate_limits", app.rate_limit_storage_problem)
+        # The quota gauges show the current windows (one counts from 0 after a roll-over, on every replica).
+        server.add_metrics_refresh(app.refresh_quota_gauges)
         await server.start()
         purge_task = asyncio.create_task(app.purge_forever(), name="retention")
         follow_up_task: asyncio.Task[None] | None = None

@@ -87,6 +87,7 @@ class Commands:
         key = (message.platform.value, message.chat_key, message.thread_key)
         if not await self._store.conversation_exists(*key):
             # E.g. `/gembot reset` in a Slack channel, whose conversations are its threads.
+            await self._audit(message, ctx, "command.reset", {"exchanges": 0})
             return Notice(NoticeKind.INFO, text(ctx.language, "reset_nothing"))
         conversation_id = await self._store.conversation_id(*key, ctx.now)
         count = await self._store.reset_conversation(conversation_id)

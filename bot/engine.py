@@ -61,6 +61,7 @@ class _Progress:
 
     outcome: str = "error"
     answered: bool = False
+    completed: bool = False  # the answer ran to its end (not cancelled or closed half-way)
     shown: list[str] = field(default_factory=list)
     attempts: list[Attempt] = field(default_factory=list)
 
@@ -149,7 +150,7 @@ class Engine:
         now = self._clock.now()
         for row in await self._store.unanswered_events(platform.value, received_before):
             if row.chat_key is None or not await self._store.take_unanswered(
-                platform.value, row.event_id, now
+                platform.value, row.event_id, now, received_before
             ):
                 continue
             language = pick_language(row.language, self._settings.conversation.language)
@@ -175,6 +176,12 @@ class Engine:
                 self._metrics.count_message(message.platform.value, "duplicate")
                 log.info("message.duplicate", platform=message.platform.value, event_id=message.event_id)
                 return
+            platform = message.platform.value
+            if not await self._store.start_answer(platform, message.event_id, self._clock.now()):
+                # Another replica's follow-up took it over while it waited: its sender was told to resend.
+                self._metrics.count_message(platform, "taken_over")
+                log.warning("message.taken_over", platform=platform, event_id=message.event_id)
+                return
             progress = _Progress()
             self._metrics.inflight.inc()
             try:
@@ -182,9 +189,11 @@ class Engine:
                     if isinstance(event, Final | Notice):
                         progress.answered = True
                     yield event
+                progress.completed = True
             except Exception:
-                log.exception("message.failed", platform=message.platform.value, event_id=message.event_id)
+                log.exception("message.failed", platform=platform, event_id=message.event_id)
                 progress.outcome = "error"
+                progress.completed = True
                 if not progress.answered:
                     progress.answered = True
                     yield Notice(NoticeKind.ERROR, text(self._language(message), "error"))
@@ -193,13 +202,22 @@ class Engine:
                 await self._finish(message, progress, started)
 
     async def _finish(self, message: Incoming, progress: _Progress, started: float) -> None:
-        status = "answered" if progress.answered else "failed"
-        try:
-            await asyncio.shield(
-                self._store.finish_event(message.platform.value, message.event_id, status, self._clock.now())
-            )
-        except Exception:
-            log.exception("inbox.finish_failed", platform=message.platform.value, event_id=message.event_id)
+        if not progress.completed and not progress.answered:
+            # Cancelled or closed before any answer (shutdown, the adapter gave up): the row stays
+            # unfinished, so a follow-up tells the sender to resend instead of leaving them in silence.
+            progress.outcome = "interrupted"
+        else:
+            status = "answered" if progress.answered else "failed"
+            try:
+                await asyncio.shield(
+                    self._store.finish_event(
+                        message.platform.value, message.event_id, status, self._clock.now()
+                    )
+                )
+            except Exception:
+                log.exception(
+                    "inbox.finish_failed", platform=message.platform.value, event_id=message.event_id
+                )
         outcome = self._metrics.count_message(message.platform.value, progress.outcome)
         if outcome in REFUSALS:
             # Refusals go to the audit table too, so /stats counts them the same on every replica.

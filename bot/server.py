@@ -16,11 +16,14 @@ from typing import Final
 from aiohttp import web
 
 from bot.config import ServerSettings
+from bot.observability.logs import get_logger
 from bot.observability.metrics import Metrics
 from bot.store import Store
 
 ReadinessCheck = Callable[[], Awaitable[str | None]]
 """Returns None when ready, else the reason it is not."""
+
+log = get_logger(__name__)
 
 CHECK_TIMEOUT_S: Final = 5.0
 """How long /readyz waits for one check."""
@@ -34,6 +37,7 @@ class HttpServer:
         self._metrics = metrics
         self._store = store
         self._checks: dict[str, ReadinessCheck] = {}
+        self._metrics_refreshers: list[Callable[[], Awaitable[None]]] = []
         self.app = web.Application(client_max_size=2 * 1024 * 1024)
         self.app.router.add_get("/healthz", self._healthz)
         self.app.router.add_get("/readyz", self._readyz)
@@ -50,6 +54,10 @@ class HttpServer:
     def add_readiness_check(self, name: str, check: ReadinessCheck) -> None:
         """Have /readyz ask ``check`` too."""
         self._checks[name] = check
+
+    def add_metrics_refresh(self, refresh: Callable[[], Awaitable[None]]) -> None:
+        """Have /metrics await ``refresh`` (bounded; a failure is logged) before it renders."""
+        self._metrics_refreshers.append(refresh)
 
     async def start(self) -> None:
         """Listen; with port 0 an ephemeral port is chosen and stored in :attr:`port`."""
@@ -98,6 +106,12 @@ class HttpServer:
         return web.Response(text="ready\n")
 
     async def _metrics_view(self, _request: web.Request) -> web.Response:
+        for refresh in self._metrics_refreshers:
+            try:
+                await asyncio.wait_for(refresh(), CHECK_TIMEOUT_S)
+            except Exception:
+                # The scrape still gets every other metric; the refreshed ones keep their last value.
+                log.warning("metrics.refresh_failed", exc_info=True)
         return web.Response(body=self._metrics.render(), content_type="text/plain", charset="utf-8")
 
 

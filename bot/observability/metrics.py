@@ -48,6 +48,7 @@ _EXACT: Final[dict[str, str]] = {
     "gemini_rate_limited": QUOTA,
     "command": COMMAND,
     "duplicate": DUPLICATE,
+    "taken_over": DUPLICATE,  # another replica's follow-up answered it (told its sender to resend)
     # Accepted-but-not-for-Gemini messages, each answered with a notice.
     "not_allowed": REJECTED,
     "unsupported": REJECTED,

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, TypeVar
 
-from sqlalchemy import Table, bindparam, delete, exists, func, select, text, tuple_, update
+from sqlalchemy import Table, and_, bindparam, delete, exists, func, or_, select, text, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -46,11 +46,38 @@ _quota: Final[Table] = QuotaCounter.__table__  # type: ignore[assignment]
 # The statements of every message, built once and run with parameters: building a statement and its
 # cache key costs more CPU than SQLite takes to run it (docs/benchmarks.md). The upserts, whose construct
 # differs by dialect, are built per Store in _Upserts.
+_UNFINISHED: Final = ("received", "answering")
+"""Inbox states of a message not answered yet: claimed, or being answered (PostgreSQL only)."""
 _FINISH_EVENT: Final = (
     update(_inbox)
-    .where(_inbox.c.platform == bindparam("b_platform"), _inbox.c.event_id == bindparam("b_event_id"))
+    .where(
+        _inbox.c.platform == bindparam("b_platform"),
+        _inbox.c.event_id == bindparam("b_event_id"),
+        # An 'orphaned' row was followed up: its sender was told to resend, and that stays the answer.
+        _inbox.c.status.in_(_UNFINISHED),
+    )
     .values(status=bindparam("b_status"), answered_at=bindparam("b_at"))
 )
+_START_ANSWER: Final = (
+    update(_inbox)
+    .where(
+        _inbox.c.platform == bindparam("b_platform"),
+        _inbox.c.event_id == bindparam("b_event_id"),
+        _inbox.c.status == "received",
+    )
+    .values(status="answering", answered_at=bindparam("b_at"))
+)
+
+
+def _unfinished_before(before: datetime) -> Any:
+    """Never started and received before ``before``, or started answering before it."""
+    c = _inbox.c
+    return or_(
+        and_(c.status == "received", c.received_at < before),
+        and_(c.status == "answering", c.answered_at < before),
+    )
+
+
 _FINISH_EVENT_IN: Final = _FINISH_EVENT.values(conversation_id=bindparam("b_conversation_id"))
 _TOUCH_CONVERSATION: Final = (
     update(_conversations)
@@ -263,7 +290,8 @@ class Store:
     async def unanswered_events(
         self, platform: str, received_before: datetime, limit: int = 500
     ) -> list[Unanswered]:
-        """Events still 'received' that arrived before ``received_before``, oldest first."""
+        """Events unfinished since before ``received_before``, oldest first: still 'received' (never
+        started) or 'answering' (see :meth:`start_answer`) since then."""
         stmt = (
             select(
                 _inbox.c.event_id,
@@ -274,11 +302,7 @@ class Store:
                 _inbox.c.language,
                 _inbox.c.received_at,
             )
-            .where(
-                _inbox.c.status == "received",
-                _inbox.c.received_at < received_before,
-                _inbox.c.platform == platform,
-            )
+            .where(_inbox.c.platform == platform, _unfinished_before(received_before))
             .order_by(_inbox.c.received_at)
             .limit(limit)
         )
@@ -303,22 +327,41 @@ class Store:
         stmt = (
             update(_inbox)
             .where(
-                _inbox.c.platform == platform, _inbox.c.event_id == event_id, _inbox.c.status == "received"
+                _inbox.c.platform == platform,
+                _inbox.c.event_id == event_id,
+                _inbox.c.status.in_(_UNFINISHED),
             )
             .values(reply_to=json.dumps(dict(reply_to), sort_keys=True))
         )
         await self.run_write(lambda conn: conn.execute(stmt))
 
-    async def take_unanswered(self, platform: str, event_id: str, now: datetime) -> bool:
-        """Atomically move an unanswered event to 'orphaned'; False when someone else answered or took it."""
+    async def take_unanswered(self, platform: str, event_id: str, now: datetime, before: datetime) -> bool:
+        """Atomically move an event unfinished since before ``before`` to 'orphaned'; False when it was
+        finished, taken by someone else, or started answering since (:meth:`start_answer`)."""
         stmt = (
             update(_inbox)
             .where(
-                _inbox.c.platform == platform, _inbox.c.event_id == event_id, _inbox.c.status == "received"
+                _inbox.c.platform == platform,
+                _inbox.c.event_id == event_id,
+                _unfinished_before(before),
             )
             .values(status="orphaned", answered_at=now)
         )
         return await self.run_write(lambda conn: conn.execute(stmt).rowcount == 1)
+
+    async def start_answer(self, platform: str, event_id: str, now: datetime) -> bool:
+        """Mark a claimed event 'answering'; False when a follow-up took it over meanwhile ('orphaned').
+
+        Only where several processes share the database (PostgreSQL): there a replica's follow-up may take
+        a message that waited long behind its chat on another replica, and whichever comes first wins, so
+        the sender gets one answer. On SQLite one process owns the database and follow-ups take only rows
+        of earlier processes, so this is a no-op (no extra write per message).
+        """
+        if self._writer is not None:
+            return True
+        stmt = _START_ANSWER
+        params = {"b_platform": platform, "b_event_id": event_id, "b_at": now}
+        return await self.run_write(lambda conn: conn.execute(stmt, params).rowcount == 1)
 
     async def finish_event(
         self, platform: str, event_id: str, status: str, now: datetime, conversation_id: int | None = None
@@ -601,8 +644,10 @@ class Store:
             granted, tightest = wanted, ""
             for window in windows:
                 limit = limits.get(window, 0)
-                if limit > 0 and limit - counts[window] < granted:
-                    granted, tightest = max(0, limit - counts[window]), window
+                room = max(0, limit - counts[window])
+                # On a tie the later (longer) window names the refusal: the rest frees up only when it does.
+                if limit > 0 and room < wanted and room <= granted:
+                    granted, tightest = room, window
             if granted:
                 conn.execute(
                     _QUOTA_ADD,

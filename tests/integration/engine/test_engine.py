@@ -136,6 +136,50 @@ async def test_concurrent_duplicates_get_one_answer(app_factory: AppFactory, gem
     assert len(gemini.requests) == 1
 
 
+async def test_an_answer_cut_off_by_shutdown_is_followed_up_not_dropped(
+    app_factory: AppFactory, gemini: Emulator
+) -> None:
+    """Cancelled before any answer (the shutdown grace ran out): the inbox row stays unfinished, so the
+    follow-up after the restart (or on another replica) tells the sender to resend."""
+    app: App = await app_factory()
+    gemini.latency = 5.0
+    message = incoming("slow one", event_id="cut-1")
+    assert await app.engine.accept(message)
+    answering = asyncio.create_task(collect_accepted(app, message))
+    while not gemini.requests:
+        await asyncio.sleep(0.01)
+    answering.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await answering
+    later = app.clock.now() + timedelta(hours=1)
+    [item] = await app.engine.follow_ups(Platform.TELEGRAM, later)
+    assert item.notice.kind is NoticeKind.RESEND and item.chat_key == message.chat_key
+    assert await app.engine.follow_ups(Platform.TELEGRAM, later) == []
+
+
+async def test_a_message_taken_over_by_a_follow_up_is_not_answered_again(
+    app_factory: AppFactory, gemini: Emulator, db_url: str
+) -> None:
+    """While a message waits long behind its chat, another replica's follow-up may take it (and tell its
+    sender to resend); when its turn comes it is not answered a second time (PostgreSQL). On SQLite
+    follow-ups only take rows of earlier processes, so this cannot happen and the answer goes ahead."""
+    app: App = await app_factory()
+    waiting = incoming("queued for long", event_id="long-wait")
+    assert await app.engine.accept(waiting)
+    later = app.clock.now() + timedelta(hours=1)
+    [item] = await app.engine.follow_ups(Platform.TELEGRAM, later)
+    assert item.notice.kind is NoticeKind.RESEND
+    events = await collect_accepted(app, waiting)
+    if db_url.startswith("postgresql"):
+        assert events == [] and gemini.requests == []
+    else:
+        assert answer_text(events) == "echo: queued for long"
+
+
+async def collect_accepted(app: App, message: Any) -> list[Any]:
+    return [event async for event in app.engine.handle(message, accepted=True)]
+
+
 @pytest.mark.parametrize(
     ("behaviour", "kind"),
     [

@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 import shutil
 from pathlib import Path
+from typing import Any
 
+import aiohttp
 import pytest
 
 import bot.server
+from bot.app import App
 from bot.server import HttpServer
 from bot.store import Store
 from tests.integration.ops.conftest import Served
@@ -88,3 +91,25 @@ async def _up() -> str | None:
 
 async def _down() -> str | None:
     return "socket mode disconnected"
+
+
+async def test_readyz_is_503_while_the_rate_limit_redis_does_not_answer(app_factory: Any) -> None:
+    # Messages would all fail at the rate limiter: the replica must leave the load balancer.
+    app: App = await app_factory(rate_limits={"storage": "redis://127.0.0.1:9/0", "per_user": "5/minute"})
+    server = HttpServer(app.settings.server, app.metrics, app.store)
+    server.add_readiness_check("rate_limits", app.rate_limit_storage_problem)
+    await server.start()
+    try:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(f"http://127.0.0.1:{server.port}/readyz") as response,
+        ):
+            assert response.status == 503
+            assert (await response.text()).startswith("not ready: rate_limits: ")
+    finally:
+        await server.stop()
+
+
+async def test_readyz_counts_a_memory_rate_limit_storage_as_up(served: Served) -> None:
+    served.server.add_readiness_check("rate_limits", served.app.rate_limit_storage_problem)
+    assert await served.get("/readyz") == (200, "ready\n")

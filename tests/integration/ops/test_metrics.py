@@ -21,6 +21,7 @@ from bot.observability.metrics import (
     REJECTED,
     message_outcome,
 )
+from bot.quota_windows import window_key
 from tests.fakes.gemini import ErrorReply, GeminiEmulator, PromptBlocked, Reply
 from tests.helpers import collect, incoming
 from tests.integration.ops.conftest import Served, total, value
@@ -185,3 +186,15 @@ async def test_every_exported_name_has_the_gembot_prefix_and_no_percentiles(serv
 )
 def test_engine_outcomes_map_to_stable_labels(detail: str, outcome: str) -> None:
     assert message_outcome(detail) == outcome
+
+
+async def test_quota_gauges_are_read_from_the_database_at_each_scrape(served: Served) -> None:
+    """Another replica's requests (or a window that rolled over) show at the next scrape, not only when
+    this process counts a request itself."""
+    served.server.add_metrics_refresh(served.app.refresh_quota_gauges)
+    now = served.app.clock.now()
+    keys = {window: window_key(window, now) for window in ("minute", "day", "month")}
+    await served.app.store.quota_take(keys, {}, 3)  # counted elsewhere, as by another replica
+    samples = await served.samples()
+    for window in ("minute", "day", "month"):
+        assert value(samples, "gembot_quota_used", window=window) == 3

@@ -105,13 +105,37 @@ async def test_finish_and_unanswered_events(store: Store) -> None:
     assert left.reply_to == {"message_id": "42", "answer": "77"} and left.language == "zh-hans"
     assert await store.unanswered_events("telegram", T0 + timedelta(seconds=1)) == []
     # Taking one over is atomic: only the first of two replicas gets it, and it is no longer unanswered.
-    results = await asyncio.gather(*(store.take_unanswered("telegram", "e2", T0) for _ in range(2)))
+    later = T0 + timedelta(minutes=1)
+    results = await asyncio.gather(*(store.take_unanswered("telegram", "e2", T0, later) for _ in range(2)))
     assert sorted(results) == [False, True]
-    assert await store.unanswered_events("telegram", T0 + timedelta(minutes=1)) == []
+    assert await store.unanswered_events("telegram", later) == []
+    # A follow-up's answer stays: finishing an orphaned row later changes nothing.
+    await store.finish_event("telegram", "e2", "answered", later)
+    assert await store.unanswered_events("telegram", later) == []
+    async with store.engine.connect() as conn:
+        status = (await conn.execute(select(Inbox.status).where(Inbox.event_id == "e2"))).scalar_one()
+    assert status == "orphaned"
     async with store.engine.connect() as conn:
         row = (await conn.execute(select(Inbox).where(Inbox.event_id == "e0"))).one()
     assert (row.status, row.conversation_id, row.answered_at) == ("answered", 7, T0 + timedelta(seconds=5))
     assert row.reply_to == '{"message_id": "40"}'
+
+
+async def test_an_answer_in_progress_is_taken_over_only_once_stale(store: Store) -> None:
+    """start_answer on a shared database (PostgreSQL): 'answering' rows are followed up only when their
+    answer started before the cut-off (a dead replica), and a row taken over is not started again."""
+    for n in range(3):
+        await store.claim_event("slack", f"a{n}", "U1", T0, chat_key="C1")
+    shared = store.engine.dialect.name == "postgresql"
+    assert await store.start_answer("slack", "a0", T0 + timedelta(seconds=10))
+    assert await store.start_answer("slack", "a1", T0 + timedelta(minutes=10))
+    cut_off = T0 + timedelta(minutes=5)
+    unfinished = sorted(row.event_id for row in await store.unanswered_events("slack", cut_off))
+    assert unfinished == (["a0", "a2"] if shared else ["a0", "a1", "a2"])
+    assert await store.take_unanswered("slack", "a2", cut_off, cut_off)
+    # The replica that held a2 back reaches it now: it was taken over, so it is not answered again.
+    assert await store.start_answer("slack", "a2", cut_off) is not shared
+    assert await store.take_unanswered("slack", "a1", cut_off, cut_off) is not shared  # live answer kept
 
 
 async def test_conversation_id_get_or_create(store: Store) -> None:
@@ -333,6 +357,10 @@ async def test_quota_take_is_all_or_nothing_across_windows(store: Store) -> None
     windows = {"minute": "2026-03-01T12:00", "day": "2026-03-01"}
     assert await store.quota_take(windows, {"minute": 0, "day": 3}, 5) == (3, "day", {"minute": 3, "day": 3})
     assert await store.quota_take(windows, {"minute": 0, "day": 3}, 1) == (0, "day", {"minute": 3, "day": 3})
+    # Both full: the day names the refusal (the minute's reset would not free anything).
+    assert await store.quota_take(windows, {"minute": 3, "day": 3}, 1) == (0, "day", {"minute": 3, "day": 3})
+    # Room for exactly what is wanted refuses nothing.
+    assert await store.quota_take(windows, {"minute": 5, "day": 5}, 2) == (2, "", {"minute": 5, "day": 5})
 
 
 async def test_quota_concurrent_tasks_never_overspend(store: Store) -> None:
