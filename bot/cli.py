@@ -9,9 +9,10 @@ import sys
 from collections.abc import Sequence
 
 import yaml
+from sqlalchemy.exc import SQLAlchemyError
 
 from bot.config import ConfigError, Settings, load_settings, masked_dump
-from bot.observability.logs import configure_logging
+from bot.observability.logs import REDACTOR, configure_logging
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -135,6 +136,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(runners[args.command]())
     except KeyboardInterrupt:
         return 0
+    except (OSError, SQLAlchemyError) as exc:
+        # An unreachable database (server down, wrong host or password) or a port in use: one line, no
+        # traceback. The message is redacted like the logs (it can quote a URL).
+        detail = REDACTOR.redact(str(exc).splitlines()[0] if str(exc) else "")
+        print(f"gembot: {args.command} failed: {exc.__class__.__name__}: {detail}", file=sys.stderr)
+        return 1
 
 
 def entry() -> None:

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import (
@@ -368,7 +369,13 @@ class Settings(_Section):
             self.slack.app_token,
             self.slack.signing_secret,
         ]
-        return [s.get_secret_value() for s in found if s is not None and s.get_secret_value()]
+        values = [s.get_secret_value() for s in found if s is not None and s.get_secret_value()]
+        # Passwords inside the database and Redis URLs are secrets too.
+        for url in (self.storage.url, self.rate_limits.storage):
+            password = urlsplit(url).password if "://" in url else None
+            if password:
+                values.append(password)
+        return values
 
 
 class _KeyProblem(ValueError):
@@ -502,6 +509,9 @@ def _describe(exc: ValidationError, sources: Mapping[str, str]) -> str:
     return f"{key}: {message}{origin}"
 
 
+_URL_PASSWORD = re.compile(r"(://[^\s:/@]*:)[^\s/@]+(?=@)")
+
+
 def masked_dump(settings: Settings) -> dict[str, Any]:
     """Effective settings as plain data with every secret masked (for ``gembot check-config``)."""
     data: dict[str, Any] = settings.model_dump(mode="json")
@@ -511,6 +521,8 @@ def masked_dump(settings: Settings) -> dict[str, Any]:
             return "********"
         if isinstance(original, BaseModel):
             return {k: mask(node[k], getattr(original, k)) for k in node}
+        if isinstance(node, str) and "://" in node:
+            return _URL_PASSWORD.sub(r"\1********", node)  # storage.url, rate_limits.storage
         return node
 
     masked: dict[str, Any] = mask(data, settings)

@@ -9,9 +9,11 @@ transaction: a failed copy leaves it empty. Stop every gembot process writing to
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Final
 
-from sqlalchemy import Table, func, select
+from sqlalchemy import Table, func, make_url, select
+from sqlalchemy.exc import SQLAlchemyError
 
 from bot.store import create_engine, read_only
 from bot.store.migrate import upgrade_to_head
@@ -20,6 +22,14 @@ from bot.store.models import Base
 __all__ = ["CopyError", "copy_database"]
 
 _BATCH: Final = 1000
+
+
+def _sqlite_path(url: str) -> Path | None:
+    parsed = make_url(url)
+    database = parsed.database or ""
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        return None
+    return None if database.startswith("file:") else Path(database)
 
 
 class CopyError(RuntimeError):
@@ -36,8 +46,15 @@ async def copy_database(
     """Copy every gembot table from ``source`` to ``target``; returns the rows copied per table."""
     if source == target:
         raise CopyError("source and target are the same database")
-    await upgrade_to_head(source)
-    await upgrade_to_head(target)
+    source_file = _sqlite_path(source)
+    if source_file is not None and not source_file.is_file():
+        # Migrating it would create an empty file and "copy" nothing: a mistyped path is an error.
+        raise CopyError(f"the source database file {source_file} does not exist")
+    for url, role in ((source, "source"), (target, "target")):
+        try:
+            await upgrade_to_head(url)
+        except (OSError, SQLAlchemyError) as exc:
+            raise CopyError(f"cannot open the {role} database: {exc.__class__.__name__}") from exc
     src, dst = create_engine(source), create_engine(target)
     copied: dict[str, int] = {}
     try:

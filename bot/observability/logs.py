@@ -20,6 +20,8 @@ _SECRET_PATTERNS = [
     re.compile(
         r"(?i)(x-goog-api-key|authorization|api[_-]?key|token|secret)([\"']?\s*[:=]\s*[\"']?)[^\s\"',}]+"
     ),
+    # The password of a URL (postgresql://user:password@host, redis://:password@host).
+    re.compile(r"([a-z][a-z0-9+.-]*://[^\s:/@]*)(:)[^\s/@]+(?=@)"),
 ]
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 # A phone number: an international "+..." number, or digits grouped by spaces, dashes or parentheses, or a
@@ -69,14 +71,17 @@ class Redactor:
         return _PHONE.sub(_mask_phone, text)
 
     def redact_value(self, value: Any) -> Any:
-        """Redact strings inside nested dicts/lists/tuples."""
+        """Redact strings inside nested dicts/lists/tuples; any other object (an exception, a URL) becomes
+        its redacted text, since the renderer would print its repr unmasked."""
         if isinstance(value, str):
             return self.redact(value)
         if isinstance(value, dict):
             return {k: self.redact_value(v) for k, v in value.items()}
         if isinstance(value, list | tuple):
             return type(value)(self.redact_value(v) for v in value)
-        return value
+        if value is None or isinstance(value, int | float | bool):
+            return value
+        return self.redact(repr(value) if isinstance(value, BaseException) else str(value))
 
     def __call__(
         self, _logger: Any, _method: str, event_dict: MutableMapping[str, Any]

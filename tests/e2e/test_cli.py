@@ -48,3 +48,14 @@ async def test_run_without_a_platform_and_without_a_terminal_exits_2(
     assert status == 2
     assert "no platform is enabled" in err
     assert "Traceback" not in err
+
+
+async def test_an_unreachable_database_is_one_line_without_the_password(
+    gemini: GeminiEmulator, tmp_path: Path
+) -> None:
+    unreachable = "postgresql+asyncpg://gembot:pa55word@127.0.0.1:9/gembot"  # nothing listens on port 9
+    config = write_config(tmp_path, gemini.base_url, storage={"url": unreachable})
+    status, _out, err = await gembot("migrate", "--config", str(config), env=ENV)
+    assert status == 1
+    assert err.startswith("gembot: migrate failed: ") and len(err.strip().splitlines()) == 1
+    assert "Traceback" not in err and "pa55word" not in err

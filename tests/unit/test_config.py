@@ -116,12 +116,21 @@ def test_check_config_masks_secrets(
 ) -> None:
     monkeypatch.setenv("GEMINI_API_KEY", "super-secret-gemini-key")
     monkeypatch.setenv("TELEGRAM_BOT_TOKEN", "123456:telegram-secret-token")
-    path = write(tmp_path, "storage:\n  retention: 12h\n")
+    monkeypatch.setenv("DB_PASSWORD", "pg-pa55word")
+    path = write(
+        tmp_path,
+        "storage:\n  retention: 12h\n  url: postgresql+asyncpg://gembot:${DB_PASSWORD}@db/gembot\n"
+        "rate_limits:\n  storage: redis://:redis-pa55@cache:6379/0\n",
+    )
     assert main(["check-config", "--config", str(path)]) == 0
     out = capsys.readouterr().out
     assert "super-secret" not in out and "telegram-secret" not in out
+    assert "pa55" not in out  # the passwords inside the database and Redis URLs too
     assert "api_key: '********'" in out
+    assert "url: postgresql+asyncpg://gembot:********@db/gembot" in out
     assert "retention: 12h" in out
+    settings = load_settings(path, {**ENV, "DB_PASSWORD": "pg-pa55word"})
+    assert {"pg-pa55word", "redis-pa55"} <= set(settings.secret_values())  # redacted from logs by value
 
 
 def test_check_config_error_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

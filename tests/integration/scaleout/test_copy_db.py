@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
+
 from bot.app import App
 from bot.cli import main
 from bot.config import settings_from_mapping
@@ -44,3 +46,22 @@ async def test_copy_from_sqlite_to_postgresql_then_continue_there(
     finally:
         await new.aclose()
     assert rows("SELECT count(*) FROM turns") == [(5,)]
+
+
+async def test_a_mistyped_source_or_unreachable_target_is_one_clear_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def copy(source: Path, target: str) -> int:
+        return main(["copy-db", "--from", f"sqlite+aiosqlite:///{source}", "--to", target])
+
+    missing = tmp_path / "typo" / "gembot.db"
+    assert await asyncio.to_thread(copy, missing, f"sqlite+aiosqlite:///{tmp_path / 'target.db'}") == 2
+    assert not missing.parent.exists()  # nothing created for the typo: no empty database "copied"
+    assert "the source database file" in capsys.readouterr().err
+
+    source = tmp_path / "source.db"
+    source.touch()
+    unreachable = "postgresql+asyncpg://gembot@127.0.0.1:9/gembot"  # nothing listens on port 9
+    assert await asyncio.to_thread(copy, source, unreachable) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("gembot: copy-db: cannot open the target database") and "Traceback" not in err

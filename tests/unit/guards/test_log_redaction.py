@@ -86,3 +86,30 @@ def test_redactor_masks_key_value_pairs_and_keeps_ordinary_text() -> None:
 )
 def test_phone_numbers_masked_but_timestamps_and_ids_kept(text: str, expected: str) -> None:
     assert Redactor().redact(text) == expected
+
+
+def test_objects_and_url_passwords_are_masked(captured: io.StringIO) -> None:
+    """Values that are not strings (an exception, a URL object) are rendered through the redactor too,
+    and a database or Redis URL never shows its password."""
+
+    class Url:
+        def __str__(self) -> str:
+            return f"https://api.telegram.org/bot{TELEGRAM_TOKEN}/getMe"
+
+    get_logger("test").warning(
+        "objects",
+        error=RuntimeError(f"failed with {SHORT_SECRET}"),
+        url=Url(),
+        database="postgresql+asyncpg://gembot:pa55-word@db:5432/gembot",
+        redis="redis://:hunter22@cache:6379/0",
+        count=3,
+        missing=None,
+    )
+    out = captured.getvalue()
+    for leaked in (SHORT_SECRET, TELEGRAM_TOKEN, "pa55-word", "hunter22"):
+        assert leaked not in out
+    [record] = lines(captured)
+    assert record["database"] == "postgresql+asyncpg://gembot:[secret]@db:5432/gembot"
+    assert record["redis"] == "redis://:[secret]@cache:6379/0"
+    assert record["error"] == "RuntimeError('failed with [secret]')"
+    assert (record["count"], record["missing"]) == (3, None)
