@@ -352,6 +352,11 @@ class Engine:
             await self._record_failure(message, conversation_id, request, progress, exc)
             yield self._failure_event(exc, progress, lang)
             return
+        except (asyncio.CancelledError, GeneratorExit):
+            # Cut off (shutdown, the adapter gave up): the attempts made were counted by the quota and
+            # are recorded all the same.
+            await asyncio.shield(self._record_failure(message, conversation_id, request, progress, None))
+            raise
         reply = "".join(parts)
         if screen is not None:
             rest = screen.finish()

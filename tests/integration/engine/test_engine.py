@@ -137,7 +137,7 @@ async def test_concurrent_duplicates_get_one_answer(app_factory: AppFactory, gem
 
 
 async def test_an_answer_cut_off_by_shutdown_is_followed_up_not_dropped(
-    app_factory: AppFactory, gemini: Emulator
+    app_factory: AppFactory, gemini: Emulator, query_rows: QueryRows
 ) -> None:
     """Cancelled before any answer (the shutdown grace ran out): the inbox row stays unfinished, so the
     follow-up after the restart (or on another replica) tells the sender to resend."""
@@ -146,11 +146,13 @@ async def test_an_answer_cut_off_by_shutdown_is_followed_up_not_dropped(
     message = incoming("slow one", event_id="cut-1")
     assert await app.engine.accept(message)
     answering = asyncio.create_task(collect_accepted(app, message))
-    while not gemini.requests:
-        await asyncio.sleep(0.01)
+    async with asyncio.timeout(10):
+        while not gemini.requests:  # noqa: ASYNC110 - polling the emulator's request log
+            await asyncio.sleep(0.01)
     answering.cancel()
     with pytest.raises(asyncio.CancelledError):
         await answering
+    assert query_rows("SELECT outcome FROM llm_calls") == [("cancelled",)]  # the attempt is on record
     later = app.clock.now() + timedelta(hours=1)
     [item] = await app.engine.follow_ups(Platform.TELEGRAM, later)
     assert item.notice.kind is NoticeKind.RESEND and item.chat_key == message.chat_key
