@@ -43,6 +43,7 @@ from bot.llm.errors import (
     PromptBlockedError,
     RateLimitedError,
     ResponseBlockedError,
+    ResponseStoppedError,
     StreamCutError,
 )
 from bot.llm.policy import AnswerPolicy, Attempt, QuotaExceededError
@@ -395,7 +396,8 @@ class Engine:
         progress.outcome = f"gemini_{exc.kind}"
         if isinstance(exc, QuotaExceededError):
             progress.outcome = "quota"
-            self._metrics.refusals.labels("quota").inc()
+            if exc.before_gemini:  # a retry refused after Gemini was called is not a refusal "before Gemini"
+                self._metrics.refusals.labels("quota").inc()
         notice = self._failure_notice(exc, lang)
         if progress.shown:
             # What was already shown stays; the user learns it was cut, in the same answer.
@@ -411,8 +413,9 @@ class Engine:
                 reason = text(lang, f"safety_reason_{exc.reason.lower()}")
             except KeyError:
                 reason = exc.reason.lower().replace("_", " ")
-            which = "safety_prompt" if isinstance(exc, PromptBlockedError) else "safety_reply"
-            return Notice(NoticeKind.SAFETY, text(lang, which, reason=reason))
+            which = "safety_prompt" if isinstance(exc, PromptBlockedError) else exc.notice_key
+            kind = NoticeKind.ERROR if isinstance(exc, ResponseStoppedError) else NoticeKind.SAFETY
+            return Notice(kind, text(lang, which, reason=reason))
         if isinstance(exc, QuotaExceededError):
             wait = exc.retry_delay if exc.retry_delay is not None else 60.0
             return Notice(NoticeKind.QUOTA, text(lang, "quota", retry=format_wait(wait, lang)))

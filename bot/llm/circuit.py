@@ -67,7 +67,7 @@ class CircuitBreaker:
         return True
 
     def success(self) -> None:
-        """The endpoint answered (any answer that shows it is up)."""
+        """The endpoint served the request (a reply, or a 4xx other than 429 such as a safety block)."""
         if self._opened_at is not None:
             log.warning("gemini.circuit_closed", endpoint=self.name)
         self._failures = 0
@@ -88,7 +88,13 @@ class CircuitBreaker:
             self._probing = False
 
     def release(self) -> None:
-        """The call ended without a verdict (cancelled, or a rate limit): a probe slot is freed."""
+        """The call ended without a verdict: a probe slot is freed, and the state is otherwise kept.
+
+        Cancelled calls, calls cut by the answer's deadline, and 429s end this way. A 429 shows the
+        endpoint answers but not that it can serve a request, so a rate-limited probe leaves the circuit
+        half-open (the next call is the next probe), and in a closed circuit it neither counts as a
+        failure nor resets the count.
+        """
         self._probing = False
 
 

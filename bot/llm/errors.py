@@ -9,8 +9,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 __all__ = [
+    "SAFETY_FINISH_REASONS",
     "BadKeyError",
     "BadRequestError",
+    "DeadlineExceededError",
     "EmptyResponseError",
     "GeminiConnectionError",
     "GeminiError",
@@ -19,9 +21,11 @@ __all__ = [
     "PromptBlockedError",
     "RateLimitedError",
     "ResponseBlockedError",
+    "ResponseStoppedError",
     "ServerError",
     "StreamCutError",
     "error_from_response",
+    "finish_error",
     "parse_duration",
 ]
 
@@ -36,6 +40,20 @@ _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s)?\s*$")
 _TAG_RE = re.compile(r"<[^>]*>")
 _SPACE_RE = re.compile(r"\s+")
 _MAX_MESSAGE = 300
+
+SAFETY_FINISH_REASONS = frozenset(
+    {
+        "SAFETY",
+        "PROHIBITED_CONTENT",
+        "BLOCKLIST",
+        "SPII",
+        "RECITATION",
+        "IMAGE_SAFETY",
+        "IMAGE_PROHIBITED_CONTENT",
+        "IMAGE_RECITATION",
+    }
+)
+"""finishReason values that mean Gemini's safety (or recitation) checks stopped the reply."""
 
 
 class GeminiError(Exception):
@@ -147,6 +165,16 @@ class GeminiTimeoutError(ServerError):
     kind: ClassVar[str] = "timeout"
 
 
+class DeadlineExceededError(GeminiTimeoutError):
+    """The caller's time budget (what was left of the answer's ``retry.deadline``) ran out while this
+    request was under way, so it was cut short.
+
+    Our own budget ended it, not Gemini: it says nothing about the endpoint's health.
+    """
+
+    kind: ClassVar[str] = "deadline"
+
+
 class GeminiConnectionError(ServerError):
     """The connection could not be made, or broke before a response arrived."""
 
@@ -164,13 +192,34 @@ class PromptBlockedError(GeminiError):
 
 
 class ResponseBlockedError(GeminiError):
-    """The reply stopped for a reason other than STOP or MAX_TOKENS (safety, recitation...)."""
+    """Gemini's safety checks stopped the reply (a finishReason in ``SAFETY_FINISH_REASONS``).
+
+    ``notice_key`` is the i18n key of the user's notice (``{reason}`` in it names the reason).
+    """
 
     kind: ClassVar[str] = "response_blocked"
+    notice_key: ClassVar[str] = "safety_reply"
 
     def __init__(self, message: str = "", *, reason: str, partial_text: str = "", **kwargs: Any) -> None:
         super().__init__(message or f"response stopped: {reason}", partial_text=partial_text, **kwargs)
         self.reason = reason
+
+
+class ResponseStoppedError(ResponseBlockedError):
+    """The reply stopped early for a reason that is not safety (OTHER, LANGUAGE, MALFORMED_FUNCTION_CALL,
+    FINISH_REASON_UNSPECIFIED or one unknown to us).
+
+    A subclass so that what was shown stays shown, as for a safety stop; only the notice differs.
+    """
+
+    kind: ClassVar[str] = "response_stopped"
+    notice_key: ClassVar[str] = "stopped_reply"
+
+
+def finish_error(reason: str, *, partial_text: str = "", **kwargs: Any) -> ResponseBlockedError:
+    """The error for a reply that ended with ``reason`` (anything but STOP or MAX_TOKENS)."""
+    cls = ResponseBlockedError if reason in SAFETY_FINISH_REASONS else ResponseStoppedError
+    return cls(reason=reason, partial_text=partial_text, **kwargs)
 
 
 class StreamCutError(GeminiError):

@@ -15,15 +15,16 @@ import httpx
 from httpx_sse import EventSource, ServerSentEvent, SSEError
 
 from bot.llm.errors import (
+    DeadlineExceededError,
     EmptyResponseError,
     GeminiConnectionError,
     GeminiError,
     GeminiTimeoutError,
     PromptBlockedError,
-    ResponseBlockedError,
     ServerError,
     StreamCutError,
     error_from_response,
+    finish_error,
 )
 from bot.llm.types import ChatMessage, LlmChunk, LlmRequest, LlmResult, Usage
 from bot.transport import ShardedTransport
@@ -159,12 +160,22 @@ def _parse(payload: Mapping[str, Any]) -> _Parsed:
 
 
 def _transport_error(
-    exc: BaseException, *, timeouts: GeminiTimeouts, during_stream: bool, partial_text: str
+    exc: BaseException,
+    *,
+    timeouts: GeminiTimeouts,
+    total: float,
+    during_stream: bool,
+    partial_text: str,
 ) -> GeminiError:
-    """Map httpx/asyncio failures to typed errors; the message names the failure class, never a URL."""
+    """Map httpx/asyncio failures to typed errors; the message names the failure class, never a URL.
+
+    ``total`` is the call's whole-call limit: ``timeouts.total``, or less when the caller's budget is.
+    """
     common: dict[str, Any] = {"during_stream": during_stream, "partial_text": partial_text}
     if isinstance(exc, TimeoutError):
-        return GeminiTimeoutError(f"no complete answer within {timeouts.total:g}s", **common)
+        if total < timeouts.total:
+            return DeadlineExceededError(f"the caller's time budget of {total:.3g}s ran out", **common)
+        return GeminiTimeoutError(f"no complete answer within {total:g}s", **common)
     if isinstance(exc, httpx.TimeoutException):
         what = {
             httpx.ConnectTimeout: f"connect timeout ({timeouts.connect:g}s)",
@@ -268,16 +279,31 @@ class GeminiClient:
             timeout=self._httpx_timeout,
         )
 
+    def _total(self, budget: float | None) -> float:
+        return self.timeouts.total if budget is None else max(0.0, min(self.timeouts.total, budget))
+
     async def generate(
-        self, request: LlmRequest, *, model: str | None = None, base_url: str | None = None
+        self,
+        request: LlmRequest,
+        *,
+        model: str | None = None,
+        base_url: str | None = None,
+        budget: float | None = None,
     ) -> LlmResult:
-        """One non-streaming ``generateContent`` call."""
+        """One non-streaming ``generateContent`` call.
+
+        ``budget`` (seconds) caps the whole call below ``timeouts.total``; when it is what ends the call,
+        ``DeadlineExceededError`` is raised.
+        """
+        total = self._total(budget)
         try:
-            async with asyncio.timeout(self.timeouts.total):
+            async with asyncio.timeout(total):
                 response = await self._http.send(self._build(request, "generateContent", model, base_url))
         except (TimeoutError, httpx.HTTPError) as exc:
             raise self._redact(
-                _transport_error(exc, timeouts=self.timeouts, during_stream=False, partial_text="")
+                _transport_error(
+                    exc, timeouts=self.timeouts, total=total, during_stream=False, partial_text=""
+                )
             ) from exc
         if response.status_code != 200:
             raise self._redact(error_from_response(response.status_code, response.content))
@@ -298,7 +324,7 @@ class GeminiClient:
         if finish is None:
             raise ServerError("the response has no finishReason", http_status=200, partial_text=parsed.text)
         if finish not in _OK_FINISH:
-            raise ResponseBlockedError(reason=finish, partial_text=parsed.text, http_status=200)
+            raise finish_error(finish, partial_text=parsed.text, http_status=200)
         if not parsed.text:
             raise EmptyResponseError(finish_reason=finish, http_status=200)
         return LlmResult(
@@ -310,13 +336,20 @@ class GeminiClient:
         )
 
     async def stream(
-        self, request: LlmRequest, *, model: str | None = None, base_url: str | None = None
+        self,
+        request: LlmRequest,
+        *,
+        model: str | None = None,
+        base_url: str | None = None,
+        budget: float | None = None,
     ) -> AsyncGenerator[LlmChunk, None]:
         """Stream ``streamGenerateContent?alt=sse``: one ``LlmChunk`` per event, the last with finish_reason.
 
         Consume it inside ``contextlib.aclosing`` (or to the end) so the connection is released promptly.
+        ``budget`` is as for :meth:`generate`.
         """
-        deadline = asyncio.get_running_loop().time() + self.timeouts.total
+        total = self._total(budget)
+        deadline = asyncio.get_running_loop().time() + total
         sent: list[str] = []
         delivered = False
 
@@ -328,7 +361,11 @@ class GeminiClient:
             except (TimeoutError, httpx.HTTPError) as exc:
                 raise self._redact(
                     _transport_error(
-                        exc, timeouts=self.timeouts, during_stream=delivered, partial_text="".join(sent)
+                        exc,
+                        timeouts=self.timeouts,
+                        total=total,
+                        during_stream=delivered,
+                        partial_text="".join(sent),
                     )
                 ) from exc
 
@@ -395,7 +432,7 @@ class GeminiClient:
         finish = parsed.finish_reason
         if finish is not None:
             if finish not in _OK_FINISH:
-                raise ResponseBlockedError(reason=finish, partial_text=so_far, during_stream=delivered)
+                raise finish_error(finish, partial_text=so_far, during_stream=delivered)
             if not so_far:
                 raise EmptyResponseError(finish_reason=finish, during_stream=delivered)
         return LlmChunk(text=parsed.text, finish_reason=finish, usage=parsed.usage)

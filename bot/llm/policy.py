@@ -7,15 +7,23 @@ Routes are tried in order: the primary model at the primary base URL, then each 
 there, then the same models at each ``fallback_base_urls`` entry. On one route:
 
 * 429: wait ``RetryInfo.retryDelay`` (else full-jitter backoff) and retry; a daily/monthly quota or a delay
-  over ``retry.max_wait`` ends the answer at once (the user is told when to come back).
+  over ``retry.max_wait`` ends the answer at once (the user is told when to come back). A daily/monthly
+  quota frees at the end of its window (midnight US Pacific, or the month's end), so the user is told that
+  time, or RetryInfo's if it is later: a shorter RetryInfo on such a 429 is not believed.
 * 5xx, timeouts, connection errors, a stream that broke before any text: full-jitter backoff, up to
   ``retry.max_attempts``, then the next route. A base URL that refuses connections is left for good.
 * 400 too large: once, with the older half of the history dropped. Other 4xx, safety blocks and empty
   replies: no retry. A bad key also alerts the admins.
 * Once any text has reached the user nothing is retried: a second try would repeat what they saw.
 
-``retry.deadline`` bounds the whole answer: no attempt or wait starts that would end past it (an attempt
-in flight is bounded by the client's own timeouts). Waits go through the injected clock.
+``retry.deadline`` bounds the whole answer: no wait starts that would end past it, and each attempt gets
+what is left of it as its whole-call limit (a cut attempt ends as a timeout would, with kind
+``deadline``). Waits go through the injected clock.
+
+Breakers count 5xx, timeouts, connection errors and broken streams as failures, and any other answer
+from Gemini as a success, except a 429 and a deadline cut: they free a half-open probe's slot and change
+nothing else. A 429 proves the endpoint answers but not that it can serve a request, so it neither
+closes nor opens a circuit.
 
 The loop is hand-written rather than tenacity's: the decision depends on the route, the breaker, the
 quota and whether text was shown, and an async generator that yields mid-attempt fits poorly in
@@ -41,6 +49,7 @@ from bot.llm.circuit import CircuitBreakers
 from bot.llm.errors import (
     BadKeyError,
     BadRequestError,
+    DeadlineExceededError,
     GeminiConnectionError,
     GeminiError,
     GeminiTimeoutError,
@@ -69,7 +78,10 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class Attempt:
-    """One Gemini HTTP request as it ended (``attempt`` numbers the requests of one answer from 1)."""
+    """One Gemini HTTP request as it ended (``attempt`` numbers the requests of one answer from 1).
+
+    ``latency_s`` is Gemini's time only: while the consumer holds a chunk, the clock is stopped.
+    """
 
     model: str
     endpoint: str
@@ -87,17 +99,19 @@ AttemptListener = Callable[[Attempt], None]
 class QuotaExceededError(GeminiError):
     """The local quota (``gemini.quota``) refused the request before it was sent.
 
-    ``retry_delay`` is the number of seconds until the full window rolls over.
+    ``retry_delay`` is the number of seconds until the full window rolls over. ``before_gemini`` is False
+    when the refused request was a retry: Gemini had already been called for this answer.
     """
 
     kind: ClassVar[str] = "quota"
 
-    def __init__(self, refusal: QuotaRefusal, retry_after: float) -> None:
+    def __init__(self, refusal: QuotaRefusal, retry_after: float, *, before_gemini: bool = True) -> None:
         super().__init__(
             f"local {refusal.window} quota of {refusal.limit} requests reached", retry_delay=retry_after
         )
         self.window = refusal.window
         self.limit = refusal.limit
+        self.before_gemini = before_gemini
 
 
 class CircuitOpenError(ServerError):
@@ -119,6 +133,29 @@ def shorten_context(request: LlmRequest) -> LlmRequest | None:
         return None
     keep = pairs // 2
     return replace(request, contents=request.contents[-(2 * keep + 1) :])
+
+
+class _Stopwatch:
+    """Running time that leaves out the pauses (a generator suspended at a ``yield``)."""
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self._total = 0.0
+        self._since: float | None = clock.monotonic()
+
+    def pause(self) -> None:
+        if self._since is not None:
+            self._total += self._clock.monotonic() - self._since
+            self._since = None
+
+    def resume(self) -> None:
+        self._since = self._clock.monotonic()
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds counted so far."""
+        running = self._clock.monotonic() - self._since if self._since is not None else 0.0
+        return self._total + running
 
 
 def _is_server_fault(exc: GeminiError) -> bool:
@@ -198,32 +235,45 @@ class AnswerPolicy:
                         raise
                     if refusal is not None:
                         breaker.release()
-                        raise QuotaExceededError(refusal, refusal.retry_after(self._clock.now()))
+                        raise QuotaExceededError(
+                            refusal, refusal.retry_after(self._clock.now()), before_gemini=number == 0
+                        )
                 tries += 1
                 number += 1
-                started = self._clock.monotonic()
+                budget = deadline - self._clock.monotonic()
+                watch = _Stopwatch(self._clock)
                 usage = Usage()
                 shown = False
                 try:
-                    async with contextlib.aclosing(self._call(request, model, base_url)) as chunks:
+                    async with contextlib.aclosing(self._call(request, model, base_url, budget)) as chunks:
                         async for chunk in chunks:
                             if chunk.usage is not None:
                                 usage = chunk.usage
                             shown = shown or bool(chunk.text)
+                            watch.pause()
                             yield chunk
+                            watch.resume()
                 except GeminiError as exc:
-                    elapsed = self._clock.monotonic() - started
                     on_attempt(
                         Attempt(
-                            model, base_url, number, exc.kind, exc.http_status, exc.status, elapsed, usage
+                            model,
+                            base_url,
+                            number,
+                            exc.kind,
+                            exc.http_status,
+                            exc.status,
+                            watch.elapsed,
+                            usage,
                         )
                     )
-                    if _is_server_fault(exc):
+                    if isinstance(exc, RateLimitedError | DeadlineExceededError):
+                        breaker.release()
+                    elif _is_server_fault(exc):
                         breaker.failure()
                     else:
                         breaker.success()
                     last_error = exc
-                    if shown:
+                    if shown or isinstance(exc, DeadlineExceededError):
                         raise
                     wait = self._next_wait(
                         exc, tries, can_shorten=not shortened and len(request.contents) > 2
@@ -264,17 +314,16 @@ class AnswerPolicy:
                     continue
                 except (GeneratorExit, asyncio.CancelledError):
                     # The consumer stopped listening: record the request, free a probe slot.
-                    elapsed = self._clock.monotonic() - started
-                    on_attempt(Attempt(model, base_url, number, "cancelled", None, None, elapsed, usage))
+                    on_attempt(
+                        Attempt(model, base_url, number, "cancelled", None, None, watch.elapsed, usage)
+                    )
                     breaker.release()
                     raise
                 except Exception:
-                    elapsed = self._clock.monotonic() - started
-                    on_attempt(Attempt(model, base_url, number, "error", None, None, elapsed, usage))
+                    on_attempt(Attempt(model, base_url, number, "error", None, None, watch.elapsed, usage))
                     breaker.release()
                     raise
-                elapsed = self._clock.monotonic() - started
-                on_attempt(Attempt(model, base_url, number, "ok", 200, None, elapsed, usage))
+                on_attempt(Attempt(model, base_url, number, "ok", 200, None, watch.elapsed, usage))
                 breaker.success()
                 return
         raise last_error or CircuitOpenError("every Gemini endpoint's circuit is open; nothing was sent")
@@ -283,11 +332,12 @@ class AnswerPolicy:
         """Seconds to wait before retrying the same route, or None when it is not retried."""
         retry = self._settings.retry
         if isinstance(exc, RateLimitedError) and exc.is_long_window:
-            if exc.retry_delay is None:
-                # Gemini's daily and monthly quotas reset at midnight US Pacific, as ours do.
-                window = "month" if any("PerMonth" in q for q in exc.quota_ids) else "day"
-                now = self._clock.now()
-                exc.retry_delay = (window_end(window, now) - now).total_seconds()
+            # Gemini's daily and monthly quotas reset at midnight US Pacific, as ours do. A RetryInfo
+            # shorter than that cannot be about this quota: coming back then would meet the same 429.
+            window = "month" if any("PerMonth" in q for q in exc.quota_ids) else "day"
+            now = self._clock.now()
+            frees_in = (window_end(window, now) - now).total_seconds()
+            exc.retry_delay = max(frees_in, exc.retry_delay or 0.0)
             return None
         if isinstance(exc, BadRequestError):
             return 0.0 if exc.too_large and can_shorten else None
@@ -303,15 +353,17 @@ class AnswerPolicy:
             return backoff
         return None
 
-    async def _call(self, request: LlmRequest, model: str, base_url: str) -> AsyncGenerator[LlmChunk, None]:
+    async def _call(
+        self, request: LlmRequest, model: str, base_url: str, budget: float
+    ) -> AsyncGenerator[LlmChunk, None]:
         if self._settings.stream:
             async with contextlib.aclosing(
-                self._client.stream(request, model=model, base_url=base_url)
+                self._client.stream(request, model=model, base_url=base_url, budget=budget)
             ) as stream:
                 async for chunk in stream:
                     yield chunk
         else:
-            result = await self._client.generate(request, model=model, base_url=base_url)
+            result = await self._client.generate(request, model=model, base_url=base_url, budget=budget)
             yield LlmChunk(text=result.text, finish_reason=result.finish_reason, usage=result.usage)
 
     def _alert_bad_key(self, exc: BadKeyError) -> None:

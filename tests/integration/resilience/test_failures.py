@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from bot.app import App
 from bot.domain import AdminAlert, Final, Notice, NoticeKind
 from tests.conftest import API_KEY
@@ -149,6 +151,30 @@ async def test_safety_finish_before_any_text_is_a_notice(
     assert "existing published material" in end.text
     assert len(gemini.requests) == 1
     assert turns(db_path) == []
+
+
+@pytest.mark.parametrize("reason", ["OTHER", "MALFORMED_FUNCTION_CALL", "FINISH_REASON_UNSPECIFIED"])
+async def test_a_finish_that_is_not_safety_is_recorded_as_stopped_not_blocked(
+    make_app: AppMaker, gemini: Emulator, db_path: Path, reason: str
+) -> None:
+    app: App = await make_app()
+    gemini.script(Reply(chunks=["Here is how ", "to"], finish_reason=reason))
+    end = terminal(await collect(app, incoming("how?")))
+    assert isinstance(end, Final) and end.text == "Here is how "  # what was shown stays
+    assert end.notice is not None
+    assert len(gemini.requests) == 1
+    assert outcomes(db_path) == ["response_stopped"]
+    assert turns(db_path) == []
+
+
+async def test_a_finish_that_is_not_safety_does_not_blame_the_safety_system(
+    make_app: AppMaker, gemini: Emulator
+) -> None:
+    app: App = await make_app()
+    gemini.script(Reply(chunks=[""], finish_reason="OTHER"))
+    end = terminal(await collect(app, incoming("hi")))
+    assert isinstance(end, Notice) and end.kind is NoticeKind.ERROR
+    assert end.text.startswith("Gemini stopped the answer early (an unspecified reason).")
 
 
 async def test_max_tokens_gives_the_partial_answer_marked_as_cut(

@@ -6,10 +6,14 @@ import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
 from bot.app import App
 from bot.config import QuotaSettings
 from bot.domain import Notice, NoticeKind
 from bot.guards.quota import QuotaGuard
+from bot.llm.policy import AnswerPolicy, Attempt, QuotaExceededError
+from bot.llm.types import ChatMessage, LlmRequest
 from bot.quota_windows import window_key
 from tests.fakes.gemini import ErrorReply
 from tests.fakes.gemini import GeminiEmulator as Emulator
@@ -59,6 +63,35 @@ async def test_a_retry_over_the_cap_ends_the_answer_with_the_quota_notice(
     assert len(gemini.requests) == 1
     assert outcomes(db_path) == ["server"]
     assert turns(db_path) == []
+
+
+async def test_a_refused_retry_is_told_apart_from_a_refusal_before_gemini(
+    make_app: AppMaker, gemini: Emulator, clock: VirtualClock
+) -> None:
+    app: App = await make_app()
+    settings = app.settings.gemini
+    quota = QuotaGuard(app.store, QuotaSettings(requests_per_minute=1, requests_per_month=0), clock)
+    policy = AnswerPolicy(app.client, settings, clock, quota=quota)
+    request = LlmRequest(contents=(ChatMessage("user", "hi"),))
+    attempts: list[Attempt] = []
+    gemini.script(ErrorReply.server_error(500))
+    with pytest.raises(QuotaExceededError) as retry:
+        _ = [chunk async for chunk in policy.answer(request, attempts.append)]
+    assert [a.outcome for a in attempts] == ["server"]
+    assert retry.value.before_gemini is False  # Gemini was called; only the retry was refused
+    with pytest.raises(QuotaExceededError) as first:
+        _ = [chunk async for chunk in policy.answer(request, attempts.append)]
+    assert first.value.before_gemini is True
+    assert len(gemini.requests) == 1
+
+
+async def test_a_refused_retry_is_not_counted_as_refused_before_gemini(
+    make_app: AppMaker, gemini: Emulator
+) -> None:
+    app: App = await make_app(gemini={"quota": {"requests_per_minute": 1}})
+    gemini.script(ErrorReply.server_error(500))
+    assert terminal(await collect(app, incoming("hi"))).kind is NoticeKind.QUOTA  # type: ignore[union-attr]
+    assert app.metrics.registry.get_sample_value("gembot_refusals_total", {"reason": "quota"}) in (None, 0)
 
 
 async def test_a_refusal_on_one_window_counts_nothing_in_the_others(

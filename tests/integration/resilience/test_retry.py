@@ -5,11 +5,15 @@ Every test also checks that the message got exactly one terminal event (``termin
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from bot.app import App
 from bot.domain import Final, Notice, NoticeKind
-from tests.fakes.gemini import CutStream, ErrorReply, Reply
+from tests.fakes.gemini import CutStream, ErrorReply, Reply, error_body
 from tests.fakes.gemini import GeminiEmulator as Emulator
 from tests.helpers import answer_text, collect, incoming, notice_kind, terminal
 from tests.integration.resilience.conftest import (
@@ -68,15 +72,60 @@ async def test_429_asking_for_more_than_max_wait_is_not_waited_out(
     assert inbox_statuses(db_path) == ["answered"]
 
 
-async def test_daily_quota_429_stops_at_once_and_says_when(
-    make_app: AppMaker, gemini: Emulator, clock: VirtualClock, db_path: Path
+def quota_429(quota_id: str, retry_delay: str | None) -> ErrorReply:
+    """A 429 naming ``quota_id`` in its QuotaFailure, with a RetryInfo only when ``retry_delay`` is set."""
+    details: list[dict[str, Any]] = [
+        {
+            "@type": "type.googleapis.com/google.rpc.QuotaFailure",
+            "violations": [
+                {
+                    "quotaMetric": "generativelanguage.googleapis.com/generate_content_requests",
+                    "quotaId": quota_id,
+                    "quotaValue": "20",
+                }
+            ],
+        }
+    ]
+    if retry_delay is not None:
+        details.append({"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": retry_delay})
+    message = "You exceeded your current quota, please check your plan and billing details."
+    return ErrorReply(429, error_body(429, message, details))
+
+
+DAY = "GenerateRequestsPerDayPerProjectPerModel-FreeTier"
+MONTH = "GenerateRequestsPerMonthPerProjectPerModel"
+EVENING = datetime(2026, 11, 29, 5, 30, tzinfo=UTC)  # Sat 28 Nov 21:30 in Los Angeles
+NOON = datetime(2026, 11, 29, 20, 0, tzinfo=UTC)  # Sun 29 Nov 12:00 there: the month ends in 36 h
+
+
+@pytest.mark.parametrize(
+    ("quota_id", "retry_delay", "now", "told"),
+    [
+        (DAY, None, EVENING, "2 hours 30 minutes"),  # to midnight Pacific
+        (DAY, "30s", EVENING, "2 hours 30 minutes"),  # a short RetryInfo is not believed, nor waited out
+        (DAY, "65205s", EVENING, "18 hours 6 minutes"),  # a later RetryInfo is kept
+        (MONTH, None, NOON, "1 day 12 hours"),  # to the month's end, not the day's
+        (MONTH, "30s", NOON, "1 day 12 hours"),
+    ],
+    ids=["day", "day-short-retry-info", "day-long-retry-info", "month", "month-short-retry-info"],
+)
+async def test_daily_or_monthly_quota_429_stops_at_once_and_says_when_it_resets(
+    make_app: AppMaker,
+    gemini: Emulator,
+    clock: VirtualClock,
+    db_path: Path,
+    quota_id: str,
+    retry_delay: str | None,
+    now: datetime,
+    told: str,
 ) -> None:
     app: App = await make_app(gemini={"fallback_models": [LITE]})
-    gemini.script(ErrorReply.daily_quota())
+    clock.current = now
+    gemini.script(quota_429(quota_id, retry_delay))
     end = terminal(await collect(app, incoming("hi")))
     assert isinstance(end, Notice) and end.kind is NoticeKind.QUOTA
-    assert "18 hours 6 minutes" in end.text  # RetryInfo 65205s
-    assert len(gemini.requests) == 1
+    assert f"try again in {told}." in end.text
+    assert len(gemini.requests) == 1  # no retry, no fallback model
     assert clock.sleeps == []
     assert outcomes(db_path) == ["rate_limited"]
     assert turns(db_path) == []
@@ -215,6 +264,29 @@ async def test_circuit_opens_then_lets_one_probe_through_after_the_cool_down(
     assert len(turns(db_path)) == 6
 
 
+async def test_a_rate_limited_probe_leaves_the_circuit_half_open(
+    make_app: AppMaker, gemini: Emulator, fallback: Emulator, clock: VirtualClock, db_path: Path
+) -> None:
+    app: App = await make_app(
+        gemini={
+            "fallback_base_urls": [fallback.base_url],
+            "retry": {"max_attempts": 2, "breaker_threshold": 2, "breaker_cooldown": "30s"},
+        }
+    )
+    gemini.default = ErrorReply.overloaded()
+    assert answer_text(await collect(app, incoming("one"))) == "echo: one"  # two 503s open the circuit
+    clock.advance(31)
+    gemini.script(ErrorReply.rate_limited("37s"))
+    assert notice_kind(await collect(app, incoming("two"))) is NoticeKind.QUOTA  # the probe gets a 429
+    assert (len(gemini.requests), len(fallback.requests)) == (3, 1)
+    # Still half-open: the next call is a probe, and one 503 opens the circuit again at once. Had the
+    # 429 closed it, this 503 would be the first of two and the primary would be tried twice.
+    assert answer_text(await collect(app, incoming("three"))) == "echo: three"
+    assert (len(gemini.requests), len(fallback.requests)) == (4, 2)
+    primary = [c.outcome for c in calls(db_path) if c.endpoint == gemini.base_url]
+    assert primary == ["server", "server", "rate_limited", "server"]
+
+
 async def test_open_circuit_without_fallback_fails_fast_with_a_notice(
     make_app: AppMaker, gemini: Emulator, db_path: Path
 ) -> None:
@@ -247,6 +319,35 @@ async def test_deadline_bounds_the_whole_answer(
     assert sum(clock.sleeps) <= 10
     assert len(gemini.requests) == len(clock.sleeps) + 1 < 20
     assert len(outcomes(db_path)) == len(gemini.requests)
+
+
+async def test_deadline_cuts_an_attempt_already_under_way(
+    make_app: AppMaker, gemini: Emulator, clock: VirtualClock, db_path: Path
+) -> None:
+    app: App = await make_app(gemini={"retry": {"deadline": "10s", "max_wait": "20s"}})
+    # The retry starts 9.7 s into a 10 s deadline; Gemini would then take 3 s to answer it.
+    gemini.script(ErrorReply.rate_limited("9.7s"), Reply(latency=3.0))
+    end = terminal(await collect(app, incoming("hi")))
+    assert isinstance(end, Notice) and end.kind is NoticeKind.UNAVAILABLE  # as for a timeout
+    assert clock.sleeps == [9.7]
+    assert len(gemini.requests) == 2
+    assert outcomes(db_path) == ["rate_limited", "deadline"]
+    assert turns(db_path) == []
+    assert inbox_statuses(db_path) == ["answered"]
+
+
+async def test_deadline_cutting_a_stream_keeps_the_shown_part(
+    make_app: AppMaker, gemini: Emulator, db_path: Path
+) -> None:
+    app: App = await make_app(gemini={"retry": {"deadline": "400ms", "breaker_threshold": 1}})
+    gemini.script(Reply(chunks=["Half an answer", " and the rest"], chunk_delay=3.0))
+    end = terminal(await collect(app, incoming("hi")))
+    assert isinstance(end, Final) and end.text == "Half an answer"
+    assert end.notice is not None and end.notice.kind is NoticeKind.CUT
+    assert len(gemini.requests) == 1
+    assert outcomes(db_path) == ["deadline"]
+    # Our own deadline cut it, not the endpoint: the circuit (threshold 1) stays closed.
+    assert answer_text(await collect(app, incoming("again"))) == "echo: again"
 
 
 async def test_no_retry_once_text_was_shown(make_app: AppMaker, gemini: Emulator, db_path: Path) -> None:

@@ -18,6 +18,7 @@ from bot.domain import Attachment
 from bot.llm.errors import (
     BadKeyError,
     BadRequestError,
+    DeadlineExceededError,
     EmptyResponseError,
     GeminiConnectionError,
     GeminiError,
@@ -26,6 +27,7 @@ from bot.llm.errors import (
     PromptBlockedError,
     RateLimitedError,
     ResponseBlockedError,
+    ResponseStoppedError,
     ServerError,
     StreamCutError,
     error_from_response,
@@ -359,6 +361,47 @@ async def test_stream_safety_finish_keeps_partial(gemini: GeminiEmulator, client
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["generate", "stream"])
+@pytest.mark.parametrize(
+    "reason",
+    ["OTHER", "LANGUAGE", "MALFORMED_FUNCTION_CALL", "FINISH_REASON_UNSPECIFIED", "SOMETHING_NEW"],
+)
+async def test_a_finish_that_is_not_safety_is_a_stop_not_a_block(
+    gemini: GeminiEmulator, client: GeminiClient, stream: bool, reason: str
+) -> None:
+    gemini.script(Reply(chunks=["Hello ", "wor"], finish_reason=reason))
+    with pytest.raises(ResponseStoppedError) as info:
+        await call(client, stream)
+    err = info.value
+    assert (err.kind, err.notice_key, err.reason) == ("response_stopped", "stopped_reply", reason)
+    assert err.partial_text == "Hello wor"
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["generate", "stream"])
+@pytest.mark.parametrize(
+    "reason",
+    [
+        "SAFETY",
+        "PROHIBITED_CONTENT",
+        "BLOCKLIST",
+        "SPII",
+        "RECITATION",
+        "IMAGE_SAFETY",
+        "IMAGE_PROHIBITED_CONTENT",
+        "IMAGE_RECITATION",
+    ],
+)
+async def test_a_safety_finish_is_a_block(
+    gemini: GeminiEmulator, client: GeminiClient, stream: bool, reason: str
+) -> None:
+    gemini.script(Reply("half a", finish_reason=reason))
+    with pytest.raises(ResponseBlockedError) as info:
+        await call(client, stream)
+    err = info.value
+    assert type(err) is ResponseBlockedError
+    assert (err.kind, err.notice_key, err.reason) == ("response_blocked", "safety_reply", reason)
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["generate", "stream"])
 async def test_empty_max_tokens(gemini: GeminiEmulator, client: GeminiClient, stream: bool) -> None:
     gemini.script(Reply("", finish_reason="MAX_TOKENS", thoughts="t" * 400))
     with pytest.raises(EmptyResponseError) as info:
@@ -434,6 +477,22 @@ async def test_total_timeout(gemini: GeminiEmulator, stream: bool) -> None:
             await call(client, stream)
     assert "within 0.35s" in str(info.value)
     assert info.value.during_stream is stream
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["generate", "stream"])
+async def test_a_budget_under_the_total_timeout_cuts_the_call_as_a_deadline(
+    gemini: GeminiEmulator, client: GeminiClient, stream: bool
+) -> None:
+    async def run(budget: float) -> str:
+        if stream:
+            return "".join(c.text for c in await collect(client.stream(ask("x"), budget=budget)))
+        return (await client.generate(ask("x"), budget=budget)).text
+
+    gemini.script(Reply("late", latency=2.0), Reply("in time", latency=0.05))
+    with pytest.raises(DeadlineExceededError) as info:
+        await run(0.2)
+    assert info.value.kind == "deadline" and isinstance(info.value, GeminiTimeoutError)
+    assert await run(3600.0) == "in time"  # a budget over the total timeout is the total timeout
 
 
 async def test_connection_refused() -> None:

@@ -79,6 +79,20 @@ def test_released_probe_frees_the_slot() -> None:
     assert b.allow()
 
 
+def test_release_keeps_the_state_a_rate_limited_probe_stays_half_open() -> None:
+    clock = ManualClock()
+    b = breaker(clock, threshold=2)
+    b.failure()
+    b.release()  # a 429 in a closed circuit: not a failure, and the count is not reset either
+    b.failure()
+    assert b.state is CircuitState.OPEN
+    clock.t += 30
+    assert b.allow()
+    b.release()  # the probe got a 429
+    assert b.state is CircuitState.HALF_OPEN
+    assert b.allow()  # the next call is the next probe
+
+
 def test_threshold_zero_disables_the_breaker() -> None:
     b = breaker(ManualClock(), threshold=0)
     for _ in range(100):
