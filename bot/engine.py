@@ -282,6 +282,11 @@ class Engine:
                     yield Notice(NoticeKind.FILTERED, text(lang, "filtered"))
                     return
                 user_text = verdict.text
+        full = self._policy.known_quota_refusal()
+        if full is not None:
+            # Refused before the rate limits spend anything: refused messages do not count (CONTRACT).
+            yield self._failure_event(full, progress, lang)
+            return
         if self._limiter is not None and not is_admin:
             refusal = await self._limiter.acquire(message)
             if refusal is not None:

@@ -56,6 +56,7 @@ class QuotaGuard:
             "day": settings.requests_per_day,
             "month": settings.requests_per_month,
         }
+        self._known: dict[str, tuple[str, int]] = {}  # window -> (its key, the count last read)
         self._waiting: list[asyncio.Future[QuotaRefusal | None]] = []
         self._flusher: asyncio.Task[None] | None = None
         if metrics is not None:
@@ -78,6 +79,22 @@ class QuotaGuard:
         # A caller cancelled while waiting may still be counted: the error is on the safe side.
         return await asyncio.shield(waiter)
 
+    def known_refusal(self) -> QuotaRefusal | None:
+        """The refusal a request would meet now by the counts last read, without asking the database.
+
+        The engine asks before it spends the sender's rate limit, so a message the quota will refuse
+        does not count against it (CONTRACT.md); a cap another replica filled since is still caught by
+        :meth:`acquire`. On a tie the longer window names the refusal (it frees last).
+        """
+        now = self._clock.now()
+        found: QuotaRefusal | None = None
+        for window in WINDOWS:
+            limit = self.limits[window]
+            key, count = self._known.get(window, ("", 0))
+            if limit and key == window_key(window, now) and count >= limit:
+                found = QuotaRefusal(window, limit, window_end(window, now))
+        return found
+
     async def _flush(self) -> None:
         while self._waiting:
             batch, self._waiting = self._waiting, []
@@ -97,7 +114,7 @@ class QuotaGuard:
         now = self._clock.now()
         keys = {window: window_key(window, now) for window in WINDOWS}
         granted, tightest, counts = await self._store.quota_take(keys, self.limits, wanted)
-        self._set_used(counts)
+        self._set_used(counts, keys)
         if granted == wanted:
             return [None] * wanted
         refusal = QuotaRefusal(tightest, self.limits[tightest], window_end(tightest, now))
@@ -113,11 +130,13 @@ class QuotaGuard:
     async def used(self) -> dict[str, int]:
         """Requests counted in each current window (also refreshes the gauges)."""
         now = self._clock.now()
-        counts = {w: await self._store.quota_count(w, window_key(w, now)) for w in WINDOWS}
-        self._set_used(counts)
+        keys = {w: window_key(w, now) for w in WINDOWS}
+        counts = {w: await self._store.quota_count(w, keys[w]) for w in WINDOWS}
+        self._set_used(counts, keys)
         return counts
 
-    def _set_used(self, counts: dict[str, int]) -> None:
+    def _set_used(self, counts: dict[str, int], keys: dict[str, str]) -> None:
+        self._known = {window: (keys[window], count) for window, count in counts.items()}
         if self._metrics is not None:
             for window, count in counts.items():
                 self._metrics.quota_used.labels(window).set(count)

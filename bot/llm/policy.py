@@ -195,6 +195,13 @@ class AnswerPolicy:
         """The primary model."""
         return self._settings.model
 
+    def known_quota_refusal(self) -> QuotaExceededError | None:
+        """The local quota's refusal by the counts last read (no database call), if a cap is known full."""
+        refusal = self._quota.known_refusal() if self._quota is not None else None
+        if refusal is None:
+            return None
+        return QuotaExceededError(refusal, refusal.retry_after(self._clock.now()))
+
     def routes(self) -> list[tuple[str, str]]:
         """(base URL, model) in the order they are tried."""
         s = self._settings

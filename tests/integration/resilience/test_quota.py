@@ -147,3 +147,19 @@ async def test_no_caps_means_nothing_is_counted(make_app: AppMaker, clock: Virtu
     assert not guard.enabled
     assert await guard.acquire() is None
     assert (await guard.used())["month"] == 0
+
+
+async def test_a_message_the_quota_refuses_does_not_count_against_the_rate_limits(
+    make_app: AppMaker, gemini: Emulator, clock: VirtualClock
+) -> None:
+    """CONTRACT.md: refused messages do not count. With 2 messages a minute allowed per user, the one the
+    quota refused in between does not use the second: the next one after the quota frees is answered."""
+    app: App = await make_app(
+        gemini={"quota": {"requests_per_minute": 1}}, rate_limits={"per_user": "2/minute", "per_chat": ""}
+    )
+    answer_text(await collect(app, incoming("a")))
+    refused = terminal(await collect(app, incoming("b")))
+    assert isinstance(refused, Notice) and refused.kind is NoticeKind.QUOTA
+    clock.advance(60)  # the quota's minute frees (the rate limit's window runs on real time: still open)
+    assert answer_text(await collect(app, incoming("c"))) == "echo: c"
+    assert len(gemini.requests) == 2
