@@ -40,11 +40,17 @@ def find_cut(text: str, limit: int, *, keep_whole: Sequence[tuple[int, int]] = (
 
     Preference: a paragraph break outside the ``keep_whole`` ranges (code blocks), a line break outside
     them, any paragraph or line break, a sentence end, a space, and only then a hard cut. Breaks in the
-    first third of the window are not taken while a weaker break further on exists, so parts stay large.
+    first third of the window are not taken while a weaker break further on exists, so parts stay large;
+    but a range that crosses the window's end and fits ``limit`` on its own is always moved whole to the
+    next part, however short that leaves this one.
     """
     end = _fit_index(text, limit)
     if end >= len(text):
         return len(text)
+    for start, stop in keep_whole:
+        if 0 < start < end < stop and utf16_len(text[start:stop]) <= limit:
+            before = len(text[:start].rstrip())
+            return before or start
     window = text[:end]
     floor = max(1, end // 3)
 

@@ -6,20 +6,31 @@ import asyncio
 import contextlib
 import hmac
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from telegram import BotCommand, ReplyParameters, Update
-from telegram.error import InvalidToken, TelegramError
+from telegram.error import BadRequest, InvalidToken, NetworkError, RetryAfter, TelegramError
 from telegram.ext import ApplicationBuilder, BaseUpdateProcessor, ContextTypes, TypeHandler
 from telegram.request import HTTPXRequest
 
 from adapters.telegram.answer import AnswerWriter, DraftSupport
 from adapters.telegram.normalize import BotIdentity, Normalized, normalize, ordering_key
-from adapters.telegram.outbox import ChatUnreachableError, FloodControl, Outbox
-from bot.domain import ANSWER_MESSAGE, AdminAlert, Attachment, FollowUp, Incoming
+from adapters.telegram.outbox import ChatUnreachableError, FloodControl, Outbox, retry_after_seconds
+from bot import i18n
+from bot.domain import (
+    ANSWER_MESSAGE,
+    AdminAlert,
+    Attachment,
+    FollowUp,
+    Incoming,
+    MessageKind,
+    Notice,
+    NoticeKind,
+    ReplyEvent,
+)
 from bot.observability.logs import get_logger
 from bot.transport import ShardedTransport
 
@@ -34,6 +45,7 @@ SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 - a header name,
 ALLOWED_UPDATES = ["message"]  # edits are not answered again, so they are not fetched either
 MAX_CONCURRENT_UPDATES = 4096
 CONNECTIONS = 512  # to the Bot API: one per request in flight (answers, previews, typing)
+MAX_CONNECT_DELAY = 60.0
 _COMMANDS = {
     "": [
         ("start", "What this bot does"),
@@ -100,6 +112,8 @@ class TelegramAdapter:
         if settings.token is None:
             raise ValueError("telegram.token is required")
         self._settings = settings
+        self._language = app.settings.conversation.language
+        self._reconnects = app.metrics.adapter_reconnects.labels(self.name)
         self._engine = app.engine
         self._store = app.store
         self._alerts = app.alerts
@@ -133,6 +147,7 @@ class TelegramAdapter:
         self._problem: str | None = "starting"
         self._last_poll_error: tuple[float, str] | None = None
         self._connecting: asyncio.Task[None] | None = None
+        self._commands_set: set[str] = set()
         self._accepting = False
         if settings.mode == "webhook":
             server.add_route("POST", WEBHOOK_PATH, self._webhook)
@@ -144,25 +159,52 @@ class TelegramAdapter:
         self._connecting = asyncio.create_task(self._connect(), name="telegram-connect")
 
     async def _connect(self) -> None:
+        """Set up until it works: a failed step is retried with backoff (a 429's own wait honoured)."""
         delay = 1.0
         while True:
             try:
-                await self._application.initialize()
+                await self._set_up()
                 break
             except InvalidToken:
                 self._problem = "the bot token was rejected by Telegram"
                 log.error("telegram.token_rejected")
-                delay = 60.0
+                wait = MAX_CONNECT_DELAY
+            except RetryAfter as exc:
+                wait = retry_after_seconds(exc) + 0.5
+                self._problem = f"flood control by the Bot API (retrying in {wait:.0f} s)"
+                log.warning("telegram.connect_flood_wait", retry_in=wait)
             except TelegramError as exc:
-                self._problem = f"cannot reach the Bot API ({exc.__class__.__name__})"
-                log.warning("telegram.connect_failed", error=exc.__class__.__name__, retry_in=delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 60.0)
-        bot = self._application.bot
+                wait = delay
+                delay = min(delay * 2, MAX_CONNECT_DELAY)
+                if isinstance(exc, NetworkError) and not isinstance(exc, BadRequest):
+                    self._problem = f"cannot reach the Bot API ({exc.__class__.__name__})"
+                else:
+                    self._problem = f"the Bot API refused the set-up ({exc.message[:200]})"
+                log.warning(
+                    "telegram.connect_failed",
+                    error=exc.__class__.__name__,
+                    detail=exc.message[:200],
+                    retry_in=wait,
+                )
+            except Exception as exc:
+                # Not the Bot API's answer but our side: still no reason to stop trying.
+                wait = delay
+                delay = min(delay * 2, MAX_CONNECT_DELAY)
+                self._problem = f"set-up failed ({exc.__class__.__name__})"
+                log.exception("telegram.connect_crashed", retry_in=wait)
+            self._reconnects.inc()
+            await asyncio.sleep(wait)
+        self._problem = None
+        self._unsubscribe_alerts = self._alerts.subscribe(self._deliver_alert)
+        log.info("telegram.started", mode=self._settings.mode, bot=self._application.bot.username)
+
+    async def _set_up(self) -> None:
+        """getMe, commands, the webhook (or none), then updates; every step may run again after a failure."""
+        application = self._application
+        await application.initialize()  # a no-op once it succeeded
+        bot = application.bot
         self._me = BotIdentity(bot.id, bot.username)
         await self._register_commands()
-        await self._application.start()
-        self._accepting = True
         settings = self._settings
         if settings.mode == "webhook":
             secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
@@ -173,17 +215,19 @@ class TelegramAdapter:
                 drop_pending_updates=settings.drop_pending_updates,
             )
         else:
-            updater = self._application.updater
+            # PTB's own bootstrap would retry this forever without telling readiness why.
+            await bot.delete_webhook(drop_pending_updates=settings.drop_pending_updates)
+        if not application.running:
+            await application.start()
+        self._accepting = True
+        if settings.mode == "polling":
+            updater = application.updater
             assert updater is not None
             await updater.start_polling(
                 allowed_updates=ALLOWED_UPDATES,
-                drop_pending_updates=settings.drop_pending_updates,
                 bootstrap_retries=-1,
                 error_callback=self._polling_error,
             )
-        self._problem = None
-        self._unsubscribe_alerts = self._alerts.subscribe(self._deliver_alert)
-        log.info("telegram.started", mode=settings.mode, bot=bot.username)
 
     async def _deliver_alert(self, alert: AdminAlert) -> None:
         """Tell every configured admin in a private chat (they must have started the bot once)."""
@@ -199,16 +243,22 @@ class TelegramAdapter:
                 log.warning("telegram.alert_failed", admin_id=admin_id, error=exc.__class__.__name__)
 
     async def _register_commands(self) -> None:
+        """Register the command menus: a refused one is skipped, a 429 or network error raised (retried)."""
         for language, commands in _COMMANDS.items():
+            if language in self._commands_set:
+                continue
             try:
                 await self._application.bot.set_my_commands(
                     [BotCommand(name, description) for name, description in commands],
                     language_code=language or None,
                 )
-            except TelegramError as exc:
-                log.warning("telegram.set_commands_failed", error=str(exc))
+            except BadRequest as exc:
+                log.warning("telegram.set_commands_failed", language=language, error=exc.message)
+            self._commands_set.add(language)
 
     def _polling_error(self, exc: TelegramError) -> None:
+        # PTB polls again after this (after 1 s, growing to 30 s): each call is one reconnection.
+        self._reconnects.inc()
         self._last_poll_error = (time.monotonic(), exc.__class__.__name__)
         log.warning("telegram.polling_error", error=exc.__class__.__name__, detail=str(exc)[:200])
 
@@ -288,8 +338,14 @@ class TelegramAdapter:
             return  # a duplicate delivery: answered already
         self._outbox.reachable_again(normalized.target.chat_id)
         incoming = normalized.incoming
+        photo_missing = False
         if normalized.photo is not None:
-            incoming = replace(incoming, attachments=await self._fetch_photo(normalized))
+            attachments = await self._fetch_photo(normalized)
+            photo_missing = not attachments
+            # Without the picture Gemini would answer about nothing: the engine refuses the message as
+            # content it cannot pass on (allow-lists and commands still come first), worded as it is.
+            kind = MessageKind.UNSUPPORTED if photo_missing else incoming.kind
+            incoming = replace(incoming, attachments=attachments, kind=kind)
         writer = AnswerWriter(
             self._application.bot,
             self._outbox,
@@ -298,7 +354,21 @@ class TelegramAdapter:
             drafts=self._drafts,
             on_preview_message=lambda message_id: self._note_answer_message(incoming, message_id),
         )
-        await writer.write(self._engine.handle(incoming, accepted=True))
+        events = self._engine.handle(incoming, accepted=True)
+        if photo_missing:
+            events = self._photo_unavailable(events, incoming)
+        await writer.write(events)
+
+    async def _photo_unavailable(
+        self, events: AsyncIterator[ReplyEvent], incoming: Incoming
+    ) -> AsyncIterator[ReplyEvent]:
+        """The engine's answer, its "unsupported" notice saying that the photo could not be fetched."""
+        async for event in events:
+            if isinstance(event, Notice) and event.kind is NoticeKind.UNSUPPORTED:
+                language = i18n.pick_language(incoming.language, self._language)
+                yield Notice(NoticeKind.UNSUPPORTED, i18n.text(language, "photo_unavailable"))
+            else:
+                yield event
 
     async def _note_answer_message(self, incoming: Incoming, message_id: int) -> None:
         try:

@@ -10,7 +10,7 @@ from typing import Any
 
 from telegram import Bot, LinkPreviewOptions, Message, ReplyParameters
 from telegram.constants import ChatAction, ParseMode
-from telegram.error import BadRequest, ChatMigrated, TelegramError
+from telegram.error import BadRequest, ChatMigrated, InvalidToken, TelegramError, TimedOut
 
 from adapters.render import (
     TELEGRAM_TEXT_LIMIT,
@@ -34,12 +34,6 @@ FIRST_DRAFT_DELAY = 0.15  # seconds before the first draft of a private answer
 _NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
 
 
-def _plain_answer(final: Final) -> str:
-    shown = telegram_plain(telegram_html(final.text)) if final.text.strip() else ""
-    notice = final.notice.text if final.notice is not None else ""
-    return "\n\n".join(part for part in (shown, notice) if part)
-
-
 def _is_parse_error(exc: BadRequest) -> bool:
     return "can't parse entities" in exc.message.lower()
 
@@ -51,6 +45,17 @@ def _not_modified(exc: BadRequest) -> bool:
 def _gone(exc: BadRequest) -> bool:
     text = exc.message.lower()
     return "message to edit not found" in text or "message can't be edited" in text
+
+
+def _drafts_unavailable(exc: TelegramError) -> bool:
+    """Whether this Bot API server has no sendMessageDraft for this bot (not a problem of one chat)."""
+    text = exc.message.lower()
+    if isinstance(exc, InvalidToken):
+        # PTB's reading of 404 "Not Found": the token works (getMe did), so the method is unknown.
+        return "not found" in text
+    return isinstance(exc, BadRequest) and any(
+        marker in text for marker in ("method not found", "not supported", "not available", "unavailable")
+    )
 
 
 class DraftSupport:
@@ -65,7 +70,8 @@ class AnswerWriter:
 
     Private chats stream with sendMessageDraft and finish with sendMessage; groups get one message that
     is edited as the reply grows. Previews are optional and throttled; the final text always arrives
-    complete (split under 4096 characters, HTML with a plain-text fallback).
+    complete (split under 4096 characters, HTML with a plain-text fallback for the messages not yet
+    shown) and never twice (a message whose send timed out may have arrived, so it is not sent again).
     """
 
     def __init__(
@@ -94,6 +100,10 @@ class AnswerWriter:
         self._preview_task: asyncio.Task[None] | None = None
         self._typing_task: asyncio.Task[None] | None = None
         self._dead = False
+        self._use_drafts = True  # False after a chat-specific refusal: edits for the rest of this answer
+        self._parts: list[str] = []  # the final answer's messages
+        self._parts_html = False
+        self._delivered = 0  # how many of them were shown (or may have been: timed out)
 
     async def write(self, events: AsyncIterator[ReplyEvent]) -> None:
         """Show every event of one answer; keeps consuming the stream even if the chat is unreachable."""
@@ -109,11 +119,19 @@ class AnswerWriter:
                 except TelegramError as exc:
                     if not isinstance(event, Final | Notice):
                         raise
-                    # Last resort for the answer itself: plain text, split by our own count.
-                    log.warning("telegram.answer_failed", chat_id=self._chat_id, error=str(exc)[:200])
+                    # Last resort for the answer itself: the messages not yet shown, as plain text.
+                    log.warning(
+                        "telegram.answer_failed",
+                        chat_id=self._chat_id,
+                        error=str(exc)[:200],
+                        shown=self._delivered,
+                        parts=len(self._parts),
+                    )
                     self._preview_id = None
-                    text = event.text if isinstance(event, Notice) else _plain_answer(event)
-                    await self._finish_plain(split_plain(text, TELEGRAM_TEXT_LIMIT))
+                    rest = self._parts[self._delivered :]
+                    if self._parts_html:
+                        rest = [plain for plain in (telegram_plain(part).strip() for part in rest) if plain]
+                    await self._finish(rest, None, first=self._delivered)
         finally:
             await self._stop_streaming()
 
@@ -129,10 +147,10 @@ class AnswerWriter:
         elif isinstance(event, Final):
             await self._stop_streaming()
             notice = event.notice.text if event.notice is not None else None
-            await self._finish_html(render_telegram(event.text, notice=notice))
+            await self._finish(render_telegram(event.text, notice=notice) or ["…"], ParseMode.HTML)
         elif isinstance(event, Notice):
             await self._stop_streaming()
-            await self._finish_plain(split_plain(event.text, TELEGRAM_TEXT_LIMIT))
+            await self._finish(split_plain(event.text, TELEGRAM_TEXT_LIMIT), None)
 
     # ------------------------------------------------------------------------ typing, previews
 
@@ -161,7 +179,7 @@ class AnswerWriter:
         # Drafts are cheap and vanish, so the first one shows quickly (first text within ~200 ms). In groups
         # the first preview is a real message, so it waits a whole interval: short answers arrive whole.
         first_delay = self._interval
-        if self._target.is_private and self._drafts.enabled:
+        if self._drafting:
             first_delay = min(self._interval, FIRST_DRAFT_DELAY)
         last = time.monotonic() - self._interval + first_delay
         while not self._closing.is_set():
@@ -193,7 +211,7 @@ class AnswerWriter:
         if not parts:
             return False
         html = parts[0] + (" …" if len(parts) > 1 else "")
-        if self._target.is_private and self._drafts.enabled:
+        if self._drafting:
             return await self._draft(html)
         if self._preview_id is None:
             message = await self._send(html, ParseMode.HTML, optional=True, quote=True)
@@ -204,6 +222,10 @@ class AnswerWriter:
                 await self._on_preview_message(message.message_id)
             return True
         return await self._edit(self._preview_id, html, ParseMode.HTML, optional=True)
+
+    @property
+    def _drafting(self) -> bool:
+        return self._target.is_private and self._drafts.enabled and self._use_drafts
 
     async def _draft(self, html: str) -> bool:
         async def send(text: str, mode: str | None) -> bool | None:
@@ -222,12 +244,17 @@ class AnswerWriter:
 
         try:
             return bool(await send(html, ParseMode.HTML))
-        except BadRequest as exc:
-            if _is_parse_error(exc):
+        except (BadRequest, InvalidToken) as exc:
+            if isinstance(exc, BadRequest) and _is_parse_error(exc):
                 return bool(await send(telegram_plain(html), None))
-            # An older Bot API server, or a chat where drafts are not allowed: use edits from now on.
-            log.info("telegram.drafts_off", error=exc.message)
-            self._drafts.enabled = False
+            if _drafts_unavailable(exc):
+                # An older Bot API server: use edits from now on, in every chat.
+                log.info("telegram.drafts_off", error=exc.message)
+                self._drafts.enabled = False
+            else:
+                # Something about this chat or this answer ("chat not found"...): edits for this answer.
+                log.info("telegram.draft_refused", chat_id=self._chat_id, error=exc.message)
+                self._use_drafts = False
             return False
 
     async def _stop_streaming(self) -> None:
@@ -247,27 +274,27 @@ class AnswerWriter:
 
     # ---------------------------------------------------------------------------- final text
 
-    async def _finish_html(self, parts: list[str]) -> None:
-        if not parts:
-            parts = ["…"]
-        for i, part in enumerate(parts):
-            if (
-                i == 0
-                and self._preview_id is not None
-                and await self._edit_final(self._preview_id, part, ParseMode.HTML)
-            ):
-                continue
-            await self._send_final(part, ParseMode.HTML, quote=i == 0)
-
-    async def _finish_plain(self, parts: list[str]) -> None:
-        for i, part in enumerate(parts):
-            if (
-                i == 0
-                and self._preview_id is not None
-                and await self._edit_final(self._preview_id, part, None)
-            ):
-                continue
-            await self._send_final(part, None, quote=i == 0)
+    async def _finish(self, parts: list[str], mode: str | None, *, first: int = 0) -> None:
+        """Show ``parts``, the answer's messages from number ``first`` on, counting them as they go."""
+        if first == 0:
+            self._parts, self._parts_html = parts, mode == ParseMode.HTML
+        for index, part in enumerate(parts, start=first):
+            try:
+                if not (
+                    index == 0
+                    and self._preview_id is not None
+                    and await self._edit_final(self._preview_id, part, mode)
+                ):
+                    await self._send_final(part, mode, quote=index == 0)
+            except TimedOut as exc:
+                # It may have arrived all the same: sending it again could show it twice.
+                log.warning(
+                    "telegram.answer_part_timed_out",
+                    chat_id=self._chat_id,
+                    part=index + 1,
+                    error=str(exc)[:200],
+                )
+            self._delivered = index + 1
 
     async def _send_final(self, text: str, mode: str | None, *, quote: bool) -> None:
         try:

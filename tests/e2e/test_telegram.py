@@ -311,6 +311,21 @@ async def test_photo_with_caption_reaches_gemini_as_inline_data(
     assert "[photo]" in history[0]["parts"][0]["text"]
 
 
+async def test_photo_that_cannot_be_downloaded_gets_a_notice_not_gemini(
+    tg: TelegramEmulator, polling: Gembot
+) -> None:
+    ida = tg.user(next_id(), "Ida")
+    chat = tg.private_chat(ida)
+    before = len(polling.gemini.requests)
+    tg.fail("getFile", Fault.bad_request("wrong file_id or the file is temporarily unavailable"))
+    tg.send(chat, ida, photo=[b"\xff\xd8lost-jpeg"], caption="What is this?")
+    [notice] = await answers(tg, chat["id"], 1)
+    assert "could not download your photo" in notice
+    tg.send(chat, ida, "still there?")
+    assert (await answers(tg, chat["id"], 2))[1] == "echo: still there?"
+    assert gemini_user_texts(polling.gemini)[before:] == ["still there?"]  # none for the photo
+
+
 async def test_edited_message_is_not_answered_again(tg: TelegramEmulator, polling: Gembot) -> None:
     ivy = tg.user(next_id(), "Ivy")
     chat = tg.private_chat(ivy)
@@ -414,11 +429,13 @@ async def test_reset_in_private_and_admin_rules_in_groups(tg: TelegramEmulator, 
 
     group = tg.group(-next_id(), "Admins", supergroup=True)
     admin = tg.user(ADMIN, "Boss")
+    tg.send(group, pam, "@gembot_test_bot remember pears")  # a conversation to reset
+    await answers(tg, group["id"], 1)
     tg.send(group, pam, "/reset@gembot_test_bot")
     tg.send(group, admin, "/reset")
-    texts = await answers(tg, group["id"], 2)
-    assert "admin" in texts[0].lower()
-    assert "afresh" in texts[1]
+    texts = await answers(tg, group["id"], 3)
+    assert "admin" in texts[1].lower()
+    assert "afresh" in texts[2]
 
 
 async def test_stats_for_admins_only(tg: TelegramEmulator, polling: Gembot) -> None:

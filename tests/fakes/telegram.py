@@ -9,7 +9,8 @@ bodies otherwise (429 with ``parameters.retry_after``, 400 "can't parse entities
         ann = tg.user(111, "Ann")
         tg.send(tg.private_chat(ann), ann, "hello")        # queued for getUpdates, or POSTed to the webhook
         await tg.wait_for(lambda: tg.bot_messages(111))
-        tg.fail("sendMessage", Fault.retry_after(2))       # the next sendMessage gets a 429
+        tg.fail("sendMessage", Fault.flood(2))             # the next sendMessage gets a 429
+        tg.stall("sendMessage", 2.0)                        # done at once, answered 2 s later
 
 Every call is recorded (method, decoded fields, monotonic time, status) in :attr:`TelegramEmulator.calls`.
 """
@@ -220,6 +221,15 @@ class _FaultRule:
     fault: Fault
     times: int
     chat_id: int | None
+    after: int = 0
+
+
+@dataclass
+class _StallRule:
+    method: str
+    seconds: float
+    times: int
+    chat_id: int | None
 
 
 @dataclass
@@ -279,6 +289,7 @@ class TelegramEmulator(LoopbackServer):
         self._messages: dict[tuple[int, int], dict[str, Any]] = {}
         self._chats: dict[int, dict[str, Any]] = {}
         self._faults: list[_FaultRule] = []
+        self._stalls: list[_StallRule] = []
         self._blocked: set[int] = set()
         self._migrated: dict[int, int] = {}
         self._closing = False
@@ -496,16 +507,34 @@ class TelegramEmulator(LoopbackServer):
 
     # -------------------------------------------------------------------------------- faults
 
-    def fail(self, method: str, fault: Fault, *, times: int = 1, chat_id: int | None = None) -> None:
-        """Answer the next ``times`` calls of ``method`` (for ``chat_id`` if given) with ``fault``."""
-        self._faults.append(_FaultRule(method.lower(), fault, times, chat_id))
+    def fail(
+        self, method: str, fault: Fault, *, times: int = 1, chat_id: int | None = None, after: int = 0
+    ) -> None:
+        """Answer ``times`` calls of ``method`` (for ``chat_id`` if given) with ``fault``, once ``after``
+        matching calls have been answered normally."""
+        self._faults.append(_FaultRule(method.lower(), fault, times, chat_id, after))
+
+    def stall(self, method: str, seconds: float, *, times: int = 1, chat_id: int | None = None) -> None:
+        """Carry out the next ``times`` calls of ``method`` at once but answer them ``seconds`` later, so
+        a client that gives up sooner sees a timeout for a call that took effect."""
+        self._stalls.append(_StallRule(method.lower(), seconds, times, chat_id))
 
     def _take_fault(self, method: str, chat_id: int | None) -> Fault | None:
         for rule in self._faults:
             if rule.method == method and (rule.chat_id is None or rule.chat_id == chat_id) and rule.times > 0:
+                if rule.after > 0:
+                    rule.after -= 1
+                    continue
                 rule.times -= 1
                 return rule.fault
         return None
+
+    def _take_stall(self, method: str, chat_id: int | None) -> float:
+        for rule in self._stalls:
+            if rule.method == method and (rule.chat_id is None or rule.chat_id == chat_id) and rule.times > 0:
+                rule.times -= 1
+                return rule.seconds
+        return 0.0
 
     # -------------------------------------------------------------------------------- queries
 
@@ -581,6 +610,10 @@ class TelegramEmulator(LoopbackServer):
             )
         except _ApiError as exc:
             return self._fail(call, exc.status, exc.description, exc.parameters)
+        stall = self._take_stall(method, call.chat_id)
+        if stall:
+            self._changed.set()  # the call took effect: waiters may look now
+            await asyncio.sleep(stall)
         return _json(200, {"ok": True, "result": result})
 
     def _fail(

@@ -89,6 +89,26 @@ def test_code_block_is_kept_whole_when_it_fits() -> None:
     assert parts[1].startswith("<pre>") and parts[1].endswith("</pre>")
 
 
+def test_a_code_block_after_a_short_intro_moves_whole_to_the_next_message() -> None:
+    # The break before the block lies in the first third of the window: it is taken all the same.
+    intro = ("A short introduction to the code below. " * 25).strip()
+    code = "```python\n" + "value = compute(value)  # step\n" * 116 + "```"
+    assert 3500 <= len(code) <= 3700 and len(intro) < 4096 // 3
+    parts = render_telegram(f"{intro}\n\n{code}")
+    assert len(parts) == 2
+    assert parts[0] == intro
+    assert parts[1].startswith('<pre><code class="language-python">')
+    assert parts[1].endswith("</code></pre>")
+    assert html_to_entities(parts[1])[0].count("\n") == 115  # every line of the block in one message
+
+
+def test_find_cut_moves_a_fitting_block_whole_but_splits_one_too_long() -> None:
+    text = "intro\n\n" + "c" * 30 + "\nmore"
+    block = (7, len(text))
+    assert find_cut(text, 30, keep_whole=[block]) == 30  # the block (35) does not fit 30: cut inside it
+    assert find_cut(text, 40, keep_whole=[block]) == len("intro")
+
+
 def test_a_huge_code_block_is_split_with_tags_balanced() -> None:
     parts = render_telegram("```js\n" + "const x = 1; // <&>\n" * 600 + "```")
     assert len(parts) >= 3

@@ -1,17 +1,28 @@
-"""Outbound flood control (measured) and in-order processing within a chat, concurrent across chats."""
+"""Outbound flood control, per-chat ordering, and answers and set-up against the Bot API emulator."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import pytest
-from telegram import Update
+from telegram import Bot, Update
+from telegram.request import HTTPXRequest
 
-from adapters.telegram.adapter import ChatOrderedProcessor
+from adapters.telegram.adapter import ChatOrderedProcessor, TelegramAdapter
+from adapters.telegram.answer import AnswerWriter, DraftSupport
+from adapters.telegram.normalize import Target
 from adapters.telegram.outbox import TYPING_REFRESHES, FloodControl, Outbox, Scope, SlidingWindow
+from bot import i18n
+from bot.app import App
 from bot.config import OutboundTelegramLimits
-from tests.fakes.telegram import TelegramEmulator
+from bot.domain import Delta, Final, ReplyEvent, Typing
+from bot.server import HttpServer
+from tests.fakes.gemini import GeminiEmulator
+from tests.fakes.telegram import BOT_TOKEN, Fault, TelegramEmulator
 
 
 class FakeClock:
@@ -161,3 +172,190 @@ async def test_updates_run_in_order_within_a_chat_and_concurrently_across_chats(
         processor.process_update(upd(b), work("b1", 0.05)),
     )
     assert done == ["b1", "a1", "a2"]
+
+
+# ------------------------------------------------------------- answers against the Bot API emulator
+
+
+@pytest.fixture
+async def tg() -> AsyncIterator[TelegramEmulator]:
+    async with TelegramEmulator() as emulator:
+        yield emulator
+
+
+@contextlib.asynccontextmanager
+async def bot_on(tg: TelegramEmulator, *, read_timeout: float = 5.0) -> AsyncIterator[Bot]:
+    """PTB's Bot talking to the emulator."""
+    async with Bot(
+        BOT_TOKEN, base_url=f"{tg.base_url}/bot", request=HTTPXRequest(read_timeout=read_timeout)
+    ) as bot:
+        yield bot
+
+
+def answer_writer(bot: Bot, chat_id: int, drafts: DraftSupport | None = None) -> AnswerWriter:
+    """A writer for one answer in a private chat, with no per-chat pacing (the tests send few messages)."""
+    return AnswerWriter(
+        bot,
+        Outbox(FloodControl(OutboundTelegramLimits(per_chat_per_second=0))),
+        Target(chat_id, is_private=True, draft_id=7),
+        interval=0.05,
+        drafts=drafts or DraftSupport(True),
+    )
+
+
+async def script(*items: ReplyEvent | float) -> AsyncIterator[ReplyEvent]:
+    """The events of one answer; a number is a pause in seconds."""
+    for item in items:
+        if isinstance(item, float):
+            await asyncio.sleep(item)
+        else:
+            yield item
+
+
+LONG_ANSWER = "\n\n".join([("Some **bold** words in a sentence. " * 10).strip()] * 18)  # two messages
+
+
+async def test_a_failed_second_message_is_sent_alone_as_plain_text(tg: TelegramEmulator) -> None:
+    chat = tg.private_chat(tg.user(501, "Ann"))
+    # The second message meets three server errors (the outbox's retries): the answer's last resort.
+    tg.fail("sendMessage", Fault(500, "Internal Server Error"), times=3, after=1, chat_id=chat["id"])
+    async with bot_on(tg) as bot:
+        await answer_writer(bot, chat["id"]).write(script(Final(LONG_ANSWER)))
+    first, second = tg.bot_messages(chat["id"])  # not the first one again
+    assert first.parse_mode == "HTML" and second.parse_mode is None
+    assert f"{first.text}\n\n{second.text}" == LONG_ANSWER.replace("**", "")
+
+
+async def test_a_timed_out_message_is_not_sent_again(tg: TelegramEmulator) -> None:
+    chat = tg.private_chat(tg.user(502, "Bob"))
+    tg.stall("sendMessage", 1.5, chat_id=chat["id"])  # delivered, but the answer comes too late
+    async with bot_on(tg, read_timeout=0.5) as bot:
+        await answer_writer(bot, chat["id"]).write(script(Final(LONG_ANSWER)))
+    texts = tg.texts(chat["id"])
+    assert len(texts) == 2  # the first part once, then the second
+    assert "\n\n".join(texts) == LONG_ANSWER.replace("**", "")
+
+
+async def test_a_draft_refused_in_one_chat_keeps_drafts_on(tg: TelegramEmulator) -> None:
+    chat = tg.private_chat(tg.user(503, "Cid"))
+    drafts = DraftSupport(True)
+    answer = script(Typing(), Delta("Hello"), 0.3, Delta(" there"), 0.3, Final("Hello there!"))
+    tg.fail("sendMessageDraft", Fault.bad_request("chat not found"), chat_id=chat["id"])
+    async with bot_on(tg) as bot:
+        await answer_writer(bot, chat["id"], drafts).write(answer)
+        assert drafts.enabled  # only this answer fell back to an edited message
+        [message] = tg.bot_messages(chat["id"])
+        assert message.text == "Hello there!" and message.edits >= 1  # a preview, edited
+
+        # A Bot API server without the method answers 404 Not Found: drafts go off for every chat.
+        tg.fail("sendMessageDraft", Fault(404, "Not Found"), chat_id=chat["id"])
+        answer = script(Delta("Again"), 0.3, Final("Again"))
+        await answer_writer(bot, chat["id"], drafts).write(answer)
+        assert not drafts.enabled
+        assert tg.texts(chat["id"]) == ["Hello there!", "Again"]
+
+
+# -------------------------------------------------------------------------- the adapter, in-process
+
+Start = Callable[..., Awaitable[tuple[TelegramAdapter, App]]]
+
+
+@pytest.fixture
+async def start_adapter(
+    app_factory: Callable[..., Awaitable[App]], tg: TelegramEmulator
+) -> AsyncIterator[Start]:
+    """Start a Telegram adapter (polling unless told otherwise) on the emulator; stopped after the test."""
+    adapters: list[TelegramAdapter] = []
+
+    async def start(**telegram: Any) -> tuple[TelegramAdapter, App]:
+        app = await app_factory(
+            telegram={"enabled": True, "token": BOT_TOKEN, "base_url": tg.base_url, **telegram}
+        )
+        adapter = TelegramAdapter(app, HttpServer(app.settings.server, app.metrics, app.store))
+        adapters.append(adapter)
+        await adapter.start()
+        return adapter, app
+
+    yield start
+    for adapter in adapters:
+        await adapter.stop()
+
+
+async def eventually(predicate: Callable[[], Awaitable[bool]], within: float = 15.0) -> None:
+    deadline = time.monotonic() + within
+    while not await predicate():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.05)
+
+
+def reconnects(app: App) -> float:
+    return (
+        app.metrics.registry.get_sample_value("gembot_adapter_reconnects_total", {"platform": "telegram"})
+        or 0
+    )
+
+
+async def test_webhook_set_up_is_retried_and_readiness_says_why(
+    start_adapter: Start, tg: TelegramEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # PTB < 23 warns when a RetryAfter is built unless it is told to use timedelta already.
+    monkeypatch.setenv("PTB_TIMEDELTA", "1")
+    tg.fail("setMyCommands", Fault.server_error())
+    tg.fail("setWebhook", Fault.flood(1))
+    adapter, app = await start_adapter(
+        mode="webhook", webhook_url="http://127.0.0.1:9/telegram/webhook", webhook_secret="s3cret"
+    )
+    problems: list[str] = []
+
+    async def ready() -> bool:
+        problem = await adapter.ready()
+        if problem is not None:
+            problems.append(problem)
+        return problem is None
+
+    await eventually(ready)
+    assert any("cannot reach the Bot API" in p for p in problems), problems
+    assert any("flood control" in p for p in problems), problems
+    assert set(tg.commands) == {"", "zh"}
+    assert tg.webhook["url"] == "http://127.0.0.1:9/telegram/webhook"
+    flooded, done = tg.calls_to("setWebhook")
+    assert flooded.status == 429 and done.status == 200
+    assert done.at - flooded.at >= 1.0  # retry_after was honoured
+    assert reconnects(app) == 2
+
+
+async def test_polling_errors_count_as_reconnects(start_adapter: Start, tg: TelegramEmulator) -> None:
+    tg.fail("getUpdates", Fault.server_error())
+    adapter, app = await start_adapter()
+
+    async def counted() -> bool:
+        return reconnects(app) == 1
+
+    await eventually(counted)
+    assert 'gembot_adapter_reconnects_total{platform="telegram"} 1.0' in app.metrics.render().decode()
+    assert await adapter.ready() == "polling failed recently (NetworkError)"
+
+
+async def test_a_photo_that_cannot_be_fetched_gets_one_notice_and_no_gemini_call(
+    start_adapter: Start, tg: TelegramEmulator, gemini: GeminiEmulator
+) -> None:
+    adapter, _ = await start_adapter(photo_max_bytes=100)
+    await eventually(lambda: _is_ready(adapter))
+    ann = tg.user(601, "Ann")
+    chat = tg.private_chat(ann)
+    notice = i18n.text("en", "photo_unavailable")
+    tg.fail("getFile", Fault.bad_request("wrong file_id or the file is temporarily unavailable"))
+    tg.send(chat, ann, photo=[b"\xff\xd8jpeg"], caption="What is this?")
+    await tg.wait_for(lambda: len(tg.texts(chat["id"])) == 1)
+    tg.send(chat, ann, photo=[b"\xff\xd8" + b"x" * 200])  # over photo_max_bytes
+    tg.send(chat, ann, "and this?")
+    await tg.wait_for(lambda: len(tg.texts(chat["id"])) == 3)
+    assert tg.texts(chat["id"]) == [notice, notice, "echo: and this?"]
+    assert [r.contents()[-1][1] for r in gemini.requests] == ["and this?"]
+    zh = tg.user(602, "Bo", language_code="zh")
+    tg.send(tg.private_chat(zh), zh, photo=[b"\xff\xd8" + b"x" * 200])
+    await tg.wait_for(lambda: tg.texts(zh["id"]) == [i18n.text("zh", "photo_unavailable")])
+
+
+async def _is_ready(adapter: TelegramAdapter) -> bool:
+    return await adapter.ready() is None
