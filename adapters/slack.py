@@ -17,6 +17,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
 import aiohttp
@@ -76,6 +77,10 @@ UNAVAILABLE_ERRORS: Final = frozenset(
     }
 )
 SLACK_COMMANDS: Final = frozenset({"help", "reset", "stats", "forget"})  # CONTRACT.md, Slack subcommands
+# Destructive commands after a mention only count when the word stands alone, so a sentence such as
+# "@gembot forget what I said, then ..." is a question for Gemini, not an erasure.
+STANDALONE_COMMANDS: Final = frozenset({"reset", "forget"})
+_PUNCTUATION: Final = ".,:;!?"
 _ANSWERED_SUBTYPES: Final = frozenset({"file_share", "thread_broadcast"})
 _LEADING_MENTION = re.compile(r"\s*<@[UW][A-Z0-9]+(?:\|[^>]*)?>")
 _THREAD_CACHE: Final = 10_000
@@ -122,13 +127,20 @@ def _mention_command(text: str) -> tuple[str, str] | None:
     """(command, rest of the text) when the first word after the leading mention is a command word.
 
     CONTRACT.md: the commands are "the same words as the first word after a mention of the bot", so
-    ``@gembot reset`` and ``@gembot Reset!`` reset, and ``@gembot help me`` shows the help.
+    ``@gembot help me`` shows the help. ``reset`` and ``forget`` erase history, so they count only
+    as the whole message (``@gembot reset``, ``@gembot Forget!``): ``@gembot forget what I said,
+    then ...`` is a message for Gemini, not an erasure of every exchange of the sender.
     """
     parts = text.split(maxsplit=1)
     if not parts:
         return None
-    word = parts[0].rstrip(".,:;!?").lower().lstrip("/")
-    return (word, parts[1].strip() if len(parts) > 1 else "") if word in SLACK_COMMANDS else None
+    word = parts[0].rstrip(_PUNCTUATION).lower().lstrip("/")
+    rest = parts[1].strip() if len(parts) > 1 else ""
+    if word not in SLACK_COMMANDS:
+        return None
+    if word in STANDALONE_COMMANDS and any(not ch.isspace() and ch not in _PUNCTUATION for ch in rest):
+        return None
+    return word, rest
 
 
 def normalize_event(body: Mapping[str, Any], bot_user_id: str, bot_id: str = "") -> Job | None:
@@ -242,6 +254,15 @@ def _error_code(exc: SlackApiError) -> str:
         return ""
 
 
+def _reason(exc: Exception) -> str:
+    """Slack's error code, or the class of a connection error."""
+    code = _error_code(exc) if isinstance(exc, SlackApiError) else ""
+    return code or exc.__class__.__name__
+
+
+_CALL_ERRORS: Final = (SlackApiError, aiohttp.ClientError, TimeoutError)
+
+
 # ------------------------------------------------------------------------------------------ adapter
 
 
@@ -256,16 +277,23 @@ class SlackAdapter:
         self._store = store
         self._http_mode = settings.mode == "http"
         token = settings.bot_token.get_secret_value() if settings.bot_token is not None else ""
+        # Older slack_sdk releases (the pin allows 3.33) join method names onto the base URL as given:
+        # without the slash, ".../api" + "auth.test" would become ".../auth.test".
+        base_url = settings.base_url if settings.base_url.endswith("/") else settings.base_url + "/"
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
         self.client = AsyncWebClient(
             token=token,
-            base_url=settings.base_url,
+            base_url=base_url,
             session=self._session,
             timeout=30,
             retry_handlers=[
                 AsyncConnectionErrorRetryHandler(max_retry_count=2),
                 AsyncRateLimitErrorRetryHandler(max_retry_count=settings.max_retries),
             ],
+        )
+        # For calls that may be skipped (progress edits, status): a 429 there must not hold up the answer.
+        self.optional_client = AsyncWebClient(
+            token=token, base_url=base_url, session=self._session, timeout=30, retry_handlers=[]
         )
         secret = settings.signing_secret.get_secret_value() if settings.signing_secret is not None else ""
         bolt_logger = logging.getLogger("slack_bolt.gembot")
@@ -427,8 +455,6 @@ class SlackAdapter:
         if self._stopping:
             log.warning("slack.dropped_on_shutdown", event_id=job.incoming.event_id)
             return
-        if job.incoming.addressed_to_bot and not job.incoming.is_private:
-            self._remember_thread(job.key)
         previous = self._tails.get(job.key)
         done = asyncio.Event()
         self._tails[job.key] = done
@@ -443,6 +469,12 @@ class SlackAdapter:
             accepted = not job.needs_membership and await self._engine.accept(job.incoming)
             if previous is not None:
                 await previous.wait()
+            if job.incoming.addressed_to_bot and not job.incoming.is_private:
+                # The thread becomes the bot's at this message's turn, not at its arrival: a reply without
+                # a mention sent just before it in the same thread is judged without it.
+                self._remember_thread(job.key)
+                if accepted:
+                    await self._claim_thread(job)
             if not job.needs_membership and not accepted:
                 return  # a duplicate delivery: answered already (its turn passed on in order all the same)
             incoming = await self._complete(job)
@@ -463,6 +495,16 @@ class SlackAdapter:
             incoming = replace(incoming, addressed_to_bot=True)
         name, language = await self._user_info(incoming.user_id)
         return replace(incoming, user_name=incoming.user_name or name, language=incoming.language or language)
+
+    async def _claim_thread(self, job: Job) -> None:
+        """Record a channel thread the bot was addressed in, for :meth:`_in_bot_thread` after a restart
+        or on another replica (the conversation row would otherwise exist only once Gemini answered)."""
+        channel, thread_key = job.key
+        try:
+            await self._store.conversation_id(Platform.SLACK.value, channel, thread_key, datetime.now(UTC))
+        except Exception:
+            # Only follow-ups without a mention elsewhere depend on it: this answer goes on.
+            log.warning("slack.thread_record_failed", event_id=job.incoming.event_id, exc_info=True)
 
     def _remember_thread(self, key: tuple[str, str]) -> None:
         self._threads[key] = None
@@ -531,6 +573,7 @@ class _Reply:
     def __init__(self, adapter: SlackAdapter, job: Job, incoming: Incoming) -> None:
         self._adapter = adapter
         self._client = adapter.client
+        self._optional = adapter.optional_client
         self._job = job
         self._incoming = incoming
         self._channel = job.channel
@@ -572,14 +615,14 @@ class _Reply:
     async def _typing(self) -> None:
         if self._thread is not None and self._adapter.status_available:
             try:
-                await self._client.assistant_threads_setStatus(
+                await self._optional.assistant_threads_setStatus(
                     channel_id=self._channel, thread_ts=self._thread, status=STATUS_TEXT
                 )
                 return
-            except SlackApiError as exc:
-                if _error_code(exc) in UNAVAILABLE_ERRORS:
+            except _CALL_ERRORS as exc:
+                if _reason(exc) in UNAVAILABLE_ERRORS:
                     self._adapter.status_available = False
-                log.info("slack.status_failed", error=_error_code(exc))
+                log.info("slack.status_failed", error=_reason(exc))
         if not self._native and not self._messages:
             await self._sync([PLACEHOLDER])
 
@@ -591,17 +634,17 @@ class _Reply:
         self._last_update = now
         if self._native and await self._stream(self._text[len(self._streamed) :]):
             return
-        await self._sync(render_chunks(self._text[self._offset :]) or [PLACEHOLDER])
+        await self._sync(render_chunks(self._text[self._offset :]) or [PLACEHOLDER], optional=True)
 
     async def _finish(self, text: str, notice: Notice | None) -> None:
         note = notice.text if notice is not None else ""
         if self._native and self._stream_ts is not None:
             if text.startswith(self._streamed):
-                rest = text[len(self._streamed) :]
-                if note:
-                    rest += f"\n\n_{note}_"
-                if await self._stream(rest, stop=True):
-                    return
+                # On failure _stream leaves _offset after what the stream shows: the rest goes below.
+                if await self._stream(text[len(self._streamed) :]):
+                    if await self._end_stream(note):
+                        return
+                    self._offset = len(text)  # the stream shows all the text; the notice goes below
             else:
                 # The final text is not what was streamed (e.g. a word masked): replace the messages.
                 await self._stop_stream()
@@ -614,11 +657,13 @@ class _Reply:
                 chunks[-1] += "\n\n" + extra
             else:
                 chunks.append(extra)
+        if not chunks and self._streamed and not self._messages:
+            return  # a broken stream already shows everything: no "…" after it
         await self._sync(chunks or [PLACEHOLDER])
 
     # -- native streaming
 
-    async def _stream(self, text: str, *, stop: bool = False) -> bool:
+    async def _stream(self, text: str) -> bool:
         """Send ``text`` through chat.*Stream (rolling over to a new message when one is full).
 
         False when streaming failed: the caller shows the rest through messages and edits.
@@ -649,11 +694,9 @@ class _Reply:
                     )
                     self._stream_size += len(piece)
                 self._streamed += piece
-            if stop:
-                await self._stop_stream(check=True)
             return True
-        except SlackApiError as exc:
-            code = _error_code(exc)
+        except _CALL_ERRORS as exc:
+            code = _reason(exc)
             log.info("slack.stream_failed", error=code)
             if code in UNAVAILABLE_ERRORS:
                 self._adapter.native_streaming = False
@@ -663,27 +706,45 @@ class _Reply:
             self._offset = len(self._streamed)
             return False
 
-    async def _stop_stream(self, *, check: bool = False) -> None:
+    async def _end_stream(self, note: str) -> bool:
+        """Stop the stream with ``note`` (if any) at its end; False when the note still has to be shown."""
+        ts = self._stream_ts
+        try:
+            await self._stop_stream(f"\n\n_{note}_" if note else None, check=True)
+            return True
+        except _CALL_ERRORS as exc:
+            log.info("slack.stream_stop_failed", error=_reason(exc))
+        # Once more without the notice, so the message does not stay "loading"; the text is shown either way.
+        self._stream_ts = ts
+        await self._stop_stream()
+        return not note
+
+    async def _stop_stream(self, markdown_text: str | None = None, *, check: bool = False) -> None:
         ts, self._stream_ts, self._stream_size = self._stream_ts, None, 0
         if ts is None:
             return
         try:
-            await self._client.chat_stopStream(channel=self._channel, ts=ts)
-        except SlackApiError as exc:
+            await self._client.chat_stopStream(channel=self._channel, ts=ts, markdown_text=markdown_text)
+        except _CALL_ERRORS as exc:
             if check:
                 raise
-            log.info("slack.stream_stop_failed", error=_error_code(exc))
+            log.info("slack.stream_stop_failed", error=_reason(exc))
 
     # -- messages and edits
 
-    async def _sync(self, chunks: list[str]) -> None:
-        """Make the posted messages show ``chunks``: edit what changed, post what is new, drop the rest."""
+    async def _sync(self, chunks: list[str], *, optional: bool = False) -> None:
+        """Make the posted messages show ``chunks``: edit what changed, post what is new, drop the rest.
+
+        ``optional`` (progress): an edit that fails (e.g. rate limited) is skipped, not retried or replaced.
+        """
         for i, chunk in enumerate(chunks):
             if i < len(self._messages):
                 if self._shown[i] == chunk:
                     continue
-                if await self._update(self._messages[i], chunk):
+                if await self._update(self._messages[i], chunk, optional=optional):
                     self._shown[i] = chunk
+                    continue
+                if optional:
                     continue
                 posted = await self._post(chunk)
                 if posted:
@@ -726,12 +787,13 @@ class _Reply:
             log.warning("slack.post_failed", error=code, event_id=self._incoming.event_id)
             return []
 
-    async def _update(self, ts: str, text: str) -> bool:
+    async def _update(self, ts: str, text: str, *, optional: bool = False) -> bool:
+        client, errors = (self._optional, _CALL_ERRORS) if optional else (self._client, (SlackApiError,))
         try:
-            await self._client.chat_update(channel=self._channel, ts=ts, text=text)
+            await client.chat_update(channel=self._channel, ts=ts, text=text)
             return True
-        except SlackApiError as exc:
-            log.info("slack.update_failed", error=_error_code(exc))
+        except errors as exc:
+            log.info("slack.update_failed", error=_reason(exc), optional=optional)
             return False
 
     async def _ephemeral(self, text: str) -> None:

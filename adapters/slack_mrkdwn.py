@@ -1,9 +1,14 @@
-"""Markdown (as Gemini writes it) to Slack mrkdwn, and splitting mrkdwn under Slack's message size.
+r"""Markdown (as Gemini writes it) to Slack mrkdwn, and splitting mrkdwn under Slack's message size.
 
 mrkdwn is not Markdown: ``*bold*``, ``_italic_``, ``~strike~``, `` `code` ``, fenced code without a
 language, ``>`` quotes and ``<url|label>`` links; no headings, tables or nested emphasis markers. Only
 ``&``, ``<`` and ``>`` are escaped. Headings become bold lines, lists get bullets or numbers, tables become
 aligned monospace blocks.
+
+mrkdwn has no backslash escapes. Slack takes a zero-width space for a word boundary, so a literal ``*``,
+``_``, ``~`` or backtick that could open formatting (``\*x\*`` in Markdown) gets one after it, and one
+that could close it gets one before it; emphasis touching a word character (``**a**b``), which Slack would
+not format, gets one outside its markers.
 """
 
 from __future__ import annotations
@@ -19,6 +24,9 @@ from markdown_it.tree import SyntaxTreeNode
 # Slack truncates above 40,000 characters and advises staying under about 4,000 per message.
 MESSAGE_LIMIT: Final = 3900
 FENCE: Final = "```"
+ZWSP: Final = "\u200b"
+_MARKER_RUN: Final = re.compile(r"([*_~`])\1*")
+_EMPHASIS: Final = {"strong": "*", "em": "_", "s": "~"}
 
 _md = MarkdownIt("commonmark", {"html": False}).enable(["strikethrough", "table"])
 _ENTITY_TAIL = re.compile(r"&[a-z]{0,4}$")
@@ -133,12 +141,40 @@ def _width(text: str) -> int:
 
 
 def _inline_children(node: SyntaxTreeNode, *, plain: bool = False, escaped: bool = True) -> str:
-    return "".join(_inline(child, plain, escaped) for child in node.children)
+    parts = [_inline(child, plain, escaped) for child in node.children]
+    if not plain:
+        # Slack ignores markers inside a word (``*a*b``): a zero-width space makes the word boundary.
+        for i, child in enumerate(node.children):
+            mark = _EMPHASIS.get(child.type)
+            if mark is None or not parts[i].startswith(mark):
+                continue
+            before = parts[i - 1][-1:] if i else ""
+            after = parts[i + 1][:1] if i + 1 < len(parts) else ""
+            if before.isalnum():
+                parts[i] = ZWSP + parts[i]
+            if after.isalnum() and parts[i].endswith(mark):
+                parts[i] += ZWSP
+    return "".join(parts)
 
 
 def _literal(text: str) -> str:
     """Escaped text in which a run of backticks cannot open or close a code block."""
     return escape(text).replace(FENCE, "``\u200b`")
+
+
+def _text(text: str) -> str:
+    """Escaped prose in which no literal marker character can open or close formatting."""
+    text = escape(text)
+
+    def guard(run: re.Match[str]) -> str:
+        # "" is the edge of this text: the neighbour is unknown, so assume the worst.
+        before, after = text[run.start() - 1 : run.start()], text[run.end() : run.end() + 1]
+        opens = not (after.isspace() or before.isalnum())
+        closes = not (before.isspace() or after.isalnum())
+        core = ZWSP.join(run[0]) if run[0].startswith(FENCE) else run[0]  # never a code fence
+        return (ZWSP if closes else "") + core + (ZWSP if opens else "")
+
+    return _MARKER_RUN.sub(guard, text)
 
 
 def _inline(node: SyntaxTreeNode, plain: bool, escaped: bool) -> str:
@@ -147,16 +183,16 @@ def _inline(node: SyntaxTreeNode, plain: bool, escaped: bool) -> str:
     if kind == "inline":
         return _inline_children(node, plain=plain, escaped=escaped)
     if kind == "text":
-        return esc(node.content)
+        return _text(node.content) if escaped else node.content
     if kind in ("softbreak", "hardbreak"):
         return "\n"
     if kind == "code_inline":
         return esc(node.content) if plain else f"`{esc(node.content)}`"
     inner = _inline_children(node, plain=plain, escaped=escaped)
-    if kind in ("strong", "em", "s"):
+    if kind in _EMPHASIS:
         if plain or not inner.strip():
             return inner
-        mark = {"strong": "*", "em": "_", "s": "~"}[kind]
+        mark = _EMPHASIS[kind]
         # Markers must touch text: move surrounding spaces outside them.
         core = inner.strip()
         lead = inner[: len(inner) - len(inner.lstrip())]
@@ -274,6 +310,10 @@ def _cut_line(line: str, limit: int, *, keep_spaces: bool) -> list[str]:
     rest = line
     while len(rest) > limit:
         cut = _safe_cut(rest, limit)
+        if cut == 0:
+            # A link longer than a whole piece cannot stay a link: its label and URL become plain text.
+            rest = _unlink(rest)
+            continue
         if not keep_spaces:
             space = rest.rfind(" ", limit // 2, cut + 1)
             if space > 0 and _safe_cut(rest, space) == space:
@@ -286,15 +326,26 @@ def _cut_line(line: str, limit: int, *, keep_spaces: bool) -> list[str]:
 
 
 def _safe_cut(text: str, at: int) -> int:
-    """The largest position <= ``at`` that is not inside ``<...>``, an ``&entity;`` or a surrogate pair."""
+    """The largest position <= ``at`` that is not inside ``<...>``, an ``&entity;`` or a surrogate pair;
+    0 when there is none (``text`` starts with a link longer than ``at``)."""
     head = text[:at]
     opened = head.rfind("<")
-    if opened > head.rfind(">") and opened > 0:
+    if opened > head.rfind(">"):
         at = opened
         head = text[:at]
     entity = _ENTITY_TAIL.search(head)
-    if entity is not None and entity.start() > 0:
+    if entity is not None:
         at = entity.start()
     if 0 < at < len(text) and "\udc00" <= text[at] <= "\udfff":
         at -= 1
-    return max(at, 1)
+    return at
+
+
+def _unlink(text: str) -> str:
+    """``text`` with its leading ``<url|label>`` as ``label url`` (a bare ``<`` is dropped)."""
+    end = text.find(">")
+    if not text.startswith("<") or end < 0:
+        return text[1:]
+    url, _, label = text[1:end].partition("|")
+    rest = text[end + 1 :]
+    return (f"{label} {url}" if label else url) + (" " if rest[:1].isalnum() else "") + rest

@@ -359,3 +359,19 @@ async def test_streamed_answer_completes_under_rate_limits(world: World) -> None
     assert world.slack.texts(channel, ts) == ["".join(chunks)]
     assert [c.status for c in world.slack.called("chat.startStream")] == [429, 200]
     assert sum(c.status == 429 for c in world.slack.called("chat.appendStream")) == 2
+
+
+async def test_event_is_acknowledged_before_a_slow_answer_is_posted(world: World) -> None:
+    """Slack retries an event it has no 200 for within 3 s: the answer must never hold up the ack."""
+    world.gemini.script(Reply(text="a slow answer", latency=2.0))
+    dm = unique("D")
+    status, _ = await world.sender.event(message_event("take your time", channel=dm, user="U12"))
+    acknowledged = time.time()
+    assert status == 200
+    assert await answered(world, dm, None) == ["a slow answer"]
+    shown = [
+        call
+        for call in world.slack.calls
+        if call.method in ("chat.postMessage", "chat.update") and "slow answer" in str(call.args.get("text"))
+    ]
+    assert shown and acknowledged < shown[0].at  # the same clock: an order, not a speed

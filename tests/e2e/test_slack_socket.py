@@ -56,8 +56,15 @@ async def test_socket_mode_events_and_commands(
         first = await slack.send_envelope(body)
         again = await slack.send_envelope(body, retry_attempt=1, retry_reason="timeout")
         await slack.wait_for(lambda: first in slack.acks and again in slack.acks)
-        await slack.wait_for(lambda: (m := slack.thread("CSOCK", ts)) and not m[0].streaming)
-        assert slack.texts("CSOCK", ts) == ["echo: name-u1: over the socket"]
+        # A sentinel after the duplicate: answers in a thread go out in order, so once the sentinel is
+        # answered, a wrongly answered duplicate would already be there.
+        await slack.send_envelope(
+            event_callback(mention_event("sentinel", channel="CSOCK", user="U1", thread_ts=ts))
+        )
+        await slack.wait_for(
+            lambda: len(m := slack.thread("CSOCK", ts)) >= 2 and not any(x.streaming for x in m)
+        )
+        assert slack.texts("CSOCK", ts) == ["echo: name-u1: over the socket", "echo: name-u1: sentinel"]
 
         command = {
             "team_id": TEAM_ID,
@@ -72,7 +79,7 @@ async def test_socket_mode_events_and_commands(
         envelope = await slack.send_envelope(command, kind="slash_commands")
         await slack.wait_for(lambda: envelope in slack.acks and slack.responses)
         assert "Google Gemini" in slack.responses[0][1]["text"]
-        assert len(gemini.requests) == 1
+        assert len(gemini.requests) == 2  # the mention once, and the sentinel
     finally:
         log = await stop_gembot(bot)
     assert APP_TOKEN not in log and BOT_TOKEN not in log

@@ -168,7 +168,7 @@ def test_thread_reply_without_mention_needs_membership() -> None:
 def test_command_word_after_mention_and_files() -> None:
     job = normalize_event(event_callback(mention_event("Reset!", channel="C1", user="U1")), BOT_USER_ID)
     assert job is not None and job.incoming.command == "reset"
-    # CONTRACT.md: the first word after the mention is the command, whatever follows it.
+    # CONTRACT.md: the first word after the mention is the command (help and stats: whatever follows).
     first_word = normalize_event(
         event_callback(mention_event("help: what can you do?", channel="C1", user="U1")), BOT_USER_ID
     )
@@ -195,6 +195,28 @@ def test_command_word_after_mention_and_files() -> None:
         BOT_USER_ID,
     )
     assert photo is not None and photo.incoming.kind is MessageKind.UNSUPPORTED
+
+
+@pytest.mark.parametrize(
+    ("text", "command", "args"),
+    [
+        ("reset", "reset", ""),
+        ("Forget!", "forget", ""),
+        ("reset .", "reset", "."),
+        ("stats now", "stats", "now"),
+        ("help me", "help", "me"),
+        # reset and forget erase history: inside a sentence they are words for Gemini, not commands.
+        ("forget what I said, then tell me a joke", None, ""),
+        ("reset the counter to zero?", None, ""),
+    ],
+)
+def test_destructive_mention_commands_only_as_the_whole_message(
+    text: str, command: str | None, args: str
+) -> None:
+    job = normalize_event(event_callback(mention_event(text, channel="C1", user="U1")), BOT_USER_ID)
+    assert job is not None
+    assert (job.incoming.command, job.incoming.command_args) == (command, args)
+    assert job.incoming.text == ("" if command else text)
 
 
 def test_slash_command() -> None:
@@ -417,3 +439,99 @@ def test_manifests_list_exactly_what_the_adapter_uses() -> None:
         }
         if not socket_mode:
             assert settings["event_subscriptions"]["request_url"].endswith("/slack/events")
+
+
+async def test_thread_answered_only_by_a_command_is_the_bots_after_a_restart(
+    harness_factory: Callable[..., Any], gemini: GeminiEmulator
+) -> None:
+    h: Harness = await harness_factory()
+    ts = new_ts()
+    await h.deliver(mention_event("help", channel="C1", user="U1", ts=ts))
+    await h.settle()
+    assert [e.thread_ts for e in h.slack.ephemerals] == [ts] and not gemini.requests
+    h.adapter._threads.clear()  # a restart, or another replica takes the follow-up
+    await h.deliver(message_event("and a question", channel="C1", user="U1", thread_ts=ts))
+    await h.settle()
+    assert h.slack.texts("C1", ts) == ["echo: name-u1: and a question"]
+
+
+def _mention_job(ts: str) -> Any:
+    job = normalize_event(event_callback(mention_event("hi", channel="C1", user="U1", ts=ts)), BOT_USER_ID)
+    assert job is not None
+    return job
+
+
+async def test_failed_stream_stop_is_retried_without_a_stray_placeholder(
+    harness_factory: Callable[..., Any],
+) -> None:
+    h: Harness = await harness_factory()
+    h.slack.fail("chat.stopStream", "internal_error", times=1)
+    ts = new_ts()
+    job = _mention_job(ts)
+
+    async def events() -> AsyncIterator[ReplyEvent]:
+        yield Typing()
+        yield Delta("Hello ")
+        yield Delta("world.")
+        yield Final("Hello world.")
+
+    await _Reply(h.adapter, job, job.incoming).run(events())
+    [message] = h.slack.thread("C1", ts)
+    assert (message.kind, message.text, message.streaming) == ("stream", "Hello world.", False)
+    assert [c.error for c in h.slack.called("chat.stopStream")] == ["internal_error", None]
+
+
+async def test_notice_of_a_stream_that_cannot_be_stopped_is_shown_once(
+    harness_factory: Callable[..., Any],
+) -> None:
+    h: Harness = await harness_factory()
+    h.slack.fail("chat.stopStream", "internal_error")
+    ts = new_ts()
+    job = _mention_job(ts)
+
+    async def events() -> AsyncIterator[ReplyEvent]:
+        yield Typing()
+        yield Delta("Hello ")
+        yield Final("Hello world.", Notice(NoticeKind.TRUNCATED, "Cut at the length limit."))
+
+    await _Reply(h.adapter, job, job.incoming).run(events())
+    assert [(m.kind, m.text) for m in h.slack.thread("C1", ts)] == [
+        ("stream", "Hello world."),
+        ("message", "_Cut at the length limit._"),
+    ]
+    assert len(h.slack.called("chat.stopStream")) == 2  # with the notice, then once more without it
+
+
+async def test_rate_limited_progress_is_skipped_not_waited_out(harness_factory: Callable[..., Any]) -> None:
+    """Status and progress edits go through a client without the 429 retry handler; the final text not."""
+    h: Harness = await harness_factory(stream=False)
+    h.slack.rate_limit("assistant.threads.setStatus", times=1, retry_after=3)
+    h.slack.rate_limit("chat.update", times=3, retry_after=3)
+    ts = new_ts()
+    job = _mention_job(ts)
+
+    async def events() -> AsyncIterator[ReplyEvent]:
+        yield Typing()
+        for word in ("One ", "two ", "three ", "four."):
+            yield Delta(word)
+            await asyncio.sleep(0.1)  # longer than update_interval: every delta is a progress edit
+        yield Final("One two three four.", Notice(NoticeKind.TRUNCATED, "Cut at the length limit."))
+
+    await _Reply(h.adapter, job, job.incoming).run(events())
+    assert h.slack.texts("C1", ts) == ["One two three four.\n\n_Cut at the length limit._"]
+    assert [c.status for c in h.slack.called("assistant.threads.setStatus")] == [429]
+    updates = h.slack.called("chat.update")
+    assert [c.status for c in updates] == [429, 429, 429, 200, 200]
+    texts = [c.args["text"] for c in updates]
+    assert len(set(texts)) == len(texts)  # no edit was sent again after its 429
+
+
+async def test_base_url_without_trailing_slash(
+    harness_factory: Callable[..., Any], slack: SlackEmulator, gemini: GeminiEmulator
+) -> None:
+    h: Harness = await harness_factory(base_url=slack.api_url.rstrip("/"))
+    assert await h.adapter.ready() is None
+    await h.deliver(message_event("hi", channel="D1", user="U1"))
+    await h.settle()
+    assert h.slack.texts("D1", None) == ["echo: hi"]
+    assert {c.method for c in h.slack.calls} >= {"auth.test", "chat.postMessage"}

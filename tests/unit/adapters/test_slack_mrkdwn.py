@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import re
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from adapters.slack_mrkdwn import MESSAGE_LIMIT, escape, render_chunks, split, to_mrkdwn
+from adapters.slack_mrkdwn import MESSAGE_LIMIT, ZWSP, escape, render_chunks, split, to_mrkdwn
 
 
 def test_inline_formatting() -> None:
@@ -80,6 +80,7 @@ def test_render_chunks_of_long_answer() -> None:
 
 
 @settings(max_examples=150, deadline=None)
+@example("x [" + "a " * 30 + "](b) y", 40)  # a link longer than a piece
 @given(st.text(alphabet=st.sampled_from(list("ab <>&*_`~[]()|#-\n")), max_size=1500), st.integers(40, 400))
 def test_split_keeps_every_piece_valid(markdown: str, limit: int) -> None:
     rendered = to_mrkdwn(markdown)
@@ -87,6 +88,49 @@ def test_split_keeps_every_piece_valid(markdown: str, limit: int) -> None:
     for piece in pieces:
         assert 0 < len(piece) <= limit
         assert piece.count("```") % 2 == 0
+        unquoted = re.sub(r"(?m)^(?:> ?)+", "", piece)
+        assert unquoted.count("<") == unquoted.count(">")  # links are never cut
         assert not re.search(r"&[a-z]*$", piece)
-    squashed = re.sub(r"\s+|```", "", rendered)
-    assert re.sub(r"\s+|```", "", "".join(pieces)) == squashed
+    # Nothing is lost (a link longer than a piece becomes its label and URL as text).
+    assert _flat("".join(pieces)) == _flat(rendered)
+
+
+def _flat(mrkdwn: str) -> str:
+    unlinked = re.sub(r"<([^|>]*)(?:\|([^>]*))?>", lambda m: (m[2] or "") + m[1], mrkdwn)
+    return re.sub(r"\s+|```", "", unlinked)
+
+
+def test_escaped_markers_stay_literal() -> None:
+    # No backslash escapes in mrkdwn: a zero-width space (a word boundary for Slack) after a marker that
+    # could open formatting and before one that could close it.
+    assert to_mrkdwn(r"\*not bold\*") == f"*{ZWSP}not bold{ZWSP}*"
+    assert to_mrkdwn(r"\_not italic\_ and ~3~ days") == f"_{ZWSP}not italic{ZWSP}_ and ~{ZWSP}3{ZWSP}~ days"
+    assert to_mrkdwn(r"\`not code\`") == f"`{ZWSP}not code{ZWSP}`"
+    # Markers that cannot pair stay untouched (nothing invisible to copy along).
+    assert to_mrkdwn("my_var_name is 2 * 3") == "my_var_name is 2 * 3"
+    # A literal marker at the edge of real emphasis leaves the real marker able to close.
+    assert to_mrkdwn(r"**x\***") == f"*x{ZWSP}**"
+
+
+def test_emphasis_inside_a_word_gets_a_boundary() -> None:
+    assert to_mrkdwn("**a**b and c**d** and e**f**g") == f"*a*{ZWSP}b and c{ZWSP}*d* and e{ZWSP}*f*{ZWSP}g"
+    assert to_mrkdwn("plain **bold** text") == "plain *bold* text"
+
+
+def test_split_never_cuts_a_leading_link() -> None:
+    link = "<https://example.com/a/b|" + "label words " * 4 + "here>"
+    pieces = split(link + "x" * 80, 100)
+    assert pieces[0].startswith(link)
+    assert all(piece.count("<") == piece.count(">") for piece in pieces)
+
+
+def test_split_turns_a_link_longer_than_a_piece_into_text() -> None:
+    line = "<https://example.com/" + "p" * 30 + "|" + "a long label " * 12 + ">more text"
+    pieces = split(line, 60)
+    assert all(len(piece) <= 60 and "<" not in piece and ">" not in piece for piece in pieces)
+    assert " ".join(pieces).split() == [
+        *("a long label " * 12).split(),
+        "https://example.com/" + "p" * 30,
+        "more",
+        "text",
+    ]
