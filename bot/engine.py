@@ -249,7 +249,10 @@ class Engine:
     async def _respond(self, message: Incoming, progress: _Progress) -> AsyncIterator[ReplyEvent]:
         lang = self._language(message)
         is_admin = self._access.is_admin(message.platform, message.user_id)
-        if not is_admin and not self._access.chat_allowed(message):
+        # Erasure is a right, not a service: /forget works in any private chat, allowed or not (the
+        # sender may have talked to the bot in an allowed group).
+        erasing = message.command == "forget" and message.is_private
+        if not is_admin and not erasing and not self._access.chat_allowed(message):
             progress.outcome = "not_allowed"
             if message.is_private:
                 yield Notice(NoticeKind.NOT_ALLOWED_CHAT, text(lang, "not_allowed_chat"))

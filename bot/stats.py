@@ -8,8 +8,8 @@ never loaded into memory. Sources:
   kept ``storage.stats_retention``, 35 days by default);
 * refusals (word filter, rate limits, quota): ``audit`` rows with action ``message.refused`` written by
   the engine (kept ``storage.audit_retention``);
-* messages answered/failed: ``inbox`` (kept only ``storage.retention``, so the 30 d figure covers at most
-  that long);
+* messages answered/failed: ``inbox`` (no text; kept ``storage.stats_retention`` like ``llm_calls``,
+  its reply targets cleared after ``storage.retention``; ``/forget`` deletes the sender's rows);
 * active conversations and users: ``conversations.last_active_at`` and ``users.last_seen_at``;
 * quota used: the local quota counter of the current window or, when it is not kept (no cap), the Gemini
   calls recorded since the window began, whichever is higher.

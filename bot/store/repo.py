@@ -9,6 +9,7 @@ the syntax), chosen by dialect name.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
@@ -21,16 +22,20 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.observability.logs import REDACTOR
+from bot.observability.logs import REDACTOR, get_logger
 from bot.store.db import create_engine, is_sqlite, read_only, sqlite_writer
 from bot.store.models import AuditRow, Conversation, Inbox, LlmCall, QuotaCounter, Turn, User
 
 T = TypeVar("T")
 
+log = get_logger(__name__)
+
 __all__ = ["ActivityCounts", "AuditRecord", "CallRecord", "Exchange", "Store", "Unanswered"]
 
 # Retention deletes in batches so one purge never holds SQLite's write lock for long.
 _PURGE_BATCH: Final = 2000
+# A busy WAL checkpoint (a reader in the way) is tried again this many times, a little later each time.
+_CHECKPOINT_TRIES: Final = 5
 # Known conversation ids kept in memory; bounded so a million conversations don't grow the process.
 _CONVERSATION_CACHE: Final = 10_000
 
@@ -616,9 +621,16 @@ class Store:
             raw = await conn.get_raw_connection()
             driver = raw.driver_connection
             assert driver is not None
-            # The aiosqlite connection itself: no SQLAlchemy BEGIN, as a checkpoint cannot run in one.
-            cursor = await driver.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            await cursor.close()
+            for attempt in range(_CHECKPOINT_TRIES):
+                # The aiosqlite connection itself: no SQLAlchemy BEGIN, as a checkpoint cannot run in one.
+                cursor = await driver.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                row = await cursor.fetchone()
+                await cursor.close()
+                if row is None or not row[0]:
+                    return
+                # Busy: a reader still uses the WAL. Until it is truncated, erased text stays in it.
+                await asyncio.sleep(0.05 * (attempt + 1))
+            log.warning("store.checkpoint_busy", tries=_CHECKPOINT_TRIES)
 
     # -- quota ---------------------------------------------------------------------------------------
 

@@ -332,6 +332,22 @@ async def test_allow_list_notice_in_private_silence_in_groups(
     assert len(gemini.requests) == 2
 
 
+async def test_forget_works_in_a_private_chat_outside_the_allow_list(
+    app_factory: AppFactory, query_rows: QueryRows
+) -> None:
+    """A user who talked to the bot in an allowed group can erase it from their own, unlisted, chat."""
+    app: App = await app_factory(telegram={"allowed_chat_ids": [-100]})
+    answer_text(await collect(app, incoming("my secret plan", chat="-100", user="u9", private=False)))
+    assert notice_kind(await collect(app, incoming(command="help", chat="u9", user="u9"))) is (
+        NoticeKind.NOT_ALLOWED_CHAT
+    )
+    erased = terminal(await collect(app, incoming(command="forget", chat="u9", user="u9")))
+    assert isinstance(erased, Notice) and erased.kind is NoticeKind.INFO
+    assert query_rows("SELECT count(*) FROM turns") == [(0,)]
+    # In a group outside the list the bot stays silent, /forget included.
+    assert await collect(app, incoming(command="forget", chat="-555", user="u9", private=False)) == []
+
+
 async def test_chinese_users_get_chinese_notices(app_factory: AppFactory) -> None:
     app: App = await app_factory()
     notice = terminal(await collect(app, incoming("  ", language="zh-hans")))
