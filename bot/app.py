@@ -213,21 +213,25 @@ async def run_service(settings: Settings) -> int:
             file=sys.stderr,
         )
         return 2
+    stop = asyncio.Event()
+    interrupt = asyncio.Event()
+
+    def on_signal(sig: signal.Signals) -> None:
+        # The first SIGINT/SIGTERM starts a graceful stop; a SIGINT during it (Ctrl-C again) cuts the
+        # grace period short. A repeated SIGTERM changes nothing.
+        if not stop.is_set():
+            stop.set()
+        elif sig is signal.SIGINT:
+            interrupt.set()
+
+    # Before the start-up (migrations, connections): a stop asked for meanwhile ends it cleanly, exit 0.
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal, sig)
     async with await App.create(settings) as app:
-        stop = asyncio.Event()
-        interrupt = asyncio.Event()
-
-        def on_signal(sig: signal.Signals) -> None:
-            # The first SIGINT/SIGTERM starts a graceful stop; a SIGINT during it (Ctrl-C again) cuts the
-            # grace period short. A repeated SIGTERM changes nothing.
-            if not stop.is_set():
-                stop.set()
-            elif sig is signal.SIGINT:
-                interrupt.set()
-
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, on_signal, sig)
+        if stop.is_set():
+            log.info("gembot.stopped_during_start")
+            return 0
         from adapters import AdapterUnavailableError, build_enabled
 
         server = HttpServer(settings.server, app.metrics, app.store)

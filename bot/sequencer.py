@@ -38,13 +38,13 @@ from collections.abc import AsyncIterator, Hashable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Final, Protocol
 
-from sqlalchemy import TextClause, text
+from sqlalchemy import TextClause, make_url, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bot.observability.logs import get_logger
 from bot.store.db import create_engine
 
-__all__ = ["LocalSequencer", "PostgresSequencer", "Sequencer", "advisory_key"]
+__all__ = ["LocalSequencer", "PostgresSequencer", "Sequencer", "advisory_key", "lock_namespace"]
 
 log = get_logger(__name__)
 
@@ -99,10 +99,22 @@ class LocalSequencer:
         """Nothing to free."""
 
 
-def advisory_key(key: tuple[str, ...]) -> int:
-    """The signed 64-bit advisory lock id of a conversation (the same in every process and version)."""
-    digest = hashlib.blake2b("\x1f".join(key).encode(), digest_size=8, person=b"gembot-seq").digest()
+def advisory_key(key: tuple[str, ...], namespace: str = "") -> int:
+    """The signed 64-bit advisory lock id of a conversation (the same in every process and version).
+
+    Advisory locks are database-wide: ``namespace`` (the schema gembot's tables live in, from the URL's
+    ``search_path``) keeps two deployments sharing one database from serializing each other's chats.
+    Without one the id is what it always was.
+    """
+    parts = (namespace, *key) if namespace else key
+    digest = hashlib.blake2b("\x1f".join(parts).encode(), digest_size=8, person=b"gembot-seq").digest()
     return int.from_bytes(digest, "big", signed=True)
+
+
+def lock_namespace(url: str) -> str:
+    """The ``search_path`` query parameter of a PostgreSQL URL ("" when there is none)."""
+    value = make_url(url).query.get("search_path") or ""
+    return value if isinstance(value, str) else ",".join(value)
 
 
 class PostgresSequencer:
@@ -118,6 +130,7 @@ class PostgresSequencer:
         # No transactions: session-level locks, and nothing left "idle in transaction" for a whole answer.
         self._engine = base.execution_options(isolation_level="AUTOCOMMIT")
         self._local = LocalSequencer()
+        self._namespace = lock_namespace(url)
         self._holder: AsyncConnection | None = None
         self._holder_lock = asyncio.Lock()
         self._waiters = asyncio.Semaphore(waiters)
@@ -132,7 +145,7 @@ class PostgresSequencer:
     async def hold(self, key: tuple[str, ...]) -> AsyncIterator[None]:
         """Hold the conversation in this process and in the database until the block ends."""
         async with self._local.hold(key):
-            lock_id = advisory_key(key)
+            lock_id = advisory_key(key, self._namespace)
             if await self._try_shared(lock_id):
                 try:
                     yield

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 from sqlalchemy import text
 
-from bot.sequencer import PostgresSequencer, advisory_key
+from bot.sequencer import PostgresSequencer, advisory_key, lock_namespace
 from bot.store import create_engine
 
 KEY = ("telegram", "chat-1", "")
@@ -35,7 +35,7 @@ async def advisory_locks(url: str, key: tuple[str, ...] | None = None) -> list[t
                     "(SELECT oid FROM pg_database WHERE datname = current_database())"
                 )
             )
-            wanted = None if key is None else advisory_key(key)
+            wanted = None if key is None else advisory_key(key, lock_namespace(url))
             return [(row.pid, row.granted) for row in rows if wanted is None or row.id == wanted]
     finally:
         await engine.dispose()
@@ -139,6 +139,20 @@ async def test_a_cancelled_waiter_leaves_no_lock_behind(
     async with asyncio.timeout(5), three.hold(KEY):
         assert len(await advisory_locks(pg_url, KEY)) == 1
     assert await advisory_locks(pg_url, KEY) == []
+
+
+async def test_deployments_in_other_schemas_do_not_share_locks(
+    sequencers: list[PostgresSequencer], pg_url: str
+) -> None:
+    """Advisory locks are database-wide; two gembots in two schemas of one database must not serialize
+    each other's chats of the same key."""
+    other_schema = pg_url.replace(lock_namespace(pg_url), "gembot_other_deployment")
+    other = PostgresSequencer(other_schema, waiters=2)
+    try:
+        async with sequencers[0].hold(KEY), asyncio.timeout(5), other.hold(KEY):
+            assert other.contended == 0  # taken at once: a different lock
+    finally:
+        await other.aclose()
 
 
 async def test_a_dead_replica_does_not_block_the_conversation(
