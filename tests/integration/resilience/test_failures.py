@@ -9,7 +9,7 @@ import pytest
 from bot.app import App
 from bot.domain import AdminAlert, Final, Notice, NoticeKind
 from tests.conftest import API_KEY
-from tests.fakes.gemini import CutStream, ErrorReply, Hang, MidStreamError, PromptBlocked, Reply
+from tests.fakes.gemini import CutStream, ErrorReply, Hang, MidStreamError, PromptBlocked, Reply, error_body
 from tests.fakes.gemini import GeminiEmulator as Emulator
 from tests.helpers import answer_text, collect, deltas, incoming, notice_kind, terminal
 from tests.integration.resilience.conftest import (
@@ -97,17 +97,26 @@ async def test_bad_key_is_not_retried_and_alerts_admins_once_per_ten_minutes(
     assert turns(db_path) == []
 
 
-async def test_403_is_a_bad_key_notice_and_an_alert(
-    make_app: AppMaker, gemini: Emulator, db_path: Path
+@pytest.mark.parametrize(
+    ("reply", "status"),
+    [
+        (ErrorReply.permission_denied(), (403, "PERMISSION_DENIED")),
+        (
+            ErrorReply(401, error_body(401, "Request had invalid authentication credentials.")),
+            (401, "UNAUTHENTICATED"),
+        ),
+    ],
+    ids=["403", "401"],
+)
+async def test_401_and_403_are_a_bad_key_notice_and_an_alert(
+    make_app: AppMaker, gemini: Emulator, db_path: Path, reply: ErrorReply, status: tuple[int, str]
 ) -> None:
     app: App = await make_app()
-    gemini.script(ErrorReply.permission_denied())
+    gemini.script(reply)
     end = terminal(await collect(app, incoming("hi")))
     assert isinstance(end, Notice) and end.kind is NoticeKind.BAD_KEY
-    assert len(gemini.requests) == 1
-    assert [(c.outcome, c.http_status, c.gemini_status) for c in calls(db_path)] == [
-        ("bad_key", 403, "PERMISSION_DENIED")
-    ]
+    assert len(gemini.requests) == 1  # not retried
+    assert [(c.outcome, c.http_status, c.gemini_status) for c in calls(db_path)] == [("bad_key", *status)]
     assert [a.kind for a in app.alerts.published] == ["gemini_bad_key"]
     assert turns(db_path) == []
 
