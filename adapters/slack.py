@@ -54,6 +54,7 @@ if TYPE_CHECKING:
     from bot.app import App
     from bot.config import SlackSettings
     from bot.engine import Engine
+    from bot.observability.metrics import Metrics
     from bot.server import HttpServer
     from bot.store import Store
 
@@ -271,8 +272,11 @@ class SlackAdapter:
 
     name = "slack"
 
-    def __init__(self, settings: SlackSettings, engine: Engine, store: Store) -> None:
+    def __init__(
+        self, settings: SlackSettings, engine: Engine, store: Store, metrics: Metrics | None = None
+    ) -> None:
         self._settings = settings
+        self._reconnects = metrics.adapter_reconnects.labels(self.name) if metrics is not None else None
         self._engine = engine
         self._store = store
         self._http_mode = settings.mode == "http"
@@ -341,6 +345,7 @@ class SlackAdapter:
             except (aiohttp.ClientError, TimeoutError, OSError) as exc:
                 self._problem = f"auth.test failed: {exc.__class__.__name__}"
             log.warning("slack.auth_failed", reason=self._problem, retry_in_s=delay)
+            self._count_reconnect()
             await asyncio.sleep(delay)
             delay = min(delay * 2, 60.0)
         if self._http_mode:
@@ -352,9 +357,20 @@ class SlackAdapter:
         self._socket = AsyncSocketModeHandler(
             self.bolt, app_token, logger=logging.getLogger("slack_sdk.gembot")
         )
+        # slack_sdk reconnects by itself when Slack closes the WebSocket; count each time it does.
+        self._socket.client.on_close_listeners.append(self._on_socket_close)
         await self._socket.connect_async()  # type: ignore[no-untyped-call]
         self._problem = None
         log.info("slack.ready", mode="socket", bot_user_id=self._bot_user_id)
+
+    async def _on_socket_close(self, _message: object) -> None:
+        if not self._stopping:
+            log.info("slack.socket_reconnected")
+            self._count_reconnect()
+
+    def _count_reconnect(self) -> None:
+        if self._reconnects is not None:
+            self._reconnects.inc()
 
     async def follow_up(self, item: FollowUp) -> None:
         """Answer a message a dead process never answered: in its thread, or in a thread under it.
@@ -557,7 +573,7 @@ class SlackAdapter:
 
 def build(app: App, server: HttpServer) -> SlackAdapter:
     """The adapter for ``gembot run``; in http mode it mounts ``POST /slack/events`` on ``server``."""
-    adapter = SlackAdapter(app.settings.slack, app.engine, app.store)
+    adapter = SlackAdapter(app.settings.slack, app.engine, app.store, app.metrics)
     if app.settings.slack.mode == "http":
         server.add_route("POST", EVENTS_PATH, adapter.handle_http)
     app.alerts.subscribe(adapter.deliver_alert)

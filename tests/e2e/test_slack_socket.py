@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiohttp
 import pytest
 import pytest_asyncio
 
@@ -80,6 +81,20 @@ async def test_socket_mode_events_and_commands(
         await slack.wait_for(lambda: envelope in slack.acks and slack.responses)
         assert "Google Gemini" in slack.responses[0][1]["text"]
         assert len(gemini.requests) == 2  # the mention once, and the sentinel
+
+        # Slack closes the WebSocket (it rotates them): the client reconnects, counted, and events flow on.
+        opened = slack.sockets_opened
+        await slack.drop_socket()
+        await slack.wait_for(lambda: slack.sockets_opened > opened)
+        after = new_ts()
+        await slack.send_envelope(
+            event_callback(mention_event("reconnected", channel="CSOCK", user="U1", ts=after))
+        )
+        await slack.wait_for(lambda: (m := slack.thread("CSOCK", after)) and not m[0].streaming)
+        assert slack.texts("CSOCK", after) == ["echo: name-u1: reconnected"]
+        async with aiohttp.ClientSession() as session, session.get(f"{bot.url}/metrics") as response:
+            metrics = await response.text()
+        assert 'gembot_adapter_reconnects_total{platform="slack"} 1.0' in metrics
     finally:
         log = await stop_gembot(bot)
     assert APP_TOKEN not in log and BOT_TOKEN not in log

@@ -283,6 +283,7 @@ class SlackEmulator(LoopbackServer):
         self._rate_limits: dict[str, list[int]] = {}
         self._failures: dict[str, tuple[str, int | None]] = {}
         self._sockets: list[web.WebSocketResponse] = []
+        self.sockets_opened = 0  # Socket Mode connections accepted so far
         self._changed = asyncio.Event()
         self._runner: web.AppRunner | None = None
 
@@ -371,6 +372,10 @@ class SlackEmulator(LoopbackServer):
         """Wait until a Socket Mode client is connected."""
         await self.wait_for(lambda: self._sockets, timeout)
 
+    async def drop_socket(self) -> None:
+        """Close the newest Socket Mode connection from Slack's side (as Slack does when it rotates them)."""
+        await self._sockets[-1].close()
+
     async def send_envelope(
         self,
         payload: dict[str, Any],
@@ -396,6 +401,7 @@ class SlackEmulator(LoopbackServer):
         ws = web.WebSocketResponse(autoping=True)
         await ws.prepare(request)
         self._sockets.append(ws)
+        self.sockets_opened += 1
         self._notify()
         await ws.send_str(
             json.dumps(
