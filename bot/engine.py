@@ -97,6 +97,11 @@ class Engine:
         self._commands = Commands(settings=settings, store=store, clock=clock, bot_name=bot_name)
 
     @property
+    def access(self) -> AccessPolicy:
+        """Who is an admin and which chats are served (adapters tell it about migrated chats)."""
+        return self._access
+
+    @property
     def locks_in_use(self) -> int:
         """How many conversations currently have a lock (bounded by in-flight work)."""
         return len(self._locks)

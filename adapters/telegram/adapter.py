@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
+import inspect
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
+from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -29,6 +31,7 @@ from bot.domain import (
     MessageKind,
     Notice,
     NoticeKind,
+    Platform,
     ReplyEvent,
 )
 from bot.observability.logs import get_logger
@@ -44,6 +47,9 @@ WEBHOOK_PATH = "/telegram/webhook"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 - a header name, not a secret
 ALLOWED_UPDATES = ["message"]  # edits are not answered again, so they are not fetched either
 MAX_CONCURRENT_UPDATES = 4096
+# Updates of one chat held at once (see ChatOrderedProcessor): answered at Telegram's 1 message/s per chat,
+# 50 are nearly a minute of answers, and about 80 flooding chats are needed to fill MAX_CONCURRENT_UPDATES.
+MAX_CHAT_BACKLOG = 50
 CONNECTIONS = 512  # to the Bot API: one per request in flight (answers, previews, typing)
 MAX_CONNECT_DELAY = 60.0
 _COMMANDS = {
@@ -64,22 +70,56 @@ _COMMANDS = {
 }
 
 
+class Turn(Enum):
+    """How :class:`ChatOrderedProcessor` runs an update."""
+
+    NONE = "none"  # nothing for the bot to do: run at once, outside its chat's order
+    ANSWER = "answer"  # waits for its chat's turn; dropped while the chat's backlog is full
+    ALWAYS = "always"  # waits for its chat's turn, never dropped (a migration: history and grants follow it)
+
+
 class ChatOrderedProcessor(BaseUpdateProcessor):
-    """Updates of different chats (and forum topics) run concurrently; those of one run in arrival order."""
+    """Updates of different chats (and forum topics) run concurrently; those of one run in arrival order.
+
+    Flood protection: every update waiting for its turn holds one of PTB's ``max_concurrent_updates``
+    slots, and a chat is answered at most once a second. So a chat may have at most ``max_backlog``
+    updates here at a time, the one being processed included (counted per chat, its forum topics
+    together); an ``ANSWER`` update arriving while it has that many is dropped at once, before
+    ``on_arrival``: not recorded in the inbox, never answered, counted by ``on_drop``. The first drop of
+    a burst is logged; the burst ends when the chat has nothing left here.
+    """
 
     def __init__(
-        self, max_concurrent_updates: int, on_arrival: Callable[[object], Awaitable[None]] | None = None
+        self,
+        max_concurrent_updates: int,
+        on_arrival: Callable[[object], Awaitable[None]] | None = None,
+        *,
+        classify: Callable[[object], Turn] | None = None,
+        on_drop: Callable[[object], None] | None = None,
+        max_backlog: int = MAX_CHAT_BACKLOG,
     ) -> None:
         super().__init__(max_concurrent_updates)
         self._tails: dict[tuple[int, int], asyncio.Future[None]] = {}
+        self._backlog: dict[int, int] = {}
+        self._flooding: set[int] = set()
         self.on_arrival = on_arrival
+        self._classify = classify
+        self._on_drop = on_drop
+        self._max_backlog = max_backlog
 
     async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
         """Wait for the previous update of the same conversation, then process this one."""
         key = ordering_key(update)
-        if key is None:
+        turn = Turn.ANSWER if self._classify is None else self._classify(update)
+        if key is None or turn is Turn.NONE:
             await coroutine
             return
+        chat = key[0]
+        backlog = self._backlog.get(chat, 0)
+        if backlog >= self._max_backlog and turn is Turn.ANSWER:
+            self._drop(chat, update, coroutine)
+            return
+        self._backlog[chat] = backlog + 1
         previous = self._tails.get(key)
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._tails[key] = done
@@ -94,6 +134,19 @@ class ChatOrderedProcessor(BaseUpdateProcessor):
             done.set_result(None)
             if self._tails.get(key) is done:
                 del self._tails[key]
+            self._backlog[chat] -= 1
+            if not self._backlog[chat]:
+                del self._backlog[chat]
+                self._flooding.discard(chat)
+
+    def _drop(self, chat: int, update: object, coroutine: Awaitable[Any]) -> None:
+        if inspect.iscoroutine(coroutine):
+            coroutine.close()  # never awaited on purpose
+        if chat not in self._flooding:
+            self._flooding.add(chat)
+            log.warning("telegram.flood_dropping", chat_id=chat, backlog=self._max_backlog)
+        if self._on_drop is not None:
+            self._on_drop(update)
 
     async def initialize(self) -> None:
         """Nothing to set up."""
@@ -115,6 +168,9 @@ class TelegramAdapter:
         self._language = app.settings.conversation.language
         self._reconnects = app.metrics.adapter_reconnects.labels(self.name)
         self._engine = app.engine
+        self._metrics = app.metrics
+        # The engine's own access policy: told about migrated chats.
+        self._access = app.engine.access
         self._store = app.store
         self._alerts = app.alerts
         self._unsubscribe_alerts: Callable[[], None] | None = None
@@ -124,7 +180,11 @@ class TelegramAdapter:
             .token(settings.token.get_secret_value())
             .base_url(f"{base}/bot")
             .base_file_url(f"{base}/file/bot")
-            .concurrent_updates(ChatOrderedProcessor(MAX_CONCURRENT_UPDATES, self._arrive))
+            .concurrent_updates(
+                ChatOrderedProcessor(
+                    MAX_CONCURRENT_UPDATES, self._arrive, classify=self._turn, on_drop=self._flood_dropped
+                )
+            )
             .request(
                 HTTPXRequest(
                     connection_pool_size=CONNECTIONS,
@@ -142,6 +202,7 @@ class TelegramAdapter:
         self._application.add_error_handler(self._on_error)
         self._outbox = Outbox(FloodControl(settings.rate_limit))
         self._arrivals: dict[int, tuple[Normalized, bool]] = {}
+        self._classified: dict[int, Normalized] = {}
         self._drafts = DraftSupport(settings.draft_streaming)
         self._me: BotIdentity | None = None
         self._problem: str | None = "starting"
@@ -232,7 +293,8 @@ class TelegramAdapter:
     async def _deliver_alert(self, alert: AdminAlert) -> None:
         """Tell every configured admin in a private chat (they must have started the bot once)."""
         bot = self._application.bot
-        for admin_id in self._settings.admin_ids:
+        # A group's id stands for its anonymous admins (bot.guards.access): alerts are not for the group.
+        for admin_id in (i for i in self._settings.admin_ids if i > 0):
 
             async def send(chat_id: int = admin_id) -> object:
                 return await bot.send_message(chat_id=chat_id, text=alert.text)
@@ -310,6 +372,28 @@ class TelegramAdapter:
         await self._application.update_queue.put(update)
         return web.Response(text="ok\n")
 
+    def _turn(self, update: object) -> Turn:
+        """Migrations and addressed messages wait for their chat's turn; anything else needs none."""
+        if not isinstance(update, Update) or self._me is None:
+            return Turn.NONE
+        message = update.message
+        if message is not None and (message.migrate_to_chat_id or message.migrate_from_chat_id):
+            return Turn.ALWAYS
+        normalized = normalize(update, self._me, self._settings)
+        if normalized is None:
+            return Turn.NONE
+        incoming = normalized.incoming
+        if not incoming.addressed_to_bot and incoming.command is None:
+            return Turn.NONE
+        self._classified[update.update_id] = normalized  # for _arrive, right after: normalized once
+        return Turn.ANSWER
+
+    def _flood_dropped(self, update: object) -> None:
+        if isinstance(update, Update):
+            self._classified.pop(update.update_id, None)
+        self._metrics.count_message(self.name, "flood_dropped")
+        self._metrics.refusals.labels("flood").inc()
+
     async def _arrive(self, update: object) -> None:
         """Record an addressed message in the inbox as soon as it arrives (see ChatOrderedProcessor)."""
         if not isinstance(update, Update) or self._me is None:
@@ -317,7 +401,9 @@ class TelegramAdapter:
         message = update.message
         if message is not None and (message.migrate_to_chat_id or message.migrate_from_chat_id):
             return
-        normalized = normalize(update, self._me, self._settings)
+        normalized = self._classified.pop(update.update_id, None)
+        if normalized is None:
+            normalized = normalize(update, self._me, self._settings)
         if normalized is None:
             return
         incoming = normalized.incoming
@@ -429,6 +515,9 @@ class TelegramAdapter:
         old, new = (chat_id, to_id) if to_id else (from_id, chat_id)
         if old is None or new is None:
             return
+        if self._access.chat_migrated(Platform.TELEGRAM, str(old), str(new)):
+            # Only this process knows until a restart: the config should name the new id.
+            log.warning("telegram.access_migrated", old_chat_id=old, new_chat_id=new)
         moved = await self._store.move_chat("telegram", str(old), str(new))
         if moved:
             log.info("telegram.chat_migrated", conversations=moved)

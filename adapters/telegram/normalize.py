@@ -11,6 +11,7 @@ from telegram.constants import ChatType
 from bot.commands import COMMANDS
 from bot.config import TelegramSettings
 from bot.domain import Incoming, MessageKind, Platform
+from bot.guards.access import anonymous_admin_id
 
 # Content the bot cannot pass to Gemini: answered with the engine's "unsupported" notice.
 _UNSUPPORTED_FIELDS = (
@@ -74,13 +75,21 @@ def ordering_key(update: object) -> tuple[int, int] | None:
 def normalize(update: Update, me: BotIdentity, settings: TelegramSettings) -> Normalized | None:
     """The ``Incoming`` for a new user message, or None for anything the bot does not answer.
 
-    Ignored: edits, channel posts, other bots, service messages, and commands addressed to another bot
-    (``/cmd@other_bot``, or in groups a bare command the bot does not have).
+    Ignored: edits, channel posts, other bots, messages posted as a channel (a linked channel's posts, users
+    speaking as their channel), service messages, and commands addressed to another bot (``/cmd@other_bot``,
+    or in groups a bare command the bot does not have). A message posted as the group itself is from one of
+    its anonymous admins (``from`` is then Telegram's GroupAnonymousBot): its user id is
+    :func:`~bot.guards.access.anonymous_admin_id` of the group, which the access policy knows.
     """
     message = update.message
-    if message is None or message.from_user is None or message.from_user.is_bot:
+    if message is None or message.from_user is None:
         return None
     chat = message.chat
+    anonymous_admin = message.sender_chat is not None and message.sender_chat.id == chat.id
+    if message.sender_chat is not None and not anonymous_admin:
+        return None
+    if message.from_user.is_bot and not anonymous_admin:
+        return None
     private = chat.type == ChatType.PRIVATE
     text = message.text if message.text is not None else (message.caption or "")
     entities = message.entities if message.text is not None else message.caption_entities
@@ -119,18 +128,26 @@ def normalize(update: Update, me: BotIdentity, settings: TelegramSettings) -> No
             return None  # a service message: members joined, title changed, pinned...
 
     user = message.from_user
+    if anonymous_admin:
+        user_id = anonymous_admin_id(chat.id)
+        user_name = message.author_signature or chat.title or "Admin"
+        language = None  # GroupAnonymousBot's, not the admin's
+    else:
+        user_id = str(user.id)
+        user_name = user.first_name or user.username or user_id
+        language = user.language_code
     topic = message.message_thread_id if message.is_topic_message else None
     incoming = Incoming(
         platform=Platform.TELEGRAM,
         chat_key=str(chat.id),
         thread_key=str(topic) if topic else "",
-        user_id=str(user.id),
-        user_name=user.first_name or user.username or str(user.id),
+        user_id=user_id,
+        user_name=user_name,
         text=text if command is None else command_args,
         event_id=f"{chat.id}:{message.message_id}",
         is_private=private,
         addressed_to_bot=addressed,
-        language=user.language_code,
+        language=language,
         command=command,
         command_args=command_args,
         kind=kind,

@@ -11,6 +11,7 @@ bodies otherwise (429 with ``parameters.retry_after``, 400 "can't parse entities
         await tg.wait_for(lambda: tg.bot_messages(111))
         tg.fail("sendMessage", Fault.flood(2))             # the next sendMessage gets a 429
         tg.stall("sendMessage", 2.0)                        # done at once, answered 2 s later
+        release = tg.hold("sendMessage", chat_id=111)       # waits, not done, until release.set()
 
 Every call is recorded (method, decoded fields, monotonic time, status) in :attr:`TelegramEmulator.calls`.
 """
@@ -36,6 +37,14 @@ from tests.fakes.loopback import LoopbackServer
 __all__ = ["BOT_TOKEN", "Fault", "RecordedCall", "TelegramEmulator", "html_to_entities"]
 
 BOT_TOKEN = "7012345678:AAHtestTokenForTheTelegramEmulator0123"
+# The ``from`` Telegram puts on messages posted as a chat: by a group's anonymous admin, or as a channel.
+GROUP_ANONYMOUS_BOT = {
+    "id": 1087968824,
+    "is_bot": True,
+    "first_name": "Group",
+    "username": "GroupAnonymousBot",
+}
+CHANNEL_BOT = {"id": 136817688, "is_bot": True, "first_name": "Channel", "username": "Channel_Bot"}
 TEXT_LIMIT = 4096
 CAPTION_LIMIT = 1024
 # Fields PTB sends as raw strings; every other field is a JSON string.
@@ -233,6 +242,13 @@ class _StallRule:
 
 
 @dataclass
+class _HoldRule:
+    method: str
+    chat_id: int | None
+    release: asyncio.Event
+
+
+@dataclass
 class BotMessage:
     """A message the bot sent, as it currently stands (after edits)."""
 
@@ -290,6 +306,7 @@ class TelegramEmulator(LoopbackServer):
         self._chats: dict[int, dict[str, Any]] = {}
         self._faults: list[_FaultRule] = []
         self._stalls: list[_StallRule] = []
+        self._holds: list[_HoldRule] = []
         self._blocked: set[int] = set()
         self._migrated: dict[int, int] = {}
         self._closing = False
@@ -397,6 +414,24 @@ class TelegramEmulator(LoopbackServer):
         message = self._user_message(chat, user, text, reply_to, thread_id, photo, caption, kind, extra)
         self.inject({"message": message})
         return message
+
+    def send_as_chat(
+        self,
+        chat: dict[str, Any],
+        text: str,
+        *,
+        sender_chat: dict[str, Any] | None = None,
+        signature: str = "",
+    ) -> dict[str, Any]:
+        """Inject a message posted as a chat: as ``chat`` itself (a group's anonymous admin, signed with
+        ``signature`` if given) or as the channel ``sender_chat`` (a linked channel, or a user posting as
+        their channel)."""
+        sender = chat if sender_chat is None else sender_chat
+        extra: dict[str, Any] = {"sender_chat": sender}
+        if signature:
+            extra["author_signature"] = signature
+        bot = GROUP_ANONYMOUS_BOT if sender["id"] == chat["id"] else CHANNEL_BOT
+        return self.send(chat, bot, text, extra=extra)
 
     def edit(self, message: dict[str, Any], text: str) -> dict[str, Any]:
         """Inject an ``edited_message`` update for a user message."""
@@ -519,6 +554,13 @@ class TelegramEmulator(LoopbackServer):
         a client that gives up sooner sees a timeout for a call that took effect."""
         self._stalls.append(_StallRule(method.lower(), seconds, times, chat_id))
 
+    def hold(self, method: str, *, chat_id: int | None = None) -> asyncio.Event:
+        """Keep every call of ``method`` (for ``chat_id`` if given) waiting, not carried out, until the
+        returned event is set."""
+        rule = _HoldRule(method.lower(), chat_id, asyncio.Event())
+        self._holds.append(rule)
+        return rule.release
+
     def _take_fault(self, method: str, chat_id: int | None) -> Fault | None:
         for rule in self._faults:
             if rule.method == method and (rule.chat_id is None or rule.chat_id == chat_id) and rule.times > 0:
@@ -593,6 +635,9 @@ class TelegramEmulator(LoopbackServer):
         handler = getattr(self, f"_m_{method.lower()}", None)
         if handler is None:
             return self._fail(call, 404, "Not Found")
+        for hold in self._holds:
+            if hold.method == method and hold.chat_id in (None, call.chat_id):
+                await hold.release.wait()
         fault = self._take_fault(method, call.chat_id)
         if fault is not None:
             call.status, call.description = fault.status, fault.description

@@ -12,7 +12,7 @@ import pytest
 from telegram import Bot, Update
 from telegram.request import HTTPXRequest
 
-from adapters.telegram.adapter import ChatOrderedProcessor, TelegramAdapter
+from adapters.telegram.adapter import MAX_CHAT_BACKLOG, ChatOrderedProcessor, TelegramAdapter
 from adapters.telegram.answer import AnswerWriter, DraftSupport
 from adapters.telegram.normalize import Target
 from adapters.telegram.outbox import TYPING_REFRESHES, FloodControl, Outbox, Scope, SlidingWindow
@@ -359,3 +359,112 @@ async def test_a_photo_that_cannot_be_fetched_gets_one_notice_and_no_gemini_call
 
 async def _is_ready(adapter: TelegramAdapter) -> bool:
     return await adapter.ready() is None
+
+
+# ----------------------------------------------------------------- flood protection, access
+
+NO_PACING = {"rate_limit": {"global_per_second": 0, "per_chat_per_second": 0, "per_group_per_minute": 0}}
+
+
+def metric(app: App, name: str, **labels: str) -> float:
+    return app.metrics.registry.get_sample_value(name, labels) or 0
+
+
+async def inbox_rows(app: App, chat_id: int) -> int:
+    async with app.store.engine.connect() as db:
+        result = await db.exec_driver_sql("SELECT count(*) FROM inbox WHERE chat_key = ?", (str(chat_id),))
+        return int(result.scalar_one())
+
+
+async def test_a_flooding_chat_cannot_stall_the_others(
+    start_adapter: Start, tg: TelegramEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Fewer update slots than the flood, so that without the per-chat cap the flood would hold them all.
+    monkeypatch.setattr("adapters.telegram.adapter.MAX_CONCURRENT_UPDATES", MAX_CHAT_BACKLOG + 10)
+    adapter, app = await start_adapter(**NO_PACING)
+    await eventually(lambda: _is_ready(adapter))
+    flooder, other = tg.user(701, "Flo"), tg.user(702, "Oda")
+    flooding, calm = tg.private_chat(flooder), tg.private_chat(other)
+    release = tg.hold("sendMessage", chat_id=flooding["id"])  # its first answer stays in progress
+    for n in range(MAX_CHAT_BACKLOG + 20):
+        tg.send(flooding, flooder, f"m{n}")
+    tg.send(calm, other, "still there?")
+    try:
+        await tg.wait_for(lambda: tg.texts(calm["id"]) == ["echo: still there?"])
+        assert tg.texts(flooding["id"]) == []  # answered while the flooding chat's first answer is held
+    finally:
+        release.set()
+    dropped = {"platform": "telegram", "outcome": "error", "detail": "flood_dropped"}
+    assert metric(app, "gembot_messages_total", **dropped) == 20
+    assert metric(app, "gembot_refusals_total", reason="flood") == 20
+    await tg.wait_for(lambda: len(tg.texts(flooding["id"])) == MAX_CHAT_BACKLOG)
+    assert tg.texts(flooding["id"]) == [f"echo: m{n}" for n in range(MAX_CHAT_BACKLOG)]
+    assert await inbox_rows(app, flooding["id"]) == MAX_CHAT_BACKLOG  # the dropped ones were never recorded
+
+    # The burst is over: the chat is served again.
+    tg.send(flooding, flooder, "calm now")
+    await tg.wait_for(lambda: tg.texts(flooding["id"])[-1:] == ["echo: calm now"])
+
+
+async def test_group_chatter_does_not_fill_the_backlog(start_adapter: Start, tg: TelegramEmulator) -> None:
+    adapter, _ = await start_adapter(**NO_PACING)
+    await eventually(lambda: _is_ready(adapter))
+    group, ivy = tg.group(-7001, "Busy"), tg.user(703, "Ivy")
+    release = tg.hold("sendMessage", chat_id=group["id"])
+    tg.send(group, ivy, "@gembot_test_bot first")
+    for n in range(MAX_CHAT_BACKLOG + 10):  # people talking among themselves while the bot answers
+        tg.send(group, ivy, f"chatter {n}")
+    tg.send(group, ivy, "@gembot_test_bot second")
+    try:
+        await tg.wait_for(lambda: tg.calls_to("sendMessage", chat_id=group["id"]))
+    finally:
+        release.set()
+    await tg.wait_for(lambda: len(tg.texts(group["id"])) == 2)
+    assert tg.texts(group["id"]) == ["echo: Ivy: first", "echo: Ivy: second"]
+
+
+async def test_anonymous_admin_of_a_listed_group_is_an_admin_there_only(
+    start_adapter: Start, tg: TelegramEmulator
+) -> None:
+    admins_group, other_group = tg.group(-7101, "Admins", supergroup=True), tg.group(-7102, "Others")
+    adapter, _ = await start_adapter(admin_ids=[admins_group["id"]])
+    await eventually(lambda: _is_ready(adapter))
+    tg.send_as_chat(admins_group, "/stats", signature="Owner")
+    tg.send_as_chat(admins_group, "@gembot_test_bot remember figs", signature="Owner")
+    tg.send_as_chat(admins_group, "/reset")
+    # A linked channel's post is not the group's admin: ignored (a plain member's /stats comes next).
+    tg.send_as_chat(admins_group, "/stats", sender_chat={"id": -7103, "type": "channel", "title": "News"})
+    tg.send(admins_group, tg.user(704, "Max"), "/stats")
+    tg.send_as_chat(other_group, "/stats")  # another group's anonymous admin
+    await tg.wait_for(lambda: len(tg.texts(admins_group["id"])) == 4 and tg.texts(other_group["id"]))
+    report, reply, reset, denied = tg.texts(admins_group["id"])
+    assert "P50" in report, report
+    assert reply == "echo: Owner: remember figs"
+    assert "afresh" in reset
+    assert "admin" in denied.lower()
+    [other_denied] = tg.texts(other_group["id"])
+    assert other_denied == denied
+
+
+async def test_an_allowed_group_keeps_the_bot_after_becoming_a_supergroup(
+    start_adapter: Start, tg: TelegramEmulator
+) -> None:
+    old = tg.group(-7201, "Small")
+    adapter, _ = await start_adapter(allowed_chat_ids=[old["id"]], admin_ids=[old["id"]])
+    await eventually(lambda: _is_ready(adapter))
+    kim = tg.user(705, "Kim")
+    tg.send(old, kim, "@gembot_test_bot remember plums")
+    await tg.wait_for(lambda: tg.texts(old["id"]))
+    new = tg.migrate(old, -1_000_000_007_201, kim)
+    tg.send(new, kim, "@gembot_test_bot still here?")
+    tg.send_as_chat(new, "/stats")  # the group's anonymous admins stay its admins
+    await tg.wait_for(lambda: len(tg.texts(new["id"])) == 2)
+    reply, report = tg.texts(new["id"])
+    assert reply == "echo: Kim: still here?"
+    assert "P50" in report, report
+    # Another group the allow-list does not name still gets silence.
+    stranger = tg.group(-7202, "Stranger")
+    tg.send(stranger, kim, "@gembot_test_bot hello?")
+    tg.send(new, kim, "@gembot_test_bot and now?")
+    await tg.wait_for(lambda: len(tg.texts(new["id"])) == 3)
+    assert tg.texts(stranger["id"]) == []

@@ -10,7 +10,7 @@ from telegram import Update
 from adapters.telegram.normalize import BotIdentity, normalize, ordering_key, pick_photo
 from bot.config import TelegramSettings
 from bot.domain import MessageKind
-from tests.fakes.telegram import TelegramEmulator
+from tests.fakes.telegram import CHANNEL_BOT, GROUP_ANONYMOUS_BOT, TelegramEmulator
 
 ME = BotIdentity(id=7012345678, username="gembot_test_bot")
 tg = TelegramEmulator()
@@ -166,3 +166,28 @@ def test_ignored_updates() -> None:
 
 def test_pick_photo_without_sizes() -> None:
     assert pick_photo((), 10) is None
+
+
+def test_anonymous_group_admin_is_the_groups_admin_id() -> None:
+    group = tg.group(-1001, "Team", supergroup=True)
+    message = msg(group, "/stats", user=GROUP_ANONYMOUS_BOT, sender_chat=group, author_signature="Owner")
+    result = normalize(update(message), ME, settings())
+    assert result is not None
+    incoming = result.incoming
+    assert (incoming.user_id, incoming.user_name, incoming.command) == ("anon:-1001", "Owner", "stats")
+    assert incoming.language is None and not incoming.is_private
+    plain = msg(group, "@gembot_test_bot hi", user=GROUP_ANONYMOUS_BOT, sender_chat=group)
+    unsigned = normalize(update(plain), ME, settings())
+    assert unsigned is not None and unsigned.incoming.user_name == "Team"
+
+
+def test_messages_posted_as_a_channel_are_ignored() -> None:
+    group = tg.group(-1002, "Discussion", supergroup=True)
+    channel = {"id": -1003, "type": "channel", "title": "News"}
+    for sender in (CHANNEL_BOT, ANN):  # a linked channel's post; a user speaking as their channel
+        message = msg(group, "/stats@gembot_test_bot", user=sender, sender_chat=channel)
+        assert normalize(update(message), ME, settings()) is None
+    # Posted as another group is not that group's admin either (Telegram does not send it, but never trust).
+    other = tg.group(-1004, "Other", supergroup=True)
+    message = msg(group, "/reset", user=GROUP_ANONYMOUS_BOT, sender_chat=other)
+    assert normalize(update(message), ME, settings()) is None
