@@ -9,27 +9,19 @@ transaction: a failed copy leaves it empty. Stop every gembot process writing to
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Final
 
-from sqlalchemy import Table, func, make_url, select
+from sqlalchemy import Table, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.store import create_engine, read_only
+from bot.store.db import sqlite_path
 from bot.store.migrate import upgrade_to_head
 from bot.store.models import Base
 
 __all__ = ["CopyError", "copy_database"]
 
 _BATCH: Final = 1000
-
-
-def _sqlite_path(url: str) -> Path | None:
-    parsed = make_url(url)
-    database = parsed.database or ""
-    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
-        return None
-    return None if database.startswith("file:") else Path(database)
 
 
 class CopyError(RuntimeError):
@@ -46,7 +38,7 @@ async def copy_database(
     """Copy every gembot table from ``source`` to ``target``; returns the rows copied per table."""
     if source == target:
         raise CopyError("source and target are the same database")
-    source_file = _sqlite_path(source)
+    source_file = sqlite_path(source)
     if source_file is not None and not source_file.is_file():
         # Migrating it would create an empty file and "copy" nothing: a mistyped path is an error.
         raise CopyError(f"the source database file {source_file} does not exist")

@@ -19,6 +19,7 @@ from bot.config import ServerSettings
 from bot.observability.logs import get_logger
 from bot.observability.metrics import Metrics
 from bot.store import Store
+from bot.store.db import sqlite_path
 
 ReadinessCheck = Callable[[], Awaitable[str | None]]
 """Returns None when ready, else the reason it is not."""
@@ -126,10 +127,4 @@ async def _bounded(check: ReadinessCheck) -> str | None:
 
 def sqlite_file(store: Store) -> Path | None:
     """The database file of a file-backed SQLite store (None for PostgreSQL or in-memory SQLite)."""
-    url = store.engine.url
-    database = url.database or ""
-    if url.get_backend_name() != "sqlite" or not database or database == ":memory:":
-        return None
-    if database.startswith("file:"):
-        return None
-    return Path(database)
+    return sqlite_path(store.engine.url)

@@ -36,7 +36,7 @@ from sqlalchemy.pool import ConnectionPoolEntry
 
 from bot.store.writer import SqliteWriter
 
-__all__ = ["BUSY_TIMEOUT_S", "create_engine", "is_sqlite", "read_only", "sqlite_writer"]
+__all__ = ["BUSY_TIMEOUT_S", "create_engine", "is_sqlite", "read_only", "sqlite_path", "sqlite_writer"]
 
 BUSY_TIMEOUT_S: Final = 30.0
 _READ_ONLY: Final = "gembot_read_only"
@@ -90,10 +90,19 @@ def read_only(engine: AsyncEngine) -> AsyncEngine:
     return engine.execution_options(**{_READ_ONLY: True})
 
 
+def sqlite_path(url: str | URL) -> Path | None:
+    """The database file of a file-backed SQLite URL (None for other databases, in memory or file: URIs)."""
+    parsed = make_url(url)
+    database = parsed.database or ""
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        return None
+    return None if database.startswith("file:") else Path(database)
+
+
 def _sqlite_engine(url: URL, *, echo: bool) -> AsyncEngine:
-    database = url.database or ""
-    if database and database != ":memory:" and not database.startswith("file:"):
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    path = sqlite_path(url)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
     engine = create_async_engine(
         url,
         echo=echo,
