@@ -325,6 +325,11 @@ class SlackAdapter:
         self.native_streaming = settings.stream
         self.status_available = True
 
+    @property
+    def engine(self) -> Engine:
+        """The engine this adapter answers through."""
+        return self._engine
+
     # -- lifecycle
 
     async def start(self) -> None:
@@ -403,14 +408,6 @@ class SlackAdapter:
         except SlackApiError as exc:
             log.info("slack.follow_up_stop_failed", error=_error_code(exc))
         return False
-
-    async def note_answer_message(self, incoming: Incoming, ts: str) -> None:
-        """Record the message an answer is being written in (see :meth:`Engine.note_answer_message`)."""
-        try:
-            await self._engine.note_answer_message(incoming, ts)
-        except Exception:
-            # Only the clean-up after a crash depends on it: the answer goes on.
-            log.warning("slack.note_answer_failed", event_id=incoming.event_id, exc_info=True)
 
     async def deliver_alert(self, alert: AdminAlert) -> None:
         """Send an operator alert to every configured admin as a direct message from the bot."""
@@ -781,7 +778,7 @@ class _Reply:
         """Once per answer: keep the first message's ts in the inbox until the answer is done."""
         if not self._noted and self._incoming.command is None:
             self._noted = True
-            await self._adapter.note_answer_message(self._incoming, ts)
+            await self._adapter.engine.note_answer_message(self._incoming, ts)
 
     async def _post(self, text: str) -> list[str]:
         try:

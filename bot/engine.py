@@ -142,10 +142,20 @@ class Engine:
 
         Should the process die before the answer is done, :meth:`follow_ups` hands it back as
         ``reply_ids["answer"]``, so the adapter can turn that half-written message (a Slack "…"
-        placeholder, a group preview) into the follow-up notice instead of leaving it behind.
+        placeholder, a group preview) into the follow-up notice instead of leaving it behind. A failure
+        to record it is logged, never raised.
         """
         reply_to = {**message.reply_ids, ANSWER_MESSAGE: answer_id}
-        await self._store.set_reply_to(message.platform.value, message.event_id, reply_to)
+        try:
+            await self._store.set_reply_to(message.platform.value, message.event_id, reply_to)
+        except Exception:
+            # Only the clean-up after a crash depends on it: the answer goes on.
+            log.warning(
+                "inbox.note_answer_failed",
+                platform=message.platform.value,
+                event_id=message.event_id,
+                exc_info=True,
+            )
 
     async def follow_ups(self, platform: Platform, received_before: datetime) -> list[FollowUp]:
         """Take over the messages of ``platform`` that were accepted before ``received_before`` and never

@@ -438,7 +438,7 @@ class TelegramAdapter:
             normalized.target,
             interval=self._settings.stream_interval.total_seconds(),
             drafts=self._drafts,
-            on_preview_message=lambda message_id: self._note_answer_message(incoming, message_id),
+            on_preview_message=lambda message_id: self._engine.note_answer_message(incoming, str(message_id)),
         )
         events = self._engine.handle(incoming, accepted=True)
         if photo_missing:
@@ -455,13 +455,6 @@ class TelegramAdapter:
                 yield Notice(NoticeKind.UNSUPPORTED, i18n.text(language, "photo_unavailable"))
             else:
                 yield event
-
-    async def _note_answer_message(self, incoming: Incoming, message_id: int) -> None:
-        try:
-            await self._engine.note_answer_message(incoming, str(message_id))
-        except Exception:
-            # Only the clean-up after a crash depends on it: the answer goes on.
-            log.warning("telegram.note_answer_failed", event_id=incoming.event_id, exc_info=True)
 
     async def follow_up(self, item: FollowUp) -> None:
         """Reply to a message a dead process never answered, quoting it where Telegram still can.
