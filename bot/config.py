@@ -23,6 +23,8 @@ from pydantic import (
     model_validator,
 )
 
+from bot.observability.logs import URL_PASSWORD
+
 
 class ConfigError(Exception):
     """A configuration problem, described in one line that names the key (and env var) at fault."""
@@ -509,9 +511,6 @@ def _describe(exc: ValidationError, sources: Mapping[str, str]) -> str:
     return f"{key}: {message}{origin}"
 
 
-_URL_PASSWORD = re.compile(r"(://[^\s:/@]*:)[^\s/@]+(?=@)")
-
-
 def masked_dump(settings: Settings) -> dict[str, Any]:
     """Effective settings as plain data with every secret masked (for ``gembot check-config``)."""
     data: dict[str, Any] = settings.model_dump(mode="json")
@@ -522,7 +521,7 @@ def masked_dump(settings: Settings) -> dict[str, Any]:
         if isinstance(original, BaseModel):
             return {k: mask(node[k], getattr(original, k)) for k in node}
         if isinstance(node, str) and "://" in node:
-            return _URL_PASSWORD.sub(r"\1********", node)  # storage.url, rate_limits.storage
+            return URL_PASSWORD.sub(r"\1\2********", node)  # storage.url, rate_limits.storage
         return node
 
     masked: dict[str, Any] = mask(data, settings)

@@ -20,9 +20,10 @@ _SECRET_PATTERNS = [
     re.compile(
         r"(?i)(x-goog-api-key|authorization|api[_-]?key|token|secret)([\"']?\s*[:=]\s*[\"']?)[^\s\"',}]+"
     ),
-    # The password of a URL (postgresql://user:password@host, redis://:password@host).
-    re.compile(r"([a-z][a-z0-9+.-]*://[^\s:/@]*)(:)[^\s/@]+(?=@)"),
 ]
+URL_PASSWORD = re.compile(r"([a-z][a-z0-9+.-]*://[^\s:/@]*)(:)[^\s/@]+(?=@)")
+"""The password of a URL (postgresql://user:pw@host, redis://:pw@host); groups 1 and 2 are what stays."""
+_SECRET_PATTERNS.append(URL_PASSWORD)
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 # A phone number: an international "+..." number, or digits grouped by spaces, dashes or parentheses, or a
 # Chinese mobile number. Dots are not separators, so Slack timestamps (1767225600.000100), dates and bare ids
