@@ -13,7 +13,7 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
-from telegram import BotCommand, ReplyParameters, Update
+from telegram import BotCommand, Message, ReplyParameters, Update
 from telegram.error import BadRequest, InvalidToken, NetworkError, RetryAfter, TelegramError
 from telegram.ext import ApplicationBuilder, BaseUpdateProcessor, ContextTypes, TypeHandler
 from telegram.request import HTTPXRequest
@@ -68,6 +68,11 @@ _COMMANDS = {
         ("stats", "使用统计（管理员）"),
     ],
 }
+
+
+def _is_migration(message: Message | None) -> bool:
+    """Whether this is the service message of a group becoming a supergroup (either side of it)."""
+    return message is not None and bool(message.migrate_to_chat_id or message.migrate_from_chat_id)
 
 
 class Turn(Enum):
@@ -376,8 +381,7 @@ class TelegramAdapter:
         """Migrations and addressed messages wait for their chat's turn; anything else needs none."""
         if not isinstance(update, Update) or self._me is None:
             return Turn.NONE
-        message = update.message
-        if message is not None and (message.migrate_to_chat_id or message.migrate_from_chat_id):
+        if _is_migration(update.message):
             return Turn.ALWAYS
         normalized = normalize(update, self._me, self._settings)
         if normalized is None:
@@ -395,25 +399,20 @@ class TelegramAdapter:
         self._metrics.refusals.labels("flood").inc()
 
     async def _arrive(self, update: object) -> None:
-        """Record an addressed message in the inbox as soon as it arrives (see ChatOrderedProcessor)."""
-        if not isinstance(update, Update) or self._me is None:
-            return
-        message = update.message
-        if message is not None and (message.migrate_to_chat_id or message.migrate_from_chat_id):
+        """Record an addressed message in the inbox as soon as it arrives (see ChatOrderedProcessor).
+
+        Only what :meth:`_turn` found addressed to the bot arrives with its normalized form; a migration
+        waits for its turn too but has nothing to record.
+        """
+        if not isinstance(update, Update):
             return
         normalized = self._classified.pop(update.update_id, None)
-        if normalized is None:
-            normalized = normalize(update, self._me, self._settings)
-        if normalized is None:
-            return
-        incoming = normalized.incoming
-        if not incoming.addressed_to_bot and incoming.command is None:
-            return
-        self._arrivals[update.update_id] = (normalized, await self._engine.accept(incoming))
+        if normalized is not None:
+            self._arrivals[update.update_id] = (normalized, await self._engine.accept(normalized.incoming))
 
     async def _on_update(self, update: Update, _context: ContextTypes.DEFAULT_TYPE) -> None:
         message = update.message
-        if message is not None and (message.migrate_to_chat_id or message.migrate_from_chat_id):
+        if message is not None and _is_migration(message):
             await self._migrate(message.chat.id, message.migrate_to_chat_id, message.migrate_from_chat_id)
             return
         arrival = self._arrivals.pop(update.update_id, None)
