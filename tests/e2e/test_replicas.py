@@ -209,14 +209,7 @@ async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World
                     "webhook_secret": WEBHOOK_SECRET,
                     "stream_interval": "200ms",
                 }
-                config["slack"] = {
-                    "enabled": True,
-                    "mode": "http",
-                    "bot_token": "${SLACK_BOT_TOKEN}",
-                    "signing_secret": "${SLACK_SIGNING_SECRET}",
-                    "base_url": slack.api_url,
-                    "update_interval": "100ms",
-                }
+                config["slack"] = slack.http_mode_config()
                 config["server"] = {"host": "127.0.0.1", "port": free_port(), "shutdown_grace": "15s"}
                 config["logging"] = {"level": "INFO", "format": "json"}
                 replicas.append(await start_replica(name, tmp, config))

@@ -125,15 +125,7 @@ async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World
         config["gemini"]["api_key"] = "${GEMINI_API_KEY}"
         config["server"]["port"] = free_port()
         config["logging"] = {"level": "INFO", "format": "json"}
-        config["slack"] = {
-            "enabled": True,
-            "mode": "http",
-            "bot_token": "${SLACK_BOT_TOKEN}",
-            "signing_secret": "${SLACK_SIGNING_SECRET}",
-            "base_url": slack.api_url,
-            "admin_ids": [ADMIN],
-            "update_interval": "100ms",
-        }
+        config["slack"] = slack.http_mode_config(admin_ids=[ADMIN])
         env = {
             "GEMINI_API_KEY": API_KEY,
             "SLACK_BOT_TOKEN": BOT_TOKEN,

@@ -309,6 +309,19 @@ class SlackEmulator(LoopbackServer):
         """What ``slack.base_url`` should be."""
         return f"{self.base_url}/api/"
 
+    def http_mode_config(self, **extra: Any) -> dict[str, Any]:
+        """The ``slack:`` section of a ``gembot run`` in http mode on this emulator, the secrets read from
+        ``SLACK_BOT_TOKEN`` and ``SLACK_SIGNING_SECRET`` (``extra`` adds or overrides keys)."""
+        return {
+            "enabled": True,
+            "mode": "http",
+            "bot_token": "${SLACK_BOT_TOKEN}",
+            "signing_secret": "${SLACK_SIGNING_SECRET}",
+            "base_url": self.api_url,
+            "update_interval": "100ms",
+            **extra,
+        }
+
     def response_url(self, key: str = "") -> str:
         """A slash command ``response_url`` that lands in :attr:`responses`."""
         return f"{self.base_url}/response/{key or uuid.uuid4().hex}"

@@ -209,14 +209,7 @@ def bot_config(
             "rate_limit": {"global_per_second": 0, "per_chat_per_second": 0, "per_group_per_minute": 0},
         }
     if slack is not None:
-        config["slack"] = {
-            "enabled": True,
-            "mode": "http",
-            "bot_token": "${SLACK_BOT_TOKEN}",
-            "signing_secret": "${SLACK_SIGNING_SECRET}",
-            "base_url": slack.api_url,
-            "update_interval": "100ms",
-        }
+        config["slack"] = slack.http_mode_config()
     config["server"] = {"host": "127.0.0.1", "port": port or free_port()}
     config["logging"] = {"level": "WARNING", "format": "json"}
     return config
