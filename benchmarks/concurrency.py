@@ -29,9 +29,10 @@ from benchmarks.common import (
 WARMUP_USERS = 5
 
 
-async def _burst(
+async def burst(
     tg: BenchTelegram, proc: Process, n: int, latency: float, first_id: int, within: float
 ) -> dict[str, Any]:
+    """Warm ``proc`` up, then have ``n`` new users write at once; makespan, latencies, CPU and calls."""
     # Warm-up: the first answers pay for lazy imports, connection set-up and SQLite's first pages.
     warm = Users(tg, first_id, WARMUP_USERS)
     for i in range(WARMUP_USERS):
@@ -71,7 +72,7 @@ async def run_echo(workdir: Path, n: int) -> dict[str, Any]:
     async with BenchTelegram() as tg:
         proc = await start_echo(workdir / f"echo-{n}", tg.base_url)
         try:
-            result = await _burst(tg, proc, n, 0.0, 2_000_000, within=60 + n / 10)
+            result = await burst(tg, proc, n, 0.0, 2_000_000, within=60 + n / 10)
         finally:
             await stop(proc)
     result["throughput_per_s"] = n / result["makespan_s"]
@@ -89,7 +90,7 @@ async def run_gembot(
         directory = workdir / f"gembot-{mode}-{n}"
         proc = await start_gembot(directory, gemini_url, tg.base_url, **extra)
         try:
-            result = await _burst(tg, proc, n, latency, 3_000_000, within=60 + latency + n / 10)
+            result = await burst(tg, proc, n, latency, 3_000_000, within=60 + latency + n / 10)
         finally:
             await stop(proc)
     result["mode"] = mode

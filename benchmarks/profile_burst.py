@@ -40,7 +40,7 @@ async def profile_burst(n: int, latency: float, out: Path) -> dict[str, Any]:
                     stderr=asyncio.subprocess.DEVNULL,
                 )
                 await asyncio.sleep(1.0)  # py-spy attached
-                burst = await concurrency._burst(tg, proc, n, latency, 3_000_000, within=60 + n / 5)
+                burst = await concurrency.burst(tg, proc, n, latency, 3_000_000, within=60 + n / 5)
                 spy.send_signal(signal.SIGINT)
                 await spy.wait()
             finally:
