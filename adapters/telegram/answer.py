@@ -12,7 +12,7 @@ from telegram import Bot, LinkPreviewOptions, Message, ReplyParameters
 from telegram.constants import ChatAction, ParseMode
 from telegram.error import BadRequest, ChatMigrated, InvalidToken, TelegramError, TimedOut
 
-from adapters.render import (
+from adapters.telegram.markup import (
     TELEGRAM_TEXT_LIMIT,
     render_telegram,
     split_plain,

@@ -26,7 +26,7 @@ import pytest
 import pytest_asyncio
 import yaml
 
-from adapters.slack_mrkdwn import MESSAGE_LIMIT
+from adapters.slack.markup import MESSAGE_LIMIT
 from tests.conftest import API_KEY, base_config
 from tests.fakes.gemini import ErrorReply, GeminiEmulator, Reply
 from tests.fakes.slack import (

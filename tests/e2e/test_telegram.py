@@ -24,7 +24,7 @@ import pytest
 import pytest_asyncio
 import yaml
 
-from adapters.render import utf16_len
+from adapters.telegram.markup import utf16_len
 from tests.conftest import API_KEY, base_config
 from tests.fakes.gemini import ErrorReply, GeminiEmulator, Reply
 from tests.fakes.telegram import BOT_TOKEN, Fault, TelegramEmulator, html_to_entities

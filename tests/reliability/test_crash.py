@@ -241,7 +241,7 @@ def answer_owners(db_path: Path, sent: list[Sent]) -> dict[str, str]:
 
 
 def event_id(sent: Sent) -> str:
-    """The inbox key the adapters give a message (adapters/telegram/normalize.py, adapters/slack.py)."""
+    """The inbox key the adapters give a message (each adapter's normalize module)."""
     platform, where, _ = sent.conversation
     return f"{where}:{sent.message_id}" if platform == "telegram" else f"msg:{where}:{sent.ts}"
 

@@ -12,7 +12,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from adapters.slack import Job, message_event_id, normalize_command, normalize_event
+from adapters.slack.normalize import Job, message_event_id, normalize_command, normalize_event
 from tests.fakes.slack import BOT_ID, BOT_USER_ID
 from tests.reliability.conftest import fuzz_settings
 

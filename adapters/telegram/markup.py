@@ -1,8 +1,5 @@
-"""Gemini's Markdown turned into what a platform shows, and long answers split under a platform's limit.
-
-Generic parts (``utf16_len``, ``find_cut``, ``split_plain``) serve every platform; the ``telegram_*``
-functions produce the HTML subset the Telegram Bot API accepts. A Slack mrkdwn renderer belongs beside them.
-"""
+"""Gemini's Markdown turned into the HTML subset the Telegram Bot API accepts, and long answers split under
+Telegram's limit (counted in UTF-16 code units, as Telegram counts them)."""
 
 from __future__ import annotations
 

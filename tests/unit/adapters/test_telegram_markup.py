@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adapters.render import (
+from adapters.telegram.markup import (
     find_cut,
     render_telegram,
     split_plain,

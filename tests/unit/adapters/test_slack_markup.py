@@ -7,7 +7,7 @@ import re
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from adapters.slack_mrkdwn import MESSAGE_LIMIT, ZWSP, escape, render_chunks, split, to_mrkdwn
+from adapters.slack.markup import MESSAGE_LIMIT, ZWSP, escape, render_chunks, split, to_mrkdwn
 
 
 def test_inline_formatting() -> None:

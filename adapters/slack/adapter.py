@@ -1,0 +1,366 @@
+"""The Slack adapter: slack-bolt's AsyncApp in socket mode or on ``POST /slack/events`` (http mode).
+
+Events are acknowledged at once and answered in the background, one answer after the other within a
+conversation (a DM's top level, a thread in a DM, or a channel thread).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import OrderedDict
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Final
+
+import aiohttp
+from aiohttp import web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.context.ack.async_ack import AsyncAck
+from slack_bolt.context.async_context import AsyncBoltContext
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+)
+from slack_sdk.web.async_client import AsyncWebClient
+
+from adapters.slack.answer import AnswerWriter
+from adapters.slack.errors import error_code
+from adapters.slack.normalize import Job, normalize_command, normalize_event
+from bot.domain import ANSWER_MESSAGE, AdminAlert, FollowUp, Incoming, Platform
+from bot.observability.logs import get_logger
+
+if TYPE_CHECKING:
+    from bot.app import App
+    from bot.config import SlackSettings
+    from bot.engine import Engine
+    from bot.observability.metrics import Metrics
+    from bot.server import HttpServer
+    from bot.store import Store
+
+log = get_logger(__name__)
+
+EVENTS_PATH: Final = "/slack/events"
+_THREAD_CACHE: Final = 10_000
+_USER_CACHE: Final = 5_000
+_USER_TTL: Final = 3600.0
+
+
+def _drop_token_warning(record: logging.LogRecord) -> bool:
+    # Bolt reads SLACK_BOT_TOKEN from the environment and then warns that our client's token wins.
+    return "`token` will be unused" not in record.getMessage()
+
+
+class SlackAdapter:
+    """Slack through Bolt: events in, rendered answers out."""
+
+    name = "slack"
+
+    def __init__(
+        self, settings: SlackSettings, engine: Engine, store: Store, metrics: Metrics | None = None
+    ) -> None:
+        self._settings = settings
+        self._reconnects = metrics.adapter_reconnects.labels(self.name) if metrics is not None else None
+        self._engine = engine
+        self._store = store
+        self._http_mode = settings.mode == "http"
+        token = settings.bot_token.get_secret_value() if settings.bot_token is not None else ""
+        # Older slack_sdk releases (the pin allows 3.33) join method names onto the base URL as given:
+        # without the slash, ".../api" + "auth.test" would become ".../auth.test".
+        base_url = settings.base_url if settings.base_url.endswith("/") else settings.base_url + "/"
+        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
+        self.client = AsyncWebClient(
+            token=token,
+            base_url=base_url,
+            session=self._session,
+            timeout=30,
+            retry_handlers=[
+                AsyncConnectionErrorRetryHandler(max_retry_count=2),
+                AsyncRateLimitErrorRetryHandler(max_retry_count=settings.max_retries),
+            ],
+        )
+        # For calls that may be skipped (progress edits, status): a 429 there must not hold up the answer.
+        self.optional_client = AsyncWebClient(
+            token=token, base_url=base_url, session=self._session, timeout=30, retry_handlers=[]
+        )
+        secret = settings.signing_secret.get_secret_value() if settings.signing_secret is not None else ""
+        bolt_logger = logging.getLogger("slack_bolt.gembot")
+        bolt_logger.addFilter(_drop_token_warning)
+        self.bolt = AsyncApp(
+            client=self.client,
+            signing_secret=secret if self._http_mode else "unused-in-socket-mode",
+            request_verification_enabled=self._http_mode,
+            process_before_response=False,
+            logger=bolt_logger,
+        )
+        self.bolt.event("app_mention")(self._on_event)
+        self.bolt.event("message")(self._on_event)
+        self.bolt.command(settings.slash_command)(self._on_command)
+        self._socket: AsyncSocketModeHandler | None = None
+        self._connector: asyncio.Task[None] | None = None
+        self._bot_user_id = ""
+        self._bot_id = ""
+        self._problem: str | None = "not started"
+        self._stopping = False
+        self._tails: dict[tuple[str, str], asyncio.Event] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._threads: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._users: OrderedDict[str, tuple[float, str, str | None]] = OrderedDict()
+        self.native_streaming = settings.stream
+        self.status_available = True
+
+    @property
+    def engine(self) -> Engine:
+        """The engine this adapter answers through."""
+        return self._engine
+
+    # -- lifecycle
+
+    async def start(self) -> None:
+        """Learn who we are (auth.test) and, in socket mode, connect; retried in the background."""
+        self._stopping = False
+        self._connector = asyncio.create_task(self._connect(), name="slack-connect")
+
+    async def _connect(self) -> None:
+        delay = 1.0
+        while not self._stopping:
+            try:
+                auth = await self.client.auth_test()
+                self._bot_user_id = str(auth.get("user_id") or "")
+                self._bot_id = str(auth.get("bot_id") or "")
+                break
+            except SlackApiError as exc:
+                self._problem = f"auth.test failed: {error_code(exc) or 'error'}"
+            except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+                self._problem = f"auth.test failed: {exc.__class__.__name__}"
+            log.warning("slack.auth_failed", reason=self._problem, retry_in_s=delay)
+            self._count_reconnect()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 60.0)
+        if self._http_mode:
+            self._problem = None
+            log.info("slack.ready", mode="http", bot_user_id=self._bot_user_id)
+            return
+        app_token = self._settings.app_token.get_secret_value() if self._settings.app_token else ""
+        self._problem = "socket mode: connecting"
+        self._socket = AsyncSocketModeHandler(
+            self.bolt, app_token, logger=logging.getLogger("slack_sdk.gembot")
+        )
+        # slack_sdk reconnects by itself when Slack closes the WebSocket; count each time it does.
+        self._socket.client.on_close_listeners.append(self._on_socket_close)
+        await self._socket.connect_async()  # type: ignore[no-untyped-call]
+        self._problem = None
+        log.info("slack.ready", mode="socket", bot_user_id=self._bot_user_id)
+
+    async def _on_socket_close(self, _message: object) -> None:
+        if not self._stopping:
+            log.info("slack.socket_reconnected")
+            self._count_reconnect()
+
+    def _count_reconnect(self) -> None:
+        if self._reconnects is not None:
+            self._reconnects.inc()
+
+    async def follow_up(self, item: FollowUp) -> None:
+        """Answer a message a dead process never answered: in its thread, or in a thread under it.
+
+        The half-written answer the dead process left (a "…" placeholder, a cut stream) becomes the
+        notice; when it cannot be edited any more, the notice is posted as a new message.
+        """
+        answer_ts = item.reply_ids.get(ANSWER_MESSAGE)
+        try:
+            if answer_ts and await self._end_answer(item.chat_key, answer_ts, item.notice.text):
+                return
+            thread_ts = item.reply_ids.get("thread_ts") or item.reply_ids.get("ts") or None
+            await self.client.chat_postMessage(
+                channel=item.chat_key, thread_ts=thread_ts, text=item.notice.text
+            )
+        except (SlackApiError, aiohttp.ClientError, TimeoutError) as exc:
+            log.warning("slack.follow_up_failed", error=exc.__class__.__name__)
+
+    async def _end_answer(self, channel: str, ts: str, notice: str) -> bool:
+        """Turn a half-written answer into ``notice``: replace a placeholder or edited message; end a
+        native stream (still open: nobody stopped it) with the notice after what it already showed."""
+        try:
+            await self.client.chat_update(channel=channel, ts=ts, text=notice)
+            return True
+        except SlackApiError as exc:
+            log.info("slack.follow_up_edit_failed", error=error_code(exc))
+        try:
+            await self.client.chat_stopStream(channel=channel, ts=ts, markdown_text=f"\n\n_{notice}_")
+            return True
+        except SlackApiError as exc:
+            log.info("slack.follow_up_stop_failed", error=error_code(exc))
+        return False
+
+    async def deliver_alert(self, alert: AdminAlert) -> None:
+        """Send an operator alert to every configured admin as a direct message from the bot."""
+        for admin_id in self._settings.admin_ids:
+            try:
+                await self.client.chat_postMessage(channel=admin_id, text=alert.text)
+            except (SlackApiError, aiohttp.ClientError, TimeoutError) as exc:
+                log.warning("slack.alert_failed", admin_id=admin_id, error=exc.__class__.__name__)
+
+    async def ready(self) -> str | None:
+        """None when Slack knows us (and, in socket mode, the WebSocket is up), else why not."""
+        if self._problem is not None:
+            return self._problem
+        if self._socket is not None and not await self._socket.client.is_connected():
+            return "socket mode: disconnected"
+        return None
+
+    async def stop(self, grace: float = 10.0) -> None:
+        """Take no new events, let answers in flight finish (up to ``grace`` seconds), disconnect."""
+        self._stopping = True
+        if self._connector is not None:
+            self._connector.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._connector
+        if self._socket is not None:
+            await self._socket.close_async()  # type: ignore[no-untyped-call]
+            self._socket = None
+        if self._tasks:
+            _done, pending = await asyncio.wait(set(self._tasks), timeout=grace)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        await self._session.close()
+
+    # -- inbound
+
+    async def handle_http(self, request: web.Request) -> web.Response:
+        """``POST /slack/events``: Bolt checks the signature and timestamp (401) and acknowledges."""
+        if self._stopping:
+            # Not acknowledged, so Slack delivers it again (to another replica or after the restart).
+            return web.Response(status=503, text="shutting down")
+        response = await self.bolt.async_dispatch(await to_bolt_request(request))
+        return await to_aiohttp_response(response)
+
+    async def _on_event(self, body: dict[str, Any], context: AsyncBoltContext) -> None:
+        job = normalize_event(body, context.bot_user_id or self._bot_user_id, context.bot_id or self._bot_id)
+        if job is not None:
+            self.accept(job)
+
+    async def _on_command(self, ack: AsyncAck, body: dict[str, Any]) -> None:
+        job = normalize_command(body)
+        if job is not None:
+            self.accept(job)
+        await ack()
+
+    def accept(self, job: Job) -> None:
+        """Queue ``job`` behind the answers of its conversation (synchronously, so arrival order holds)."""
+        if self._stopping:
+            log.warning("slack.dropped_on_shutdown", event_id=job.incoming.event_id)
+            return
+        previous = self._tails.get(job.key)
+        done = asyncio.Event()
+        self._tails[job.key] = done
+        task = asyncio.create_task(self._process(job, previous, done))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _process(self, job: Job, previous: asyncio.Event | None, done: asyncio.Event) -> None:
+        try:
+            # Recorded before it waits behind its conversation, so a crash while it waits cannot lose it.
+            # (A thread reply without a mention is recorded once it is known to be for the bot.)
+            accepted = not job.needs_membership and await self._engine.accept(job.incoming)
+            if previous is not None:
+                await previous.wait()
+            if job.incoming.addressed_to_bot and not job.incoming.is_private:
+                # The thread becomes the bot's at this message's turn, not at its arrival: a reply without
+                # a mention sent just before it in the same thread is judged without it.
+                self._remember_thread(job.key)
+                if accepted:
+                    await self._claim_thread(job)
+            if not job.needs_membership and not accepted:
+                return  # a duplicate delivery: answered already (its turn passed on in order all the same)
+            incoming = await self._complete(job)
+            if incoming is not None:
+                await AnswerWriter(self, job, incoming).run(self._engine.handle(incoming, accepted=accepted))
+        except Exception:
+            log.exception("slack.answer_failed", event_id=job.incoming.event_id)
+        finally:
+            done.set()
+            if self._tails.get(job.key) is done:
+                del self._tails[job.key]
+
+    async def _complete(self, job: Job) -> Incoming | None:
+        incoming = job.incoming
+        if job.needs_membership:
+            if not await self._in_bot_thread(job.key):
+                return None
+            incoming = replace(incoming, addressed_to_bot=True)
+        name, language = await self._user_info(incoming.user_id)
+        return replace(incoming, user_name=incoming.user_name or name, language=incoming.language or language)
+
+    async def _claim_thread(self, job: Job) -> None:
+        """Record a channel thread the bot was addressed in, for :meth:`_in_bot_thread` after a restart
+        or on another replica (the conversation row would otherwise exist only once Gemini answered)."""
+        channel, thread_key = job.key
+        try:
+            await self._store.conversation_id(Platform.SLACK.value, channel, thread_key, datetime.now(UTC))
+        except Exception:
+            # Only follow-ups without a mention elsewhere depend on it: this answer goes on.
+            log.warning("slack.thread_record_failed", event_id=job.incoming.event_id, exc_info=True)
+
+    def _remember_thread(self, key: tuple[str, str]) -> None:
+        self._threads[key] = None
+        self._threads.move_to_end(key)
+        while len(self._threads) > _THREAD_CACHE:
+            self._threads.popitem(last=False)
+
+    async def _in_bot_thread(self, key: tuple[str, str]) -> bool:
+        if key in self._threads:
+            self._threads.move_to_end(key)
+            return True
+        # After a restart, or when another replica took the mention, the database knows the thread.
+        if await self._store.conversation_exists(Platform.SLACK.value, key[0], key[1]):
+            self._remember_thread(key)
+            return True
+        return False
+
+    async def _user_info(self, user: str) -> tuple[str, str | None]:
+        now = time.monotonic()
+        cached = self._users.get(user)
+        if cached is not None and cached[0] > now:
+            return cached[1], cached[2]
+        name, locale = "", None
+        try:
+            info = await self.client.users_info(user=user, include_locale=True)
+            data = info.get("user") or {}
+            profile = data.get("profile") or {}
+            name = str(profile.get("display_name") or profile.get("real_name") or data.get("real_name") or "")
+            locale = data.get("locale") or None
+        except SlackApiError as exc:
+            log.info("slack.users_info_failed", error=error_code(exc))
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            log.info("slack.users_info_failed", error=exc.__class__.__name__)
+        self._users[user] = (now + _USER_TTL, name, locale)
+        self._users.move_to_end(user)
+        while len(self._users) > _USER_CACHE:
+            self._users.popitem(last=False)
+        return name, locale
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        """The HTTP session shared by the Web API client and response_url posts."""
+        return self._session
+
+    @property
+    def update_interval(self) -> float:
+        """Seconds between two updates of a streamed reply."""
+        return self._settings.update_interval.total_seconds()
+
+
+def build(app: App, server: HttpServer) -> SlackAdapter:
+    """The adapter for ``gembot run``; in http mode it mounts ``POST /slack/events`` on ``server``."""
+    adapter = SlackAdapter(app.settings.slack, app.engine, app.store, app.metrics)
+    if app.settings.slack.mode == "http":
+        server.add_route("POST", EVENTS_PATH, adapter.handle_http)
+    app.alerts.subscribe(adapter.deliver_alert)
+    return adapter

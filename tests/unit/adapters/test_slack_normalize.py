@@ -1,0 +1,145 @@
+"""Slack events and slash commands normalized into Jobs (no network: plain payloads in, Jobs out)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from adapters.slack.normalize import normalize_command, normalize_event
+from bot.domain import MessageKind
+from tests.fakes.slack import BOT_ID, BOT_USER_ID, event_callback, mention_event, message_event
+
+
+def test_mention_in_channel_is_a_thread_conversation() -> None:
+    job = normalize_event(
+        event_callback(mention_event("  hello there", channel="C1", user="U1", ts="10.000001")), BOT_USER_ID
+    )
+    assert job is not None
+    assert job.incoming.text == "hello there"
+    assert (job.incoming.chat_key, job.incoming.thread_key, job.thread_ts) == ("C1", "10.000001", "10.000001")
+    assert job.incoming.addressed_to_bot and not job.incoming.is_private
+    assert job.incoming.event_id == "msg:C1:10.000001"
+
+
+def test_same_message_as_mention_and_channel_message_normalizes_alike() -> None:
+    mention = mention_event("hi", channel="C1", user="U1", ts="11.1", thread_ts="10.0")
+    plain = message_event(mention["text"], channel="C1", user="U1", ts="11.1", thread_ts="10.0")
+    a = normalize_event(event_callback(mention), BOT_USER_ID)
+    b = normalize_event(event_callback(plain), BOT_USER_ID)
+    assert a is not None and b is not None
+    assert a.incoming == b.incoming
+
+
+def test_dm_top_level_and_dm_thread() -> None:
+    top = normalize_event(event_callback(message_event("hi", channel="D1", user="U1", ts="5.0")), BOT_USER_ID)
+    assert top is not None and top.thread_ts is None and top.incoming.thread_key == ""
+    assert top.incoming.is_private and top.incoming.addressed_to_bot
+    threaded = normalize_event(
+        event_callback(message_event("hi", channel="D1", user="U1", ts="6.0", thread_ts="5.0")), BOT_USER_ID
+    )
+    assert threaded is not None and threaded.thread_ts == "5.0" and threaded.incoming.thread_key == "5.0"
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"bot_id": "B999"},
+        {"bot_id": BOT_ID},
+        {"subtype": "bot_message", "bot_id": "B1"},
+        {"subtype": "message_changed"},
+        {"subtype": "message_deleted"},
+        {"subtype": "channel_join"},
+    ],
+)
+def test_bots_edits_and_other_subtypes_are_ignored(extra: dict[str, Any]) -> None:
+    event = message_event("hi", channel="D1", user="U1", **extra)
+    assert normalize_event(event_callback(event), BOT_USER_ID) is None
+
+
+def test_own_messages_and_unaddressed_top_level_are_ignored() -> None:
+    own = message_event("hi", channel="D1", user=BOT_USER_ID)
+    assert normalize_event(event_callback(own), BOT_USER_ID) is None
+    chatter = message_event("hi all", channel="C1", user="U1")
+    assert normalize_event(event_callback(chatter), BOT_USER_ID) is None
+
+
+def test_thread_reply_without_mention_needs_membership() -> None:
+    job = normalize_event(
+        event_callback(message_event("more", channel="C1", user="U1", thread_ts="1.0")), BOT_USER_ID
+    )
+    assert job is not None and job.needs_membership and not job.incoming.addressed_to_bot
+
+
+def test_command_word_after_mention_and_files() -> None:
+    job = normalize_event(event_callback(mention_event("Reset!", channel="C1", user="U1")), BOT_USER_ID)
+    assert job is not None and job.incoming.command == "reset"
+    # CONTRACT.md: the first word after the mention is the command (help and stats: whatever follows).
+    first_word = normalize_event(
+        event_callback(mention_event("help: what can you do?", channel="C1", user="U1")), BOT_USER_ID
+    )
+    assert (
+        first_word is not None
+        and first_word.incoming.command == "help"
+        and first_word.incoming.command_args == "what can you do?"
+        and first_word.incoming.text == ""
+    )
+    question = normalize_event(
+        event_callback(mention_event("helpful tips for a poem?", channel="C1", user="U1")), BOT_USER_ID
+    )
+    assert (
+        question is not None
+        and question.incoming.command is None
+        and question.incoming.text == "helpful tips for a poem?"
+    )
+    not_first = normalize_event(
+        event_callback(message_event(f"please <@{BOT_USER_ID}> reset", channel="C1", user="U1")), BOT_USER_ID
+    )
+    assert not_first is not None and not_first.incoming.command is None
+    photo = normalize_event(
+        event_callback(mention_event("look", channel="C1", user="U1") | {"files": [{"id": "F1"}]}),
+        BOT_USER_ID,
+    )
+    assert photo is not None and photo.incoming.kind is MessageKind.UNSUPPORTED
+
+
+@pytest.mark.parametrize(
+    ("text", "command", "args"),
+    [
+        ("reset", "reset", ""),
+        ("Forget!", "forget", ""),
+        ("reset .", "reset", "."),
+        ("stats now", "stats", "now"),
+        ("help me", "help", "me"),
+        # reset and forget erase history: inside a sentence they are words for Gemini, not commands.
+        ("forget what I said, then tell me a joke", None, ""),
+        ("reset the counter to zero?", None, ""),
+    ],
+)
+def test_destructive_mention_commands_only_as_the_whole_message(
+    text: str, command: str | None, args: str
+) -> None:
+    job = normalize_event(event_callback(mention_event(text, channel="C1", user="U1")), BOT_USER_ID)
+    assert job is not None
+    assert (job.incoming.command, job.incoming.command_args) == (command, args)
+    assert job.incoming.text == ("" if command else text)
+
+
+def test_slash_command() -> None:
+    job = normalize_command(
+        {
+            "channel_id": "D1",
+            "user_id": "U1",
+            "text": "STATS now",
+            "response_url": "http://x/r",
+            "trigger_id": "t1",
+        }
+    )
+    assert job is not None
+    assert (job.incoming.command, job.incoming.command_args) == ("stats", "now")
+    assert job.incoming.is_private and job.response_url == "http://x/r"
+    empty = normalize_command({"channel_id": "C1", "user_id": "U1", "text": ""})
+    assert empty is not None and empty.incoming.command == "help" and not empty.incoming.is_private
+
+
+# ------------------------------------------------------------------------------------------ in-process
