@@ -222,8 +222,16 @@ async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World
             ):
                 yield World(gemini, slack, tg, balancer, replicas, [to_a, to_b], via_balancer)
         finally:
+            # Every replica is stopped before anything is asserted: a failed check must not leave one
+            # running (holding database connections for the rest of the suite).
+            statuses = await asyncio.gather(
+                *(sigterm_and_wait(replica) for replica in replicas), return_exceptions=True
+            )
             for replica in replicas:
-                status = await sigterm_and_wait(replica)
+                if replica.process.returncode is None:
+                    replica.process.kill()
+                    await replica.process.wait()
+            for replica, status in zip(replicas, statuses, strict=True):
                 text = replica.log.read_text(encoding="utf-8", errors="replace")
                 assert status == 0, text
                 assert "Traceback" not in text, text
