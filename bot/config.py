@@ -8,7 +8,6 @@ from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
 
 import yaml
 from pydantic import (
@@ -24,6 +23,7 @@ from pydantic import (
 )
 
 from bot.observability.logs import URL_PASSWORD
+from bot.observability.url_passwords import UrlPassword, database_password, storage_password
 
 
 class ConfigError(Exception):
@@ -168,6 +168,7 @@ class StorageSettings(_Section):
     def _supported_url(cls, value: str) -> str:
         if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
             raise ValueError("use sqlite+aiosqlite:///path/to/file.db or postgresql+asyncpg://user@host/db")
+        database_password(value)
         return value
 
     @field_validator("retention")
@@ -203,6 +204,7 @@ class RateLimitSettings(_Section):
     def _storage_scheme(cls, value: str) -> str:
         if not value.startswith(("memory://", "redis://", "rediss://", "redis+")):
             raise ValueError("use memory:// or redis://host:port")
+        storage_password(value)
         return value
 
 
@@ -372,12 +374,15 @@ class Settings(_Section):
             self.slack.signing_secret,
         ]
         values = [s.get_secret_value() for s in found if s is not None and s.get_secret_value()]
-        # Passwords inside the database and Redis URLs are secrets too.
-        for url in (self.storage.url, self.rate_limits.storage):
-            password = urlsplit(url).password if "://" in url else None
-            if password:
-                values.append(password)
+        # Passwords inside the database and Redis URLs are secrets too, in every spelling.
+        for password in self.url_passwords():
+            if password is not None:
+                values += password.secret_forms()
         return values
+
+    def url_passwords(self) -> tuple[UrlPassword | None, UrlPassword | None]:
+        """The passwords in ``storage.url`` and ``rate_limits.storage``, as their clients read them."""
+        return database_password(self.storage.url), storage_password(self.rate_limits.storage)
 
 
 class _KeyProblem(ValueError):
@@ -521,8 +526,13 @@ def masked_dump(settings: Settings) -> dict[str, Any]:
         if isinstance(original, BaseModel):
             return {k: mask(node[k], getattr(original, k)) for k in node}
         if isinstance(node, str) and "://" in node:
-            return URL_PASSWORD.sub(r"\1\2********", node)  # storage.url, rate_limits.storage
+            return URL_PASSWORD.sub(r"\1\2********", node)
         return node
 
     masked: dict[str, Any] = mask(data, settings)
+    database, storage = settings.url_passwords()
+    if database is not None:
+        masked["storage"]["url"] = database.masked()
+    if storage is not None:
+        masked["rate_limits"]["storage"] = storage.masked()
     return masked

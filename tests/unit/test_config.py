@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -148,3 +151,56 @@ def test_words_file_must_exist_and_be_utf8(tmp_path: Path) -> None:
     latin1.write_bytes("caf\xe9\n".encode("latin-1"))
     with pytest.raises(ConfigError, match=r"filter.words_file: .* is not UTF-8 text \(byte 3\)"):
         settings_from_mapping({"filter": {"words_file": str(latin1)}}, ENV)
+
+
+def check_config(path: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """``gembot check-config`` as its own process, as an operator runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "bot", "check-config", "--config", str(path)],
+        capture_output=True,
+        text=True,
+        env={"PATH": os.environ.get("PATH", ""), **env},
+        timeout=60,
+        check=False,
+    )
+
+
+def test_check_config_masks_url_passwords_holding_slashes_and_encoded_characters(tmp_path: Path) -> None:
+    """SQLAlchemy keeps a raw ``/`` or ``:`` in the password; the Redis client needs it percent-encoded."""
+    path = write(
+        tmp_path,
+        "storage:\n  url: postgresql+asyncpg://gembot:${DB_PASSWORD}@db:5432/gembot\n"
+        "rate_limits:\n  storage: redis://:r3d%2Fis%40pw@cache:6379/0\n",
+    )
+    done = check_config(path, {**ENV, "DB_PASSWORD": "pa/ss:w0rd"})
+    assert done.returncode == 0, done.stderr
+    for leaked in ("pa/ss", "w0rd", "r3d", "pw@"):
+        assert leaked not in done.stdout
+    assert "url: postgresql+asyncpg://gembot:********@db:5432/gembot" in done.stdout
+    assert "storage: redis://:********@cache:6379/0" in done.stdout
+    settings = load_settings(path, {**ENV, "DB_PASSWORD": "pa/ss:w0rd"})
+    # Every spelling a driver or a log line may show: as written, decoded, encoded.
+    assert {"pa/ss:w0rd", "pa%2Fss%3Aw0rd", "r3d%2Fis%40pw", "r3d/is@pw"} <= set(settings.secret_values())
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "message"),
+    [
+        (
+            "storage:\n  url: postgresql+asyncpg://gembot:p@ss-w0rd@db/gembot\n",
+            "storage.url: an '@' in the password must be written %40",
+        ),
+        (
+            "rate_limits:\n  storage: redis://:pa/ss-w0rd@cache:6379/0\n",
+            "rate_limits.storage: a '/', '?' or '#' in the password must be written %2F, %3F or %23",
+        ),
+    ],
+)
+def test_a_url_its_client_would_split_inside_the_password_is_refused(
+    tmp_path: Path, yaml_text: str, message: str
+) -> None:
+    """Else the driver takes the rest of the password for the host (or path) and shows it in errors."""
+    done = check_config(write(tmp_path, yaml_text), ENV)
+    assert done.returncode == 2
+    assert done.stderr.startswith(f"gembot: config error: {message}")
+    assert done.stderr.count("\n") == 1 and "w0rd" not in done.stderr
