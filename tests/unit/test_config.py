@@ -204,3 +204,70 @@ def test_a_url_its_client_would_split_inside_the_password_is_refused(
     assert done.returncode == 2
     assert done.stderr.startswith(f"gembot: config error: {message}")
     assert done.stderr.count("\n") == 1 and "w0rd" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "message"),
+    [
+        ("storage:\n  purge_interval: 0s\n", "storage.purge_interval: must be at least 10s"),
+        ("storage:\n  purge_interval: 1d\n", "storage.purge_interval: must be at most 1h"),
+        ("storage:\n  retention: 0s\n", "storage.retention: must be at least 1m"),
+        ("storage:\n  audit_retention: 0s\n", "storage.audit_retention: must be at least 1h"),
+        ("gemini:\n  timeout: 0s\n", "gemini.timeout: must be at least 1s"),
+        ("gemini:\n  read_timeout: 0s\n", "gemini.read_timeout: must be at least 100ms"),
+        ("gemini:\n  connect_timeout: 0s\n", "gemini.connect_timeout: must be at least 100ms"),
+        ("gemini:\n  retry:\n    deadline: 0s\n", "gemini.retry.deadline: must be at least 100ms"),
+        (
+            "gemini:\n  retry:\n    initial_backoff: 0s\n",
+            "gemini.retry.initial_backoff: must be at least 1ms",
+        ),
+        (
+            "gemini:\n  retry:\n    breaker_cooldown: 2h\n",
+            "gemini.retry.breaker_cooldown: must be at most 1h",
+        ),
+        ("gemini:\n  admin_alert_interval: 0s\n", "gemini.admin_alert_interval: must be at least 10s"),
+        ("telegram:\n  stream_interval: 0s\n", "telegram.stream_interval: must be at least 50ms"),
+        ("slack:\n  update_interval: 0s\n", "slack.update_interval: must be at least 50ms"),
+        ("filter:\n  reload_interval: 0s\n", "filter.reload_interval: must be at least 10ms"),
+        ("server:\n  shutdown_grace: 0s\n", "server.shutdown_grace: must be at least 1s"),
+        (
+            "gemini:\n  timeout: 99999999999999999999999\n",
+            "gemini.timeout: a duration must be at most 36500d",
+        ),
+        ("gemini:\n  stream: 'yes'\n", "gemini.stream: must be true or false (unquoted)"),
+        ("gemini:\n  stream: 1\n", "gemini.stream: must be true or false (unquoted)"),
+        ("slack:\n  stream: 'true'\n", "slack.stream: must be true or false (unquoted)"),
+        ("filter:\n  check_replies: 'no'\n", "filter.check_replies: must be true or false (unquoted)"),
+        (
+            "telegram:\n  drop_pending_updates: 0\n",
+            "telegram.drop_pending_updates: must be true or false (unquoted)",
+        ),
+        (
+            "telegram:\n  draft_streaming: 'off'\n",
+            "telegram.draft_streaming: must be true or false (unquoted)",
+        ),
+        ("telegram:\n  enabled: 1\n", "telegram.enabled: must be auto, true or false (unquoted)"),
+        ("slack:\n  enabled: 'yes'\n", "slack.enabled: must be auto, true or false (unquoted)"),
+    ],
+)
+def test_harmful_durations_and_loose_flags_are_refused(tmp_path: Path, yaml_text: str, message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(write(tmp_path, yaml_text), ENV)
+    assert str(caught.value) == message
+
+
+def test_an_inbox_kept_shorter_than_redeliveries_arrive_is_refused_with_the_reason(tmp_path: Path) -> None:
+    """The inbox row of an event is what makes its redelivery a duplicate; Telegram redelivers for 24 h."""
+    done = check_config(write(tmp_path, "storage:\n  stats_retention: 12h\n"), ENV)
+    assert done.returncode == 2
+    assert done.stderr == (
+        "gembot: config error: storage.stats_retention: must be at least 1d (the inbox rows that make a "
+        "redelivered event a duplicate live this long; Telegram redelivers for 24h)\n"
+    )
+    assert check_config(write(tmp_path, "storage:\n  stats_retention: 24h\n"), ENV).returncode == 0
+
+
+def test_flags_from_the_environment_are_still_yaml_booleans(tmp_path: Path) -> None:
+    path = write(tmp_path, "gemini:\n  stream: ${STREAM:-true}\nslack:\n  stream: ${SLACK_STREAM}\n")
+    settings = load_settings(path, {**ENV, "SLACK_STREAM": "false"})
+    assert settings.gemini.stream is True and settings.slack.stream is False
