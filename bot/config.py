@@ -264,17 +264,32 @@ class FilterSettings(_Section):
     check_replies: Flag = True
     reload_interval: Annotated[Duration, _within(10 * _MS, _HOUR)] = timedelta(seconds=5)
 
+    @field_validator("words", "allow")
+    @classmethod
+    def _matchable_words(cls, value: list[str]) -> list[str]:
+        from bot.guards.wordfilter import never_matching
+
+        problem = never_matching(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value
+
     @field_validator("words_file")
     @classmethod
     def _readable_file(cls, value: str | None) -> str | None:
         if value is None:
             return value
+        from bot.guards.wordfilter import never_matching, read_words_file
+
         try:
             Path(value).read_bytes().decode("utf-8")
         except OSError:
             raise ValueError(f"{value!r} is not a readable file") from None
         except UnicodeDecodeError as exc:
             raise ValueError(f"{value!r} is not UTF-8 text (byte {exc.start})") from None
+        problem = never_matching(read_words_file(value))
+        if problem is not None:
+            raise ValueError(f"{value!r}: {problem}")
         return value
 
 
