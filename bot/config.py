@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
+from typing import Annotated, Any, Final, Literal
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -24,6 +25,7 @@ from pydantic import (
 )
 
 from bot.observability.logs import URL_PASSWORD
+from bot.observability.url_passwords import UrlPassword, database_password, storage_password
 
 
 class ConfigError(Exception):
@@ -32,6 +34,8 @@ class ConfigError(Exception):
 
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+# Beyond any sensible setting, and far below what timedelta can hold.
+_LONGEST_DURATION: Final = timedelta(days=36_500)
 
 
 def parse_duration(value: object) -> timedelta:
@@ -53,6 +57,8 @@ def parse_duration(value: object) -> timedelta:
         raise ValueError("expected a duration such as 90s, 15m, 24h or 7d")
     if seconds < 0:
         raise ValueError("a duration cannot be negative")
+    if not math.isfinite(seconds) or seconds > _LONGEST_DURATION.total_seconds():
+        raise ValueError(f"a duration must be at most {format_duration(_LONGEST_DURATION)}")
     return timedelta(seconds=seconds)
 
 
@@ -70,6 +76,50 @@ Duration = Annotated[
     BeforeValidator(parse_duration),
     PlainSerializer(format_duration, return_type=str),
 ]
+
+
+def _within(low: timedelta, high: timedelta = _LONGEST_DURATION, why: str = "") -> AfterValidator:
+    """A duration range; ``why`` explains the lower bound where breaking it breaks a promise."""
+
+    def check(value: timedelta) -> timedelta:
+        if value < low:
+            reason = f" ({why})" if why else ""
+            raise ValueError(f"must be at least {format_duration(low)}{reason}")
+        if value > high:
+            raise ValueError(f"must be at most {format_duration(high)}")
+        return value
+
+    return AfterValidator(check)
+
+
+def _strict_flag(value: object) -> object:
+    if isinstance(value, bool):
+        return value
+    raise ValueError("must be true or false (unquoted)")
+
+
+def _auto_or_flag(value: object) -> object:
+    if isinstance(value, bool) or value == "auto":
+        return value
+    raise ValueError("must be auto, true or false (unquoted)")
+
+
+Flag = Annotated[bool, BeforeValidator(_strict_flag)]
+"""A yes/no setting: only YAML true or false, never a string or a number."""
+
+_MS, _SECOND, _MINUTE, _HOUR, _DAY = (
+    timedelta(milliseconds=1),
+    timedelta(seconds=1),
+    timedelta(minutes=1),
+    timedelta(hours=1),
+    timedelta(days=1),
+)
+# Telegram keeps an update it could not deliver for 24 h and may deliver it again within that time; Slack
+# retries an event for minutes. The inbox row of an event is what makes its redelivery a duplicate.
+_REDELIVERY_WINDOW: Final = _DAY
+_REDELIVERY_REASON: Final = (
+    "the inbox rows that make a redelivered event a duplicate live this long; Telegram redelivers for 24h"
+)
 
 
 def _empty_to_none(value: object) -> object:
@@ -99,12 +149,12 @@ class RetrySettings(_Section):
     """Bounds of the retry/fallback policy."""
 
     max_attempts: int = Field(default=4, ge=1, le=20)
-    initial_backoff: Duration = timedelta(seconds=1)
-    max_backoff: Duration = timedelta(seconds=30)
-    max_wait: Duration = timedelta(seconds=20)
-    deadline: Duration = timedelta(seconds=90)
+    initial_backoff: Annotated[Duration, _within(_MS, _MINUTE)] = timedelta(seconds=1)
+    max_backoff: Annotated[Duration, _within(_MS, _HOUR)] = timedelta(seconds=30)
+    max_wait: Annotated[Duration, _within(timedelta(0), _HOUR)] = timedelta(seconds=20)
+    deadline: Annotated[Duration, _within(100 * _MS, _HOUR)] = timedelta(seconds=90)
     breaker_threshold: int = Field(default=5, ge=0)
-    breaker_cooldown: Duration = timedelta(seconds=30)
+    breaker_cooldown: Annotated[Duration, _within(100 * _MS, _HOUR)] = timedelta(seconds=30)
 
 
 class QuotaSettings(_Section):
@@ -123,15 +173,15 @@ class GeminiSettings(_Section):
     model: str = Field(default="gemini-2.5-flash", min_length=1)
     fallback_models: list[str] = Field(default_factory=list)
     fallback_base_urls: list[str] = Field(default_factory=list)
-    stream: bool = True
-    timeout: Duration = timedelta(seconds=60)
-    connect_timeout: Duration = timedelta(seconds=10)
-    read_timeout: Duration = timedelta(seconds=30)
+    stream: Flag = True
+    timeout: Annotated[Duration, _within(_SECOND, 10 * _MINUTE)] = timedelta(seconds=60)
+    connect_timeout: Annotated[Duration, _within(100 * _MS, 5 * _MINUTE)] = timedelta(seconds=10)
+    read_timeout: Annotated[Duration, _within(100 * _MS, 10 * _MINUTE)] = timedelta(seconds=30)
     system_instruction: str = "You are a helpful assistant."
     generation: GenerationSettings = Field(default_factory=GenerationSettings)
     retry: RetrySettings = Field(default_factory=RetrySettings)
     quota: QuotaSettings = Field(default_factory=QuotaSettings)
-    admin_alert_interval: Duration = timedelta(minutes=10)
+    admin_alert_interval: Annotated[Duration, _within(10 * _SECOND, 7 * _DAY)] = timedelta(minutes=10)
 
     @field_validator("base_url", "fallback_base_urls")
     @classmethod
@@ -155,10 +205,13 @@ class StorageSettings(_Section):
     """The ``storage:`` section."""
 
     url: str = "sqlite+aiosqlite:///./data/gembot.db"
-    retention: Duration = timedelta(hours=24)
-    audit_retention: Duration = timedelta(days=90)
-    stats_retention: Duration = timedelta(days=35)
-    purge_interval: Duration = timedelta(minutes=10)
+    retention: Annotated[Duration, _within(_MINUTE)] = timedelta(hours=24)
+    audit_retention: Annotated[Duration, _within(_HOUR)] = timedelta(days=90)
+    stats_retention: Annotated[Duration, _within(_REDELIVERY_WINDOW, why=_REDELIVERY_REASON)] = timedelta(
+        days=35
+    )
+    # At most an hour, so text is never kept much beyond `retention`.
+    purge_interval: Annotated[Duration, _within(10 * _SECOND, _HOUR)] = timedelta(minutes=10)
     # PostgreSQL: connections a replica may open to wait for conversations another replica is answering
     # (bot.sequencer; the uncontended locks share one connection).
     lock_connections: int = Field(default=16, ge=1, le=1000)
@@ -168,13 +221,7 @@ class StorageSettings(_Section):
     def _supported_url(cls, value: str) -> str:
         if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
             raise ValueError("use sqlite+aiosqlite:///path/to/file.db or postgresql+asyncpg://user@host/db")
-        return value
-
-    @field_validator("retention")
-    @classmethod
-    def _positive_retention(cls, value: timedelta) -> timedelta:
-        if value <= timedelta(0):
-            raise ValueError("retention must be longer than 0s")
+        database_password(value)
         return value
 
 
@@ -203,6 +250,7 @@ class RateLimitSettings(_Section):
     def _storage_scheme(cls, value: str) -> str:
         if not value.startswith(("memory://", "redis://", "rediss://", "redis+")):
             raise ValueError("use memory:// or redis://host:port")
+        storage_password(value)
         return value
 
 
@@ -213,14 +261,17 @@ class FilterSettings(_Section):
     words_file: OptionalStr = None
     allow: list[str] = Field(default_factory=list)
     action: Literal["block", "mask"] = "block"
-    check_replies: bool = True
-    reload_interval: Duration = timedelta(seconds=5)
+    check_replies: Flag = True
+    reload_interval: Annotated[Duration, _within(10 * _MS, _HOUR)] = timedelta(seconds=5)
 
-    @field_validator("reload_interval")
+    @field_validator("words", "allow")
     @classmethod
-    def _positive_interval(cls, value: timedelta) -> timedelta:
-        if value <= timedelta(0):
-            raise ValueError("reload_interval must be longer than 0s")
+    def _matchable_words(cls, value: list[str]) -> list[str]:
+        from bot.guards.wordfilter import never_matching
+
+        problem = never_matching(value)
+        if problem is not None:
+            raise ValueError(problem)
         return value
 
     @field_validator("words_file")
@@ -228,12 +279,17 @@ class FilterSettings(_Section):
     def _readable_file(cls, value: str | None) -> str | None:
         if value is None:
             return value
+        from bot.guards.wordfilter import never_matching, read_words_file
+
         try:
             Path(value).read_bytes().decode("utf-8")
         except OSError:
             raise ValueError(f"{value!r} is not a readable file") from None
         except UnicodeDecodeError as exc:
             raise ValueError(f"{value!r} is not UTF-8 text (byte {exc.start})") from None
+        problem = never_matching(read_words_file(value))
+        if problem is not None:
+            raise ValueError(f"{value!r}: {problem}")
         return value
 
 
@@ -245,7 +301,7 @@ class OutboundTelegramLimits(_Section):
     per_group_per_minute: float = Field(default=20, ge=0)
 
 
-AutoBool = Literal["auto", True, False]
+AutoBool = Annotated[Literal["auto", True, False], BeforeValidator(_auto_or_flag)]
 
 
 class TelegramSettings(_Section):
@@ -261,9 +317,9 @@ class TelegramSettings(_Section):
     allowed_chat_ids: list[int] = Field(default_factory=list)
     group_trigger: Literal["mention", "all"] = "mention"
     rate_limit: OutboundTelegramLimits = Field(default_factory=OutboundTelegramLimits)
-    drop_pending_updates: bool = False
-    stream_interval: Duration = timedelta(seconds=1)
-    draft_streaming: bool = True
+    drop_pending_updates: Flag = False
+    stream_interval: Annotated[Duration, _within(50 * _MS, _MINUTE)] = timedelta(seconds=1)
+    draft_streaming: Flag = True
     photo_max_bytes: int = Field(default=5_000_000, ge=1)
     photo_prompt: str = "Describe this picture."
 
@@ -294,8 +350,8 @@ class SlackSettings(_Section):
     slash_command: str = Field(default="/gembot", pattern=r"^/[a-z0-9_-]{1,31}$")
     admin_ids: list[str] = Field(default_factory=list)
     allowed_channel_ids: list[str] = Field(default_factory=list)
-    stream: bool = True
-    update_interval: Duration = timedelta(seconds=1)
+    stream: Flag = True
+    update_interval: Annotated[Duration, _within(50 * _MS, _MINUTE)] = timedelta(seconds=1)
     max_retries: int = Field(default=4, ge=0, le=20)
 
     @property
@@ -315,7 +371,7 @@ class ServerSettings(_Section):
     port: int = Field(default=8080, ge=0, le=65535)
     # On SIGTERM: stop taking events (webhooks answer 503, polling stops), finish what is in flight
     # within this deadline, then exit 0.
-    shutdown_grace: Duration = timedelta(seconds=20)
+    shutdown_grace: Annotated[Duration, _within(_SECOND, _HOUR)] = timedelta(seconds=20)
 
 
 class LoggingSettings(_Section):
@@ -372,12 +428,15 @@ class Settings(_Section):
             self.slack.signing_secret,
         ]
         values = [s.get_secret_value() for s in found if s is not None and s.get_secret_value()]
-        # Passwords inside the database and Redis URLs are secrets too.
-        for url in (self.storage.url, self.rate_limits.storage):
-            password = urlsplit(url).password if "://" in url else None
-            if password:
-                values.append(password)
+        # Passwords inside the database and Redis URLs are secrets too, in every spelling.
+        for password in self.url_passwords():
+            if password is not None:
+                values += password.secret_forms()
         return values
+
+    def url_passwords(self) -> tuple[UrlPassword | None, UrlPassword | None]:
+        """The passwords in ``storage.url`` and ``rate_limits.storage``, as their clients read them."""
+        return database_password(self.storage.url), storage_password(self.rate_limits.storage)
 
 
 class _KeyProblem(ValueError):
@@ -521,8 +580,13 @@ def masked_dump(settings: Settings) -> dict[str, Any]:
         if isinstance(original, BaseModel):
             return {k: mask(node[k], getattr(original, k)) for k in node}
         if isinstance(node, str) and "://" in node:
-            return URL_PASSWORD.sub(r"\1\2********", node)  # storage.url, rate_limits.storage
+            return URL_PASSWORD.sub(r"\1\2********", node)
         return node
 
     masked: dict[str, Any] = mask(data, settings)
+    database, storage = settings.url_passwords()
+    if database is not None:
+        masked["storage"]["url"] = database.masked()
+    if storage is not None:
+        masked["rate_limits"]["storage"] = storage.masked()
     return masked

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ from bot.guards.filter import StreamScreen, Verdict
 from bot.guards.normalize import Normalized, Normalizer, is_word_char, normalize, normalize_word, word_gaps
 from bot.observability.logs import get_logger
 
-__all__ = ["WordFilter", "WordList", "mask_spans", "read_words_file"]
+__all__ = ["WordFilter", "WordList", "mask_spans", "never_matching", "read_words_file"]
 
 log = get_logger(__name__)
 
@@ -35,6 +36,7 @@ log = get_logger(__name__)
 _BOUNDARY_MARGIN: Final = 2
 
 Span = tuple[int, int]
+_LETTER_OR_DIGIT: Final = re.compile(r"[^\W_]")
 
 
 @dataclass(slots=True)
@@ -51,8 +53,12 @@ class WordList:
 
     def __init__(self, words: Iterable[str] = (), allow: Iterable[str] = ()) -> None:
         entries: dict[str, _Entry] = {}
+        self.never_matching: str | None = None
+        """Why a listed or allowed word normalizes to nothing (see :func:`never_matching`), if one does."""
         for word in words:
             key = normalize_word(word)
+            if not key and self.never_matching is None:
+                self.never_matching = _never_matches(word)
             if key:
                 entry = entries.setdefault(key, _Entry(len(key)))
                 entry.listed = True
@@ -60,6 +66,8 @@ class WordList:
                     entry.gaps |= word_gaps(word)
         for word in allow:
             key = normalize_word(word)
+            if not key and self.never_matching is None:
+                self.never_matching = _never_matches(word)
             if key:
                 entries.setdefault(key, _Entry(len(key))).allowed = True
         automaton = ahocorasick.Automaton()
@@ -133,6 +141,25 @@ def read_words_file(path: str | os.PathLike[str]) -> list[str]:
     """One word per line, UTF-8 (a BOM is ignored); blank lines and lines starting with ``#`` are skipped."""
     text = Path(path).read_text(encoding="utf-8-sig")
     return [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+
+
+def never_matching(words: Iterable[str]) -> str | None:
+    """Why the first word that could never match cannot (None when every word can match).
+
+    Matching runs over letters and digits only: symbols, emoji and punctuation are separators that
+    evasions put between letters. A word made only of them normalizes to nothing; it is refused rather
+    than matched literally, as a literal match would be evaded by the same tricks (a variation selector,
+    a skin tone, a space) the normalization exists to undo. Words holding a letter or digit pass at C speed
+    (a start with 50 000 words stays fast); :class:`WordList` checks exactly what it normalizes.
+    """
+    for word in words:
+        if _LETTER_OR_DIGIT.search(word) is None and not normalize_word(word):
+            return _never_matches(word)
+    return None
+
+
+def _never_matches(word: str) -> str:
+    return f"{word!r} has no letter or digit, and the filter matches only those: it would never match"
 
 
 class _Screen:
@@ -230,12 +257,16 @@ class WordFilter:
         words = list(self._settings.words)
         if self._file is not None:
             words += read_words_file(self._file)
-        return WordList(words, self._settings.allow)
+        built = WordList(words, self._settings.allow)
+        if built.never_matching is not None:
+            raise ValueError(f"{self._file or 'filter.words'}: {built.never_matching}")
+        return built
 
     def reload_if_changed(self) -> bool:
         """Rebuild the list when ``words_file`` changed; True when a new list is in force.
 
-        The old list keeps serving while the new one is built, and stays when the file cannot be read.
+        The old list keeps serving while the new one is built, and stays when the file cannot be read or
+        lists a word that could never match.
         """
         if self._file is None:
             return False
@@ -245,7 +276,7 @@ class WordFilter:
                 return False
             started = time.perf_counter()
             words = self._build()
-        except (OSError, UnicodeDecodeError) as exc:
+        except (OSError, ValueError) as exc:
             log.warning("filter.reload_failed", file=str(self._file), error=f"{type(exc).__name__}: {exc}")
             return False
         self._words, self._signature = words, signature

@@ -6,10 +6,12 @@ import logging
 import re
 import sys
 from collections.abc import Iterable, MutableMapping
-from typing import Any, TextIO
+from typing import Any, Final, TextIO
 
 import structlog
 
+# Every pattern is bounded (no unbounded repetition that can backtrack), so redaction takes time linear in
+# the text: a log line is redacted on the event loop, and one quadratic pattern on a long body stalls it.
 # Token shapes worth masking even when they are not the configured values.
 _SECRET_PATTERNS = [
     # Telegram bot token; no \b before it, as URLs glue it to "bot" (/bot123:ABC.../sendMessage).
@@ -18,22 +20,34 @@ _SECRET_PATTERNS = [
     re.compile(r"\bxapp-[A-Za-z0-9-]{10,}"),  # Slack app-level token
     re.compile(r"\bAIza[0-9A-Za-z_-]{30,}"),  # Google API key
     re.compile(
-        r"(?i)(x-goog-api-key|authorization|api[_-]?key|token|secret)([\"']?\s*[:=]\s*[\"']?)[^\s\"',}]+"
+        r"(?i)(x-goog-api-key|authorization|api[_-]?key|token|secret)"
+        r"([\"']?\s{0,16}[:=]\s{0,16}[\"']?)[^\s\"',}]+"
     ),
 ]
-URL_PASSWORD = re.compile(r"([a-z][a-z0-9+.-]*://[^\s:/@]*)(:)[^\s/@]+(?=@)")
-"""The password of a URL (postgresql://user:pw@host, redis://:pw@host); groups 1 and 2 are what stays."""
+URL_PASSWORD = re.compile(
+    r"([a-z][a-z0-9+.-]{0,31}://[^\s:/@]{0,256})(:)[^\s?#\"'<>]{1,256}(?=@[^\s@/?#\"'<>]{1,256})"
+)
+"""The password of a URL (postgresql://user:pw@host, redis://:pw@host); groups 1 and 2 are what stays.
+
+The password runs to the last ``@`` before the host, so one holding ``/`` or ``@`` is masked whole."""
 _SECRET_PATTERNS.append(URL_PASSWORD)
-_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
+_EMAIL = re.compile(r"[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63}){0,7}\.[A-Za-z]{2,63}")
 # A phone number: an international "+..." number, or digits grouped by spaces, dashes or parentheses, or a
 # Chinese mobile number. Dots are not separators, so Slack timestamps (1767225600.000100), dates and bare ids
 # stay readable.
 _PHONE = re.compile(
     r"(?<![\w.:/+-])"
-    r"(?:\+\d[\d\s()-]{7,}\d|\(?\d{2,4}\)?(?:[\s-]\(?\d{2,4}\)?){2,4}|1[3-9]\d{9})"
+    r"(?:\+\d[\d\s()-]{7,30}\d|\(?\d{2,4}\)?(?:[\s-]\(?\d{2,4}\)?){2,4}|1[3-9]\d{9})"
     r"(?![\w.:/-])"
 )
 _DATE_LIKE = re.compile(r"\d{4}-\d{2}-\d{2}(?:[\sT]\d{2}(?::\d{2})*)?")
+MAX_VALUE_CHARS: Final = 8192
+"""A logged string longer than this keeps its head and its tail (where a traceback names the error), and
+says how much was cut, before any pattern sees it."""
+_KEPT_TAIL: Final = 2048
+# How far from a cut a separator is looked for, so a cut does not leave half a token or address behind.
+_CUT_SLACK: Final = 64
+_SEPARATOR = re.compile(r"[\s\"'<>()\[\]{},;]")
 
 
 def _mask_phone(match: re.Match[str]) -> str:
@@ -59,10 +73,8 @@ class Redactor:
         self._secrets.sort(key=len, reverse=True)
 
     def redact(self, text: str) -> str:
-        """``text`` with every sensitive part replaced."""
-        for secret in self._secrets:
-            if secret in text:
-                text = text.replace(secret, "[secret]")
+        """``text`` with every sensitive part replaced, in time linear in its length."""
+        text = self._mask_secrets(text)
         for pattern in _SECRET_PATTERNS:
             if pattern.groups >= 2:
                 text = pattern.sub(lambda m: f"{m.group(1)}{m.group(2)}[secret]", text)
@@ -75,14 +87,37 @@ class Redactor:
         """Redact strings inside nested dicts/lists/tuples; any other object (an exception, a URL) becomes
         its redacted text, since the renderer would print its repr unmasked."""
         if isinstance(value, str):
-            return self.redact(value)
+            return self.redact(self._truncate(value))
         if isinstance(value, dict):
             return {k: self.redact_value(v) for k, v in value.items()}
         if isinstance(value, list | tuple):
             return type(value)(self.redact_value(v) for v in value)
         if value is None or isinstance(value, int | float | bool):
             return value
-        return self.redact(repr(value) if isinstance(value, BaseException) else str(value))
+        return self.redact(self._truncate(repr(value) if isinstance(value, BaseException) else str(value)))
+
+    def _truncate(self, text: str) -> str:
+        """At most about :data:`MAX_VALUE_CHARS` of ``text``, configured secrets masked before the cut."""
+        if len(text) <= MAX_VALUE_CHARS:
+            return text
+        text = self._mask_secrets(text)
+        if len(text) <= MAX_VALUE_CHARS:
+            return text
+        head_end = MAX_VALUE_CHARS - _KEPT_TAIL
+        before = list(_SEPARATOR.finditer(text, head_end - _CUT_SLACK, head_end))
+        if before:
+            head_end = before[-1].start()
+        tail_start = len(text) - _KEPT_TAIL
+        after = _SEPARATOR.search(text, tail_start, tail_start + _CUT_SLACK)
+        if after is not None:
+            tail_start = after.end()
+        return f"{text[:head_end]}…[truncated {tail_start - head_end} chars]…{text[tail_start:]}"
+
+    def _mask_secrets(self, text: str) -> str:
+        for secret in self._secrets:
+            if secret in text:
+                text = text.replace(secret, "[secret]")
+        return text
 
     def __call__(
         self, _logger: Any, _method: str, event_dict: MutableMapping[str, Any]

@@ -2,6 +2,9 @@
 
 SQLite (``sqlite+aiosqlite:///path``):
 
+* a database file gembot creates is readable by its owner only (0600; SQLite gives its ``-wal`` and
+  ``-shm`` files the same mode), and so is every folder it creates for it (0700); a folder that already
+  exists (``/tmp``, a volume) is left as it is;
 * every pooled connection gets ``busy_timeout`` (and the driver ``timeout``), ``journal_mode=WAL``,
   ``synchronous=NORMAL``, ``foreign_keys=ON`` and ``secure_delete=ON`` (deleted text is overwritten
   with zeros in the file, so retention and /forget really erase it);
@@ -24,6 +27,8 @@ in that schema (it must exist): several deployments or test runs can share one d
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sqlite3
 from pathlib import Path
 from typing import Any, Final
@@ -102,7 +107,7 @@ def sqlite_path(url: str | URL) -> Path | None:
 def _sqlite_engine(url: URL, *, echo: bool) -> AsyncEngine:
     path = sqlite_path(url)
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        _create_private(path)
     engine = create_async_engine(
         url,
         echo=echo,
@@ -116,6 +121,20 @@ def _sqlite_engine(url: URL, *, echo: bool) -> AsyncEngine:
     event.listen(engine.sync_engine, "connect", _on_sqlite_connect)
     event.listen(engine.sync_engine, "begin", _on_sqlite_begin)
     return engine
+
+
+def _create_private(path: Path) -> None:
+    """Create the database file (0600) and the folders leading to it (0700) that do not exist yet."""
+    missing: list[Path] = []
+    folder = path.parent
+    while not folder.exists():
+        missing.append(folder)
+        folder = folder.parent
+    for folder in reversed(missing):
+        folder.mkdir(mode=0o700, exist_ok=True)
+    # An existing database keeps the mode its owner gave it.
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
 def _on_sqlite_connect(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:

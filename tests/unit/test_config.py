@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -148,3 +151,123 @@ def test_words_file_must_exist_and_be_utf8(tmp_path: Path) -> None:
     latin1.write_bytes("caf\xe9\n".encode("latin-1"))
     with pytest.raises(ConfigError, match=r"filter.words_file: .* is not UTF-8 text \(byte 3\)"):
         settings_from_mapping({"filter": {"words_file": str(latin1)}}, ENV)
+
+
+def check_config(path: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """``gembot check-config`` as its own process, as an operator runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "bot", "check-config", "--config", str(path)],
+        capture_output=True,
+        text=True,
+        env={"PATH": os.environ.get("PATH", ""), **env},
+        timeout=60,
+        check=False,
+    )
+
+
+def test_check_config_masks_url_passwords_holding_slashes_and_encoded_characters(tmp_path: Path) -> None:
+    """SQLAlchemy keeps a raw ``/`` or ``:`` in the password; the Redis client needs it percent-encoded."""
+    path = write(
+        tmp_path,
+        "storage:\n  url: postgresql+asyncpg://gembot:${DB_PASSWORD}@db:5432/gembot\n"
+        "rate_limits:\n  storage: redis://:r3d%2Fis%40pw@cache:6379/0\n",
+    )
+    done = check_config(path, {**ENV, "DB_PASSWORD": "pa/ss:w0rd"})
+    assert done.returncode == 0, done.stderr
+    for leaked in ("pa/ss", "w0rd", "r3d", "pw@"):
+        assert leaked not in done.stdout
+    assert "url: postgresql+asyncpg://gembot:********@db:5432/gembot" in done.stdout
+    assert "storage: redis://:********@cache:6379/0" in done.stdout
+    settings = load_settings(path, {**ENV, "DB_PASSWORD": "pa/ss:w0rd"})
+    # Every spelling a driver or a log line may show: as written, decoded, encoded.
+    assert {"pa/ss:w0rd", "pa%2Fss%3Aw0rd", "r3d%2Fis%40pw", "r3d/is@pw"} <= set(settings.secret_values())
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "message"),
+    [
+        (
+            "storage:\n  url: postgresql+asyncpg://gembot:p@ss-w0rd@db/gembot\n",
+            "storage.url: an '@' in the password must be written %40",
+        ),
+        (
+            "rate_limits:\n  storage: redis://:pa/ss-w0rd@cache:6379/0\n",
+            "rate_limits.storage: a '/', '?' or '#' in the password must be written %2F, %3F or %23",
+        ),
+    ],
+)
+def test_a_url_its_client_would_split_inside_the_password_is_refused(
+    tmp_path: Path, yaml_text: str, message: str
+) -> None:
+    """Else the driver takes the rest of the password for the host (or path) and shows it in errors."""
+    done = check_config(write(tmp_path, yaml_text), ENV)
+    assert done.returncode == 2
+    assert done.stderr.startswith(f"gembot: config error: {message}")
+    assert done.stderr.count("\n") == 1 and "w0rd" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "message"),
+    [
+        ("storage:\n  purge_interval: 0s\n", "storage.purge_interval: must be at least 10s"),
+        ("storage:\n  purge_interval: 1d\n", "storage.purge_interval: must be at most 1h"),
+        ("storage:\n  retention: 0s\n", "storage.retention: must be at least 1m"),
+        ("storage:\n  audit_retention: 0s\n", "storage.audit_retention: must be at least 1h"),
+        ("gemini:\n  timeout: 0s\n", "gemini.timeout: must be at least 1s"),
+        ("gemini:\n  read_timeout: 0s\n", "gemini.read_timeout: must be at least 100ms"),
+        ("gemini:\n  connect_timeout: 0s\n", "gemini.connect_timeout: must be at least 100ms"),
+        ("gemini:\n  retry:\n    deadline: 0s\n", "gemini.retry.deadline: must be at least 100ms"),
+        (
+            "gemini:\n  retry:\n    initial_backoff: 0s\n",
+            "gemini.retry.initial_backoff: must be at least 1ms",
+        ),
+        (
+            "gemini:\n  retry:\n    breaker_cooldown: 2h\n",
+            "gemini.retry.breaker_cooldown: must be at most 1h",
+        ),
+        ("gemini:\n  admin_alert_interval: 0s\n", "gemini.admin_alert_interval: must be at least 10s"),
+        ("telegram:\n  stream_interval: 0s\n", "telegram.stream_interval: must be at least 50ms"),
+        ("slack:\n  update_interval: 0s\n", "slack.update_interval: must be at least 50ms"),
+        ("filter:\n  reload_interval: 0s\n", "filter.reload_interval: must be at least 10ms"),
+        ("server:\n  shutdown_grace: 0s\n", "server.shutdown_grace: must be at least 1s"),
+        (
+            "gemini:\n  timeout: 99999999999999999999999\n",
+            "gemini.timeout: a duration must be at most 36500d",
+        ),
+        ("gemini:\n  stream: 'yes'\n", "gemini.stream: must be true or false (unquoted)"),
+        ("gemini:\n  stream: 1\n", "gemini.stream: must be true or false (unquoted)"),
+        ("slack:\n  stream: 'true'\n", "slack.stream: must be true or false (unquoted)"),
+        ("filter:\n  check_replies: 'no'\n", "filter.check_replies: must be true or false (unquoted)"),
+        (
+            "telegram:\n  drop_pending_updates: 0\n",
+            "telegram.drop_pending_updates: must be true or false (unquoted)",
+        ),
+        (
+            "telegram:\n  draft_streaming: 'off'\n",
+            "telegram.draft_streaming: must be true or false (unquoted)",
+        ),
+        ("telegram:\n  enabled: 1\n", "telegram.enabled: must be auto, true or false (unquoted)"),
+        ("slack:\n  enabled: 'yes'\n", "slack.enabled: must be auto, true or false (unquoted)"),
+    ],
+)
+def test_harmful_durations_and_loose_flags_are_refused(tmp_path: Path, yaml_text: str, message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(write(tmp_path, yaml_text), ENV)
+    assert str(caught.value) == message
+
+
+def test_an_inbox_kept_shorter_than_redeliveries_arrive_is_refused_with_the_reason(tmp_path: Path) -> None:
+    """The inbox row of an event is what makes its redelivery a duplicate; Telegram redelivers for 24 h."""
+    done = check_config(write(tmp_path, "storage:\n  stats_retention: 12h\n"), ENV)
+    assert done.returncode == 2
+    assert done.stderr == (
+        "gembot: config error: storage.stats_retention: must be at least 1d (the inbox rows that make a "
+        "redelivered event a duplicate live this long; Telegram redelivers for 24h)\n"
+    )
+    assert check_config(write(tmp_path, "storage:\n  stats_retention: 24h\n"), ENV).returncode == 0
+
+
+def test_flags_from_the_environment_are_still_yaml_booleans(tmp_path: Path) -> None:
+    path = write(tmp_path, "gemini:\n  stream: ${STREAM:-true}\nslack:\n  stream: ${SLACK_STREAM}\n")
+    settings = load_settings(path, {**ENV, "SLACK_STREAM": "false"})
+    assert settings.gemini.stream is True and settings.slack.stream is False

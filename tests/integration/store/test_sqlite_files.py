@@ -1,15 +1,21 @@
-"""SQLite file-level guarantees: erased text is gone from the files, index-friendly history."""
+"""SQLite file-level guarantees: erased text is gone from the files, new files are private, index-friendly
+history."""
 
 from __future__ import annotations
 
+import os
+import stat
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import event
 
-from bot.store import Store
+from bot.copydb import copy_database
+from bot.store import Store, upgrade_to_head
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -102,3 +108,50 @@ async def test_history_query_uses_the_index(sqlite_store: Store) -> None:
     details = " | ".join(str(row[-1]) for row in plan)
     assert "ix_turns_conversation_id_created_at" in details
     assert "TEMP B-TREE" not in details  # no sort of the conversation's rows
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+@pytest.fixture
+def umask_022() -> Iterator[None]:
+    """The usual umask, under which files are created world-readable unless asked otherwise."""
+    previous = os.umask(0o022)
+    yield
+    os.umask(previous)
+
+
+@pytest.mark.usefixtures("umask_022")
+async def test_a_new_database_and_its_folders_are_private_to_the_owner(tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o777)
+    shared.chmod(0o1777)  # like /tmp: an existing folder is not gembot's to change
+    db = shared / "gembot" / "data" / "gembot.db"
+    await upgrade_to_head(f"sqlite+aiosqlite:///{db}")
+    store = await Store.open(f"sqlite+aiosqlite:///{db}")
+    try:
+        await store.claim_event("telegram", "e1", "u1", T0)
+        files = [db, Path(f"{db}-wal"), Path(f"{db}-shm")]
+        assert {path.name: mode(path) for path in files} == {path.name: 0o600 for path in files}
+    finally:
+        await store.close()
+    assert (mode(shared / "gembot"), mode(db.parent)) == (0o700, 0o700)
+    assert mode(shared) == 0o1777
+
+
+@pytest.mark.usefixtures("umask_022")
+async def test_copy_db_creates_its_sqlite_target_private(tmp_path: Path, sqlite_store: Store) -> None:
+    source = str(sqlite_store.engine.url)
+    target = tmp_path / "copy" / "gembot.db"
+    await copy_database(source, f"sqlite+aiosqlite:///{target}")
+    assert (mode(target), mode(target.parent)) == (0o600, 0o700)
+
+
+async def test_an_existing_database_keeps_its_mode(tmp_path: Path) -> None:
+    db = tmp_path / "gembot.db"
+    db.touch(mode=0o640)
+    db.chmod(0o640)  # e.g. readable by a backup group on purpose
+    store = await Store.open(f"sqlite+aiosqlite:///{db}")
+    await store.close()
+    assert mode(db) == 0o640

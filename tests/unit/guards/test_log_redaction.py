@@ -5,11 +5,16 @@ from __future__ import annotations
 import io
 import json
 import logging
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from bot.observability.logs import Redactor, configure_logging, get_logger
+from bot.config import load_settings
+from bot.observability.logs import MAX_VALUE_CHARS, Redactor, configure_logging, get_logger
 
 TELEGRAM_TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsawQ"
 SHORT_SECRET = "s3cr3t-value"  # shaped like nothing: only its configured value gives it away
@@ -113,3 +118,83 @@ def test_objects_and_url_passwords_are_masked(captured: io.StringIO) -> None:
     assert record["redis"] == "redis://:[secret]@cache:6379/0"
     assert record["error"] == "RuntimeError('failed with [secret]')"
     assert (record["count"], record["missing"]) == (3, None)
+
+
+def test_a_database_password_with_slash_or_encoding_is_redacted_in_every_spelling(tmp_path: Path) -> None:
+    """The app registers the password of its configured URLs; a driver's error may quote it decoded."""
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        "storage:\n  url: postgresql+asyncpg://gembot:pa/ss%40w0rd@db:5432/gembot\n"
+        "rate_limits:\n  storage: redis://:r3d%2Fis-pw@cache:6379/0\n",
+        encoding="utf-8",
+    )
+    settings = load_settings(config, {"GEMINI_API_KEY": "AIzaSyTestKey0000000000000000000000000"})
+    stream = io.StringIO()
+    configure_logging("INFO", "json", settings.secret_values(), stream=stream)
+    try:
+        log = get_logger("test")
+        try:
+            raise ConnectionError(f"cannot connect to {settings.storage.url}: password pa/ss@w0rd refused")
+        except ConnectionError:
+            log.exception("store.connect_failed")
+        log.warning("limits", detail="redis error for r3d/is-pw and r3d%2Fis-pw")
+        logging.getLogger("asyncpg").error("auth failed: 'pa/ss@w0rd' for postgresql://gembot:pa/ss@w0rd@db")
+    finally:
+        configure_logging("WARNING", "console")
+    out = stream.getvalue()
+    for leaked in ("pa/ss", "ss%40w0rd", "w0rd", "r3d"):
+        assert leaked not in out
+    assert out.count("[secret]") >= 5
+
+
+def test_unconfigured_url_passwords_holding_slash_or_at_are_masked_whole() -> None:
+    redactor = Redactor()
+    assert redactor.redact("db postgresql+asyncpg://u:pa/ss@w0rd@db:5432/x down") == (
+        "db postgresql+asyncpg://u:[secret]@db:5432/x down"
+    )
+    assert redactor.redact("https://host:443/path?to=a@b.example.org") == "https://host:443/path?to=[email]"
+
+
+def test_long_values_are_cut_with_a_marker_keeping_head_and_tail(captured: io.StringIO) -> None:
+    body = "x" * 150_000 + f" {SHORT_SECRET} the end: ValueError: bad"
+    get_logger("test").warning("http.body", body=body, near_cut="y" * (MAX_VALUE_CHARS - 10) + SHORT_SECRET)
+    [record] = lines(captured)
+    shown = str(record["body"])
+    assert len(shown) < MAX_VALUE_CHARS + 100
+    assert shown.startswith("x" * 1000) and shown.endswith("[secret] the end: ValueError: bad")
+    head, rest = shown.split("…[truncated ")
+    cut, tail = rest.split(" chars]…")
+    assert len(head) + int(cut) + len(tail) == len(body.replace(SHORT_SECRET, "[secret]"))
+    assert SHORT_SECRET[:4] not in str(record["near_cut"])  # configured secrets go before the cut
+
+
+ADVERSARIAL_UNITS = [
+    "a",  # a run of letters: a local part without an '@'
+    "7",  # a run of digits: phone and token prefixes
+    "a@",  # many '@'
+    "a.",  # many dots: a domain without a top-level one
+    "a@b.",
+    "+1 ",  # an international number that never ends
+    "x://u:",  # URLs whose password never reaches an '@'
+    "token ",
+    "1234567:",
+]
+
+
+def redaction_seconds(text: str) -> float:
+    redactor = Redactor(["s3cr3t-value"])
+    best = float("inf")
+    for _ in range(3):
+        started = time.perf_counter()
+        redactor.redact(text)
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(unit=st.sampled_from(ADVERSARIAL_UNITS) | st.text(alphabet="aZ9@.:/+-_ %", min_size=1, max_size=6))
+def test_redaction_time_grows_linearly_with_the_input(unit: str) -> None:
+    """Every pattern is bounded: 8 times the text takes about 8 times as long, never 64 (quadratic)."""
+    small = unit * (4000 // len(unit))
+    ratio = redaction_seconds(small * 8) / max(redaction_seconds(small), 1e-4)
+    assert ratio < 30, (unit, ratio)

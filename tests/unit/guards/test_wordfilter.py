@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.config import FilterSettings
+from bot.config import ConfigError, FilterSettings, settings_from_mapping
 from bot.guards.normalize import normalize, normalize_word
 from bot.guards.wordfilter import WordFilter, WordList
 
@@ -31,6 +31,7 @@ WORDS = [
     "64",
 ]
 ALLOW = ["平台独立"]
+ENV = {"GEMINI_API_KEY": "AIzaSyTestKey0000000000000000000000000"}
 
 
 def make(action: str = "mask", words: list[str] | None = None, allow: list[str] | None = None) -> WordFilter:
@@ -246,3 +247,30 @@ def test_wordlist_reports_size_and_longest() -> None:
     words = WordList(["ab", "A.B", "c d e"], ["xyzw"])
     assert words.size == 2
     assert words.longest == 4
+
+
+@pytest.mark.parametrize("word", ["🖕", "🖕🏻", "***", "☭", " ", "\ufe0f"])
+def test_a_word_without_letters_or_digits_is_refused_at_start(tmp_path: Path, word: str) -> None:
+    """It normalizes to nothing, so it would never match: the config says so instead of ignoring it."""
+    with pytest.raises(ConfigError) as inline:
+        settings_from_mapping({"filter": {"words": ["ok", word]}}, ENV)
+    problem = f"{word!r} has no letter or digit, and the filter matches only those: it would never match"
+    assert str(inline.value) == f"filter.words: {problem}"
+    if not word.strip():
+        return  # a blank line of a words file is skipped
+    words = tmp_path / "words.txt"
+    words.write_text(f"fuck\n{word}x\n{word}\n", encoding="utf-8")  # a symbol next to a letter is fine
+    with pytest.raises(ConfigError) as listed:
+        settings_from_mapping({"filter": {"words_file": str(words)}}, ENV)
+    assert str(listed.value) == f"filter.words_file: '{words}': {problem}"
+
+
+def test_a_reload_adding_a_word_that_never_matches_keeps_the_old_list(tmp_path: Path) -> None:
+    words = tmp_path / "words.txt"
+    words.write_text("fuck\n", encoding="utf-8")
+    word_filter = WordFilter(FilterSettings(words_file=str(words)))
+    words.write_text("fuck\nshit\n🖕\n", encoding="utf-8")
+    os.utime(words, ns=(time.time_ns() + 10**9, time.time_ns() + 10**9))
+    assert not word_filter.reload_if_changed()
+    assert word_filter.check("what the fuck").flagged
+    assert not word_filter.check("oh shit").flagged  # the edited list is not in force
