@@ -26,7 +26,7 @@ __all__ = [
     "StreamCutError",
     "error_from_response",
     "finish_error",
-    "parse_duration",
+    "parse_proto_duration",
 ]
 
 _TYPE_PREFIX = "type.googleapis.com/"
@@ -243,7 +243,7 @@ class EmptyResponseError(GeminiError):
         self.finish_reason = finish_reason
 
 
-def parse_duration(s: str) -> float:
+def parse_proto_duration(s: str) -> float:
     """Seconds in a protobuf Duration string such as ``"37s"`` or ``"45.837906927s"`` (``ms`` also read)."""
     match = _DURATION_RE.match(s)
     if match is None:
@@ -303,7 +303,7 @@ def _retry_delay(details: list[Mapping[str, Any]], message: str) -> float | None
             delay = detail.get("retryDelay")
             if isinstance(delay, str):
                 try:
-                    return parse_duration(delay)
+                    return parse_proto_duration(delay)
                 except ValueError:
                     pass
             elif isinstance(delay, Mapping):  # the proto form {"seconds": .., "nanos": ..}

@@ -31,7 +31,7 @@ from bot.llm.errors import (
     ServerError,
     StreamCutError,
     error_from_response,
-    parse_duration,
+    parse_proto_duration,
 )
 from bot.llm.gemini import GeminiClient, GeminiTimeouts
 from bot.llm.types import ChatMessage, GenerationParams, LlmChunk, LlmRequest, LlmResult, Usage
@@ -592,14 +592,14 @@ async def test_emulator_sse_wire_format(gemini: GeminiEmulator) -> None:
 # ---------------------------------------------------------------------------------------- error parser
 
 
-def test_parse_duration() -> None:
-    assert parse_duration("37s") == 37.0
-    assert parse_duration("45.837906927s") == pytest.approx(45.837906927)
-    assert parse_duration("1.5s") == 1.5
-    assert parse_duration("0s") == 0.0
+def test_parse_proto_duration() -> None:
+    assert parse_proto_duration("37s") == 37.0
+    assert parse_proto_duration("45.837906927s") == pytest.approx(45.837906927)
+    assert parse_proto_duration("1.5s") == 1.5
+    assert parse_proto_duration("0s") == 0.0
     for bad in ("", "s", "-1s", "abc", "1.5h"):
         with pytest.raises(ValueError):
-            parse_duration(bad)
+            parse_proto_duration(bad)
 
 
 def test_error_from_response_shapes() -> None:
