@@ -39,6 +39,7 @@ from bot.domain import (
     ANSWER_MESSAGE,
     AdminAlert,
     Delta,
+    FinalAnswer,
     FollowUp,
     Incoming,
     MessageKind,
@@ -47,7 +48,6 @@ from bot.domain import (
     ReplyEvent,
     Typing,
 )
-from bot.domain import Final as FinalEvent
 from bot.observability.logs import get_logger
 
 if TYPE_CHECKING:
@@ -617,7 +617,7 @@ class _Reply:
         elif isinstance(event, Delta):
             self._text += event.text
             await self._progress()
-        elif isinstance(event, FinalEvent):
+        elif isinstance(event, FinalAnswer):
             await self._finish(event.text, event.notice)
         elif isinstance(event, Notice):
             if self._incoming.command is not None:

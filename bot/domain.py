@@ -105,15 +105,16 @@ class Notice:
 
 
 @dataclass(frozen=True, slots=True)
-class Final:
+class FinalAnswer:
     """The complete reply text. ``notice`` is appended to the same answer when set (e.g. cut short)."""
 
     text: str
     notice: Notice | None = None
 
 
-ReplyEvent = Typing | Delta | Final | Notice
-"""Every answer is a stream of ``Typing``/``Delta`` events ended by exactly one ``Final`` or ``Notice``."""
+ReplyEvent = Typing | Delta | FinalAnswer | Notice
+"""Every answer is a stream of ``Typing``/``Delta`` events ended by exactly one ``FinalAnswer`` or
+``Notice``."""
 
 
 @dataclass(frozen=True, slots=True)

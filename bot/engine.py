@@ -20,7 +20,7 @@ from bot.context import PastExchange, build_contents, speaker_prefixed
 from bot.domain import (
     ANSWER_MESSAGE,
     Delta,
-    Final,
+    FinalAnswer,
     FollowUp,
     Incoming,
     MessageKind,
@@ -179,7 +179,7 @@ class Engine:
 
     async def handle(self, message: Incoming, *, accepted: bool = False) -> AsyncIterator[ReplyEvent]:
         """Answer ``message``: zero events for a duplicate or an unaddressed group message, else exactly one
-        terminal ``Final`` or ``Notice`` after any ``Typing``/``Delta`` events.
+        terminal ``FinalAnswer`` or ``Notice`` after any ``Typing``/``Delta`` events.
 
         Messages of one conversation are answered in the order their streams were first iterated.
         ``accepted`` says the adapter already recorded it with :meth:`accept`.
@@ -202,7 +202,7 @@ class Engine:
             self._metrics.inflight.inc()
             try:
                 async for event in self._respond(message, progress):
-                    if isinstance(event, Final | Notice):
+                    if isinstance(event, FinalAnswer | Notice):
                         progress.answered = True
                     yield event
                 progress.completed = True
@@ -413,7 +413,7 @@ class Engine:
         notice = None
         if finish_reason == "MAX_TOKENS":
             notice = Notice(NoticeKind.TRUNCATED, text(lang, "truncated"))
-        yield Final(reply, notice)
+        yield FinalAnswer(reply, notice)
 
     def _failure_event(self, exc: GeminiError, progress: _Progress, lang: Language) -> ReplyEvent:
         progress.outcome = f"gemini_{exc.kind}"
@@ -426,8 +426,8 @@ class Engine:
             # What was already shown stays; the user learns it was cut, in the same answer.
             partial = "".join(progress.shown)
             if isinstance(exc, ResponseBlockedError):
-                return Final(partial, notice)
-            return Final(partial, Notice(NoticeKind.CUT, text(lang, "cut")))
+                return FinalAnswer(partial, notice)
+            return FinalAnswer(partial, Notice(NoticeKind.CUT, text(lang, "cut")))
         return notice
 
     def _failure_notice(self, exc: GeminiError, lang: Language) -> Notice:
