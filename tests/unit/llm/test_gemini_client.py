@@ -210,6 +210,15 @@ async def test_stream_deltas_in_order(separator: str) -> None:
     )
 
 
+@pytest.mark.parametrize("last_separator", ["", "\n", "\r\n"])
+async def test_a_last_event_without_the_blank_line_after_it_is_still_read(last_separator: str) -> None:
+    async with GeminiEmulator(api_key=KEY, sse_last_separator=last_separator) as gemini:
+        gemini.script(Reply(chunks=["Hel", "lo"]))
+        async with GeminiClient(api_key=KEY, base_url=gemini.base_url, model=MODEL, timeouts=FAST) as client:
+            chunks = await collect(client.stream(ask("hi")))
+    assert [(c.text, c.finish_reason) for c in chunks] == [("Hel", None), ("lo", "STOP")]
+
+
 async def test_connections_are_reused(gemini: GeminiEmulator, client: GeminiClient) -> None:
     for _ in range(3):
         await collect(client.stream(ask("x")))
