@@ -77,6 +77,7 @@ class NoticeKind(StrEnum):
     SAFETY = "safety"
     BAD_REQUEST = "bad_request"
     BAD_KEY = "bad_key"
+    MISCONFIGURED = "misconfigured"  # Gemini refuses the bot's configuration: the admins must fix it
     UNAVAILABLE = "unavailable"
     CUT = "cut"  # the streamed reply stopped early; what was shown stays
     TRUNCATED = "truncated"  # MAX_TOKENS: the reply is complete but was cut at the length limit

@@ -77,7 +77,8 @@ _EN: dict[str, Entry] = {
     "error": "Something went wrong on my side. Please try again.",
     "alert_bad_key": "gembot: Gemini rejects the API key ({detail}). Users are getting errors.",
     "alert_misconfigured": (
-        "gembot: Gemini rejects the bot's configuration ({detail}: {reason}). Users are getting errors."
+        "gembot: Gemini refuses the configuration for model {model} ({detail}: {reason}). "
+        "Users are getting errors."
     ),
     "console_banner": (
         "gembot console, model {model}. Type a message; /help for commands; exit, quit or 退出 to leave."
@@ -148,7 +149,9 @@ _ZH: dict[str, Entry] = {
     "length_no_text": "Gemini 在写出任何回答之前就达到了长度上限（思考用完了额度）。请把问题问得更具体一些。",
     "error": "我这边出了点问题，请再试一次。",
     "alert_bad_key": "gembot：Gemini 拒绝了 API 密钥（{detail}），用户正在收到错误。",
-    "alert_misconfigured": "gembot：Gemini 拒绝了机器人的配置（{detail}：{reason}），用户正在收到错误。",
+    "alert_misconfigured": (
+        "gembot：Gemini 拒绝了模型 {model} 的配置（{detail}：{reason}），用户正在收到错误。"
+    ),
     "console_banner": "gembot 控制台，模型 {model}。输入消息；/help 查看命令；exit、quit 或 退出 离开。",
     "retry_soon": "几秒钟",
     "unit_day": {"other": "{count} 天"},

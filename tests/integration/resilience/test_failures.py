@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from bot import i18n
 from bot.app import App
 from bot.domain import AdminAlert, FinalAnswer, Notice, NoticeKind
 from tests.conftest import API_KEY
@@ -276,4 +277,18 @@ async def test_read_timeout_every_time_gives_an_unavailable_notice(
     assert notice_kind(await collect(app, incoming("hi"))) is NoticeKind.UNAVAILABLE
     assert len(gemini.requests) == 2
     assert outcomes(db_path) == ["timeout", "timeout"]
+    assert turns(db_path) == []
+
+
+async def test_max_tokens_with_no_text_says_the_length_limit_was_reached(
+    make_app: AppMaker, gemini: Emulator, db_path: Path
+) -> None:
+    app: App = await make_app(gemini={"generation": {"max_output_tokens": 64}})
+    gemini.script(Reply(text="", finish_reason="MAX_TOKENS", thoughts="thinking " * 50))
+    end = terminal(await collect(app, incoming("hard question")))
+    assert isinstance(end, Notice) and end.text == i18n.text("en", "length_no_text")
+    gemini.script(Reply(text="", finish_reason="MAX_TOKENS", thoughts="thinking " * 50))
+    zh = terminal(await collect(app, incoming("难题", language="zh")))
+    assert isinstance(zh, Notice) and zh.text == i18n.text("zh", "length_no_text")
+    assert len(gemini.requests) == 2  # not retried
     assert turns(db_path) == []

@@ -359,3 +359,13 @@ async def test_no_retry_once_text_was_shown(make_app: AppMaker, gemini: Emulator
     assert len(gemini.requests) == 1
     assert outcomes(db_path) == ["stream_cut"]
     assert turns(db_path) == []
+
+
+async def test_429_waits_the_longer_of_retry_info_and_the_message(
+    make_app: AppMaker, gemini: Emulator, clock: VirtualClock, db_path: Path
+) -> None:
+    app: App = await make_app()
+    gemini.script(ErrorReply.rate_limited("1s", message_delay="1.309977334s"))
+    assert answer_text(await collect(app, incoming("hi"))) == "echo: hi"
+    assert clock.sleeps == [1.309977334]
+    assert outcomes(db_path) == ["rate_limited", "ok"]
