@@ -405,7 +405,7 @@ async def test_mention_command_is_ephemeral_in_thread(
     await h.deliver(message_event("again", channel="C1", user="UADMIN", thread_ts=ts))
     await h.settle()
     assert [e.thread_ts for e in h.slack.ephemerals] == [ts]
-    assert "afresh (1 exchanges" in h.slack.ephemerals[0].text
+    assert "afresh (1 exchange forgotten)" in h.slack.ephemerals[0].text
     assert gemini.contents(-1) == [("user", "name-uadmin: again")]
 
 
