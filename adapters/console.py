@@ -11,7 +11,7 @@ from typing import BinaryIO, TextIO
 
 from bot.app import App
 from bot.config import Settings
-from bot.domain import AdminAlert, Delta, Final, Incoming, Notice, Platform, ReplyEvent, Typing
+from bot.domain import AdminAlert, Delta, FinalAnswer, Incoming, Notice, Platform, ReplyEvent, Typing
 from bot.i18n import pick_language, text
 
 EXIT_WORDS = frozenset({"exit", "quit", "退出"})
@@ -40,7 +40,7 @@ class ConsoleRenderer:
         prefix_printed = False
         assert hasattr(events, "__aiter__")
         async for event in events:
-            assert isinstance(event, Typing | Delta | Final | Notice)
+            assert isinstance(event, Typing | Delta | FinalAnswer | Notice)
             if not prefix_printed and not isinstance(event, Typing):
                 if self._interactive:
                     self._out.write("gembot> ")
@@ -54,7 +54,7 @@ class ConsoleRenderer:
             out.write(event.text)
             out.flush()
             return shown + event.text
-        if isinstance(event, Final):
+        if isinstance(event, FinalAnswer):
             if shown and event.text.startswith(shown):
                 out.write(event.text[len(shown) :])
             elif shown:

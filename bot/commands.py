@@ -30,10 +30,7 @@ class CommandContext:
 def _human_retention(retention: timedelta, language: Language) -> str:
     hours = retention.total_seconds() / 3600
     if hours.is_integer() and hours >= 1:
-        count = int(hours)
-        if language == "zh":
-            return f"{count} 小时"
-        return f"{count} hour{'s' if count != 1 else ''}"
+        return text(language, "unit_hour", count=int(hours))
     return format_duration(retention)
 
 
@@ -74,7 +71,7 @@ class Commands:
                 ctx.language,
                 "help",
                 bot_name=self._bot_name,
-                max_turns=self._settings.conversation.max_turns,
+                memory=text(ctx.language, "help_memory", count=self._settings.conversation.max_turns),
                 retention=_human_retention(self._settings.storage.retention, ctx.language),
                 prefix=self._prefix(message.platform),
                 reset_scope=scope,

@@ -77,6 +77,7 @@ class NoticeKind(StrEnum):
     SAFETY = "safety"
     BAD_REQUEST = "bad_request"
     BAD_KEY = "bad_key"
+    MISCONFIGURED = "misconfigured"  # Gemini refuses the bot's configuration: the admins must fix it
     UNAVAILABLE = "unavailable"
     CUT = "cut"  # the streamed reply stopped early; what was shown stays
     TRUNCATED = "truncated"  # MAX_TOKENS: the reply is complete but was cut at the length limit
@@ -105,15 +106,16 @@ class Notice:
 
 
 @dataclass(frozen=True, slots=True)
-class Final:
+class FinalAnswer:
     """The complete reply text. ``notice`` is appended to the same answer when set (e.g. cut short)."""
 
     text: str
     notice: Notice | None = None
 
 
-ReplyEvent = Typing | Delta | Final | Notice
-"""Every answer is a stream of ``Typing``/``Delta`` events ended by exactly one ``Final`` or ``Notice``."""
+ReplyEvent = Typing | Delta | FinalAnswer | Notice
+"""Every answer is a stream of ``Typing``/``Delta`` events ended by exactly one ``FinalAnswer`` or
+``Notice``."""
 
 
 @dataclass(frozen=True, slots=True)

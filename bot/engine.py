@@ -20,7 +20,7 @@ from bot.context import PastExchange, build_contents, speaker_prefixed
 from bot.domain import (
     ANSWER_MESSAGE,
     Delta,
-    Final,
+    FinalAnswer,
     FollowUp,
     Incoming,
     MessageKind,
@@ -34,18 +34,8 @@ from bot.guards.access import AccessPolicy
 from bot.guards.filter import TextFilter
 from bot.guards.limits import RateLimiter
 from bot.i18n import Language, format_wait, pick_language, text
-from bot.llm.errors import (
-    BadKeyError,
-    BadRequestError,
-    EmptyResponseError,
-    GeminiError,
-    NotFoundError,
-    PromptBlockedError,
-    RateLimitedError,
-    ResponseBlockedError,
-    ResponseStoppedError,
-    StreamCutError,
-)
+from bot.llm.errors import GeminiError, ResponseBlockedError
+from bot.llm.notices import failure_notice
 from bot.llm.policy import AnswerPolicy, Attempt, QuotaExceededError
 from bot.llm.types import GenerationParams, LlmRequest, Usage
 from bot.observability.logs import get_logger
@@ -179,7 +169,7 @@ class Engine:
 
     async def handle(self, message: Incoming, *, accepted: bool = False) -> AsyncIterator[ReplyEvent]:
         """Answer ``message``: zero events for a duplicate or an unaddressed group message, else exactly one
-        terminal ``Final`` or ``Notice`` after any ``Typing``/``Delta`` events.
+        terminal ``FinalAnswer`` or ``Notice`` after any ``Typing``/``Delta`` events.
 
         Messages of one conversation are answered in the order their streams were first iterated.
         ``accepted`` says the adapter already recorded it with :meth:`accept`.
@@ -202,7 +192,7 @@ class Engine:
             self._metrics.inflight.inc()
             try:
                 async for event in self._respond(message, progress):
-                    if isinstance(event, Final | Notice):
+                    if isinstance(event, FinalAnswer | Notice):
                         progress.answered = True
                     yield event
                 progress.completed = True
@@ -413,7 +403,7 @@ class Engine:
         notice = None
         if finish_reason == "MAX_TOKENS":
             notice = Notice(NoticeKind.TRUNCATED, text(lang, "truncated"))
-        yield Final(reply, notice)
+        yield FinalAnswer(reply, notice)
 
     def _failure_event(self, exc: GeminiError, progress: _Progress, lang: Language) -> ReplyEvent:
         progress.outcome = f"gemini_{exc.kind}"
@@ -421,44 +411,14 @@ class Engine:
             progress.outcome = "quota"
             if exc.before_gemini:  # a retry refused after Gemini was called is not a refusal "before Gemini"
                 self._metrics.refusals.labels("quota").inc()
-        notice = self._failure_notice(exc, lang)
+        notice = failure_notice(exc, lang)
         if progress.shown:
             # What was already shown stays; the user learns it was cut, in the same answer.
             partial = "".join(progress.shown)
             if isinstance(exc, ResponseBlockedError):
-                return Final(partial, notice)
-            return Final(partial, Notice(NoticeKind.CUT, text(lang, "cut")))
+                return FinalAnswer(partial, notice)
+            return FinalAnswer(partial, Notice(NoticeKind.CUT, text(lang, "cut")))
         return notice
-
-    def _failure_notice(self, exc: GeminiError, lang: Language) -> Notice:
-        if isinstance(exc, PromptBlockedError | ResponseBlockedError):
-            try:
-                reason = text(lang, f"safety_reason_{exc.reason.lower()}")
-            except KeyError:
-                reason = exc.reason.lower().replace("_", " ")
-            which = "safety_prompt" if isinstance(exc, PromptBlockedError) else exc.notice_key
-            kind = NoticeKind.ERROR if isinstance(exc, ResponseStoppedError) else NoticeKind.SAFETY
-            return Notice(kind, text(lang, which, reason=reason))
-        if isinstance(exc, QuotaExceededError):
-            wait = exc.retry_delay if exc.retry_delay is not None else 60.0
-            return Notice(NoticeKind.QUOTA, text(lang, "quota", retry=format_wait(wait, lang)))
-        if isinstance(exc, BadKeyError):
-            return Notice(NoticeKind.BAD_KEY, text(lang, "bad_key"))
-        if isinstance(exc, BadRequestError) and exc.too_large:
-            return Notice(NoticeKind.BAD_REQUEST, text(lang, "request_too_large"))
-        if isinstance(exc, BadRequestError | NotFoundError):
-            return Notice(NoticeKind.BAD_REQUEST, text(lang, "bad_request"))
-        if isinstance(exc, RateLimitedError):
-            if exc.is_long_window:
-                wait = exc.retry_delay if exc.retry_delay is not None else 86400.0
-                return Notice(NoticeKind.QUOTA, text(lang, "gemini_quota", retry=format_wait(wait, lang)))
-            wait = exc.retry_delay if exc.retry_delay is not None else 60.0
-            return Notice(NoticeKind.QUOTA, text(lang, "gemini_busy", retry=format_wait(wait, lang)))
-        if isinstance(exc, EmptyResponseError):
-            return Notice(NoticeKind.ERROR, text(lang, "empty_reply"))
-        if isinstance(exc, StreamCutError):
-            return Notice(NoticeKind.CUT, text(lang, "cut"))
-        return Notice(NoticeKind.UNAVAILABLE, text(lang, "unavailable"))
 
     async def _record_failure(
         self,

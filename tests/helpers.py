@@ -8,7 +8,17 @@ import time
 from datetime import UTC, datetime, timedelta
 
 from bot.app import App
-from bot.domain import Delta, Final, Incoming, MessageKind, Notice, NoticeKind, Platform, ReplyEvent, Typing
+from bot.domain import (
+    Delta,
+    FinalAnswer,
+    Incoming,
+    MessageKind,
+    Notice,
+    NoticeKind,
+    Platform,
+    ReplyEvent,
+    Typing,
+)
 
 _ids = itertools.count(1)
 
@@ -50,18 +60,18 @@ async def collect(app: App, message: Incoming) -> list[ReplyEvent]:
     return [event async for event in app.engine.handle(message)]
 
 
-def terminal(events: list[ReplyEvent]) -> Final | Notice:
+def terminal(events: list[ReplyEvent]) -> FinalAnswer | Notice:
     """The one terminal event of an answer (asserting there is exactly one, and last)."""
-    ends = [e for e in events if isinstance(e, Final | Notice)]
+    ends = [e for e in events if isinstance(e, FinalAnswer | Notice)]
     assert len(ends) == 1, f"expected exactly one terminal event, got {events!r}"
     assert events[-1] is ends[0]
     return ends[0]
 
 
 def answer_text(events: list[ReplyEvent]) -> str:
-    """The final reply text (asserting the answer is a Final)."""
+    """The final reply text (asserting the answer is a FinalAnswer)."""
     end = terminal(events)
-    assert isinstance(end, Final), f"expected a reply, got {end!r}"
+    assert isinstance(end, FinalAnswer), f"expected a reply, got {end!r}"
     return end.text
 
 

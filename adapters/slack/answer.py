@@ -14,8 +14,7 @@ from slack_sdk.errors import SlackApiError
 from adapters.slack.errors import CALL_ERRORS, UNAVAILABLE_ERRORS, error_code, reason
 from adapters.slack.markup import MESSAGE_LIMIT, escape, render_chunks, split
 from adapters.slack.normalize import Job
-from bot.domain import Delta, Incoming, Notice, ReplyEvent, Typing
-from bot.domain import Final as FinalEvent
+from bot.domain import Delta, FinalAnswer, Incoming, Notice, ReplyEvent, Typing
 from bot.observability.logs import get_logger
 
 if TYPE_CHECKING:
@@ -66,7 +65,7 @@ class AnswerWriter:
         elif isinstance(event, Delta):
             self._text += event.text
             await self._progress()
-        elif isinstance(event, FinalEvent):
+        elif isinstance(event, FinalAnswer):
             await self._finish(event.text, event.notice)
         elif isinstance(event, Notice):
             if self._incoming.command is not None:

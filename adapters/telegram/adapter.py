@@ -75,7 +75,7 @@ def _is_migration(message: Message | None) -> bool:
     return message is not None and bool(message.migrate_to_chat_id or message.migrate_from_chat_id)
 
 
-class Turn(Enum):
+class Ordering(Enum):
     """How :class:`ChatOrderedProcessor` runs an update."""
 
     NONE = "none"  # nothing for the bot to do: run at once, outside its chat's order
@@ -99,7 +99,7 @@ class ChatOrderedProcessor(BaseUpdateProcessor):
         max_concurrent_updates: int,
         on_arrival: Callable[[object], Awaitable[None]] | None = None,
         *,
-        classify: Callable[[object], Turn] | None = None,
+        classify: Callable[[object], Ordering] | None = None,
         on_drop: Callable[[object], None] | None = None,
         max_backlog: int = MAX_CHAT_BACKLOG,
     ) -> None:
@@ -115,13 +115,13 @@ class ChatOrderedProcessor(BaseUpdateProcessor):
     async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
         """Wait for the previous update of the same conversation, then process this one."""
         key = ordering_key(update)
-        turn = Turn.ANSWER if self._classify is None else self._classify(update)
-        if key is None or turn is Turn.NONE:
+        ordering = Ordering.ANSWER if self._classify is None else self._classify(update)
+        if key is None or ordering is Ordering.NONE:
             await coroutine
             return
         chat = key[0]
         backlog = self._backlog.get(chat, 0)
-        if backlog >= self._max_backlog and turn is Turn.ANSWER:
+        if backlog >= self._max_backlog and ordering is Ordering.ANSWER:
             self._drop(chat, update, coroutine)
             return
         self._backlog[chat] = backlog + 1
@@ -187,7 +187,7 @@ class TelegramAdapter:
             .base_file_url(f"{base}/file/bot")
             .concurrent_updates(
                 ChatOrderedProcessor(
-                    MAX_CONCURRENT_UPDATES, self._arrive, classify=self._turn, on_drop=self._flood_dropped
+                    MAX_CONCURRENT_UPDATES, self._arrive, classify=self._ordering, on_drop=self._flood_dropped
                 )
             )
             .request(
@@ -377,20 +377,20 @@ class TelegramAdapter:
         await self._application.update_queue.put(update)
         return web.Response(text="ok\n")
 
-    def _turn(self, update: object) -> Turn:
+    def _ordering(self, update: object) -> Ordering:
         """Migrations and addressed messages wait for their chat's turn; anything else needs none."""
         if not isinstance(update, Update) or self._me is None:
-            return Turn.NONE
+            return Ordering.NONE
         if _is_migration(update.message):
-            return Turn.ALWAYS
+            return Ordering.ALWAYS
         normalized = normalize(update, self._me, self._settings)
         if normalized is None:
-            return Turn.NONE
+            return Ordering.NONE
         incoming = normalized.incoming
         if not incoming.addressed_to_bot and incoming.command is None:
-            return Turn.NONE
+            return Ordering.NONE
         self._classified[update.update_id] = normalized  # for _arrive, right after: normalized once
-        return Turn.ANSWER
+        return Ordering.ANSWER
 
     def _flood_dropped(self, update: object) -> None:
         if isinstance(update, Update):
@@ -401,7 +401,7 @@ class TelegramAdapter:
     async def _arrive(self, update: object) -> None:
         """Record an addressed message in the inbox as soon as it arrives (see ChatOrderedProcessor).
 
-        Only what :meth:`_turn` found addressed to the bot arrives with its normalized form; a migration
+        Only what :meth:`_ordering` found addressed to the bot arrives with its normalized form; a migration
         waits for its turn too but has nothing to record.
         """
         if not isinstance(update, Update):

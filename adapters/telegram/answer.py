@@ -22,7 +22,7 @@ from adapters.telegram.markup import (
 )
 from adapters.telegram.normalize import Target
 from adapters.telegram.outbox import ChatUnreachableError, Outbox, Scope
-from bot.domain import Delta, Final, Notice, ReplyEvent, Typing
+from bot.domain import Delta, FinalAnswer, Notice, ReplyEvent, Typing
 from bot.observability.logs import get_logger
 
 log = get_logger(__name__)
@@ -117,7 +117,7 @@ class AnswerWriter:
                     self._dead = True
                     await self._stop_streaming()
                 except TelegramError as exc:
-                    if not isinstance(event, Final | Notice):
+                    if not isinstance(event, FinalAnswer | Notice):
                         raise
                     # Last resort for the answer itself: the messages not yet shown, as plain text.
                     log.warning(
@@ -144,7 +144,7 @@ class AnswerWriter:
             if self._preview_task is None:
                 self._preview_task = asyncio.create_task(self._preview_loop(), name="tg-preview")
             self._dirty.set()
-        elif isinstance(event, Final):
+        elif isinstance(event, FinalAnswer):
             await self._stop_streaming()
             notice = event.notice.text if event.notice is not None else None
             await self._finish(render_telegram(event.text, notice=notice) or ["…"], ParseMode.HTML)

@@ -1,4 +1,9 @@
-"""The message catalogue: every text the bot itself says, in English and Simplified Chinese."""
+"""The message catalogue: every text the bot itself says, in English and Simplified Chinese.
+
+An entry is a string, or for a text that says a number of things, its plural forms by CLDR category
+(``one``, ``other``; a language has the categories it needs, at least ``other``): the form is chosen by
+the ``count`` value the text is formatted with.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +11,13 @@ from collections.abc import Mapping
 from typing import Literal
 
 Language = Literal["en", "zh"]
+PluralCategory = Literal["one", "other"]
+Entry = str | Mapping[PluralCategory, str]
 
-_EN: dict[str, str] = {
+_EN: dict[str, Entry] = {
     "help": (
         "Hi! I am {bot_name}, an assistant powered by Google Gemini. Send me a message and I will answer; "
-        "I remember the last {max_turns} exchanges of this conversation.\n\n"
+        "{memory}\n\n"
         "Privacy: your messages are processed by Google Gemini. Conversation text is kept for at most "
         "{retention} and then deleted.\n\n"
         "Commands:\n"
@@ -20,14 +27,24 @@ _EN: dict[str, str] = {
         "{prefix}stats - usage statistics (admins only)"
     ),
     "reset_scope_group": " (admins only in groups and channels)",
-    "reset_done": "Done: this conversation starts afresh ({count} exchanges forgotten).",
+    "help_memory": {
+        "one": "I remember the last exchange of this conversation.",
+        "other": "I remember the last {count} exchanges of this conversation.",
+    },
+    "reset_done": {
+        "one": "Done: this conversation starts afresh ({count} exchange forgotten).",
+        "other": "Done: this conversation starts afresh ({count} exchanges forgotten).",
+    },
     "reset_denied": "Only an admin can reset the conversation here.",
     "reset_nothing": (
         "There is no conversation here to reset yet. In a channel each thread (in a forum, each topic) "
         "is a conversation of its own: reset it from inside."
     ),
     "stats_denied": "Sorry, /stats is for admins only.",
-    "forget_done": "Done: {count} exchanges you started were erased, in every conversation.",
+    "forget_done": {
+        "one": "Done: {count} exchange you started was erased, in every conversation.",
+        "other": "Done: {count} exchanges you started were erased, in every conversation.",
+    },
     "unknown_command": "Unknown command. Send {prefix}help to see what I can do.",
     "empty": "Your message is empty. Please send some text.",
     "too_long": (
@@ -47,17 +64,30 @@ _EN: dict[str, str] = {
     "photo_unavailable": "I could not download your photo from Telegram. Please send it again.",
     "bad_request": "Gemini could not process this request. Please rephrase or shorten it, or /reset.",
     "bad_key": "The bot cannot reach Gemini because its API key is not accepted. The admins have been told.",
+    "misconfigured": "The bot is misconfigured and cannot answer right now. The admins have been told.",
     "unavailable": "Gemini is unavailable right now. Please try again in a few minutes.",
     "gemini_busy": "Gemini is rate-limiting the bot. Please try again in {retry}.",
     "cut": "(The answer was cut off before it finished; please ask again.)",
     "truncated": "(The answer reached the length limit and was cut here.)",
     "empty_reply": "Gemini returned no answer text. Please try again or rephrase.",
+    "length_no_text": (
+        "Gemini reached the answer length limit before writing any text (its thinking used it up). "
+        "Please ask a narrower question."
+    ),
     "error": "Something went wrong on my side. Please try again.",
     "alert_bad_key": "gembot: Gemini rejects the API key ({detail}). Users are getting errors.",
+    "alert_misconfigured": (
+        "gembot: Gemini refuses the configuration for model {model} ({detail}: {reason}). "
+        "Users are getting errors."
+    ),
     "console_banner": (
         "gembot console, model {model}. Type a message; /help for commands; exit, quit or 退出 to leave."
     ),
     "retry_soon": "a few seconds",
+    "unit_day": {"one": "{count} day", "other": "{count} days"},
+    "unit_hour": {"one": "{count} hour", "other": "{count} hours"},
+    "unit_minute": {"one": "{count} minute", "other": "{count} minutes"},
+    "unit_second": {"one": "{count} second", "other": "{count} seconds"},
     "resend": "Sorry, I was restarted before I could answer this message. Please send it again.",
     "gemini_quota": "Gemini's quota for this bot is used up until it resets. Please try again in {retry}.",
     "request_too_large": (
@@ -74,10 +104,10 @@ _EN: dict[str, str] = {
     "safety_reason_other": "an unspecified reason",
 }
 
-_ZH: dict[str, str] = {
+_ZH: dict[str, Entry] = {
     "help": (
         "你好！我是 {bot_name}，由 Google Gemini 驱动的助手。给我发消息我就会回答；"
-        "我会记住本对话最近 {max_turns} 轮内容。\n\n"
+        "{memory}\n\n"
         "隐私：你的消息由 Google Gemini 处理。对话文本最多保留 {retention}，之后删除。\n\n"
         "命令：\n"
         "{prefix}help - 显示本说明\n"
@@ -86,13 +116,14 @@ _ZH: dict[str, str] = {
         "{prefix}stats - 使用统计（仅管理员）"
     ),
     "reset_scope_group": "（群组和频道中仅管理员可用）",
-    "reset_done": "完成：本对话已重新开始（清除了 {count} 轮）。",
+    "help_memory": {"other": "我会记住本对话最近 {count} 轮内容。"},
+    "reset_done": {"other": "完成：本对话已重新开始（清除了 {count} 轮）。"},
     "reset_denied": "在这里只有管理员可以重置对话。",
     "reset_nothing": (
         "这里还没有可以重置的对话。在频道中每个话题串（论坛中每个主题）都是独立的对话：请在其中重置。"
     ),
     "stats_denied": "抱歉，/stats 仅限管理员使用。",
-    "forget_done": "完成：已删除你发起的 {count} 轮对话（所有对话）。",
+    "forget_done": {"other": "完成：已删除你发起的 {count} 轮对话（所有对话）。"},
     "unknown_command": "未知命令。发送 {prefix}help 查看我能做什么。",
     "empty": "你的消息是空的，请发送一些文字。",
     "too_long": "你的消息太长了（{length} 个字符，上限 {limit}）。请缩短或分开发送。",
@@ -109,15 +140,24 @@ _ZH: dict[str, str] = {
     "photo_unavailable": "我无法从 Telegram 下载你的图片，请再发送一次。",
     "bad_request": "Gemini 无法处理这个请求。请换个说法、缩短内容，或使用 /reset。",
     "bad_key": "机器人无法连接 Gemini：API 密钥未被接受。已通知管理员。",
+    "misconfigured": "机器人配置有误，暂时无法回答。已通知管理员。",
     "unavailable": "Gemini 暂时不可用，请几分钟后再试。",
     "gemini_busy": "Gemini 正在限制机器人的请求频率，请在 {retry} 后再试。",
     "cut": "（回答在完成前被中断了，请重新提问。）",
     "truncated": "（回答达到长度上限，在此处被截断。）",
     "empty_reply": "Gemini 没有返回回答文本。请重试或换个说法。",
+    "length_no_text": "Gemini 在写出任何回答之前就达到了长度上限（思考用完了额度）。请把问题问得更具体一些。",
     "error": "我这边出了点问题，请再试一次。",
     "alert_bad_key": "gembot：Gemini 拒绝了 API 密钥（{detail}），用户正在收到错误。",
+    "alert_misconfigured": (
+        "gembot：Gemini 拒绝了模型 {model} 的配置（{detail}：{reason}），用户正在收到错误。"
+    ),
     "console_banner": "gembot 控制台，模型 {model}。输入消息；/help 查看命令；exit、quit 或 退出 离开。",
     "retry_soon": "几秒钟",
+    "unit_day": {"other": "{count} 天"},
+    "unit_hour": {"other": "{count} 小时"},
+    "unit_minute": {"other": "{count} 分钟"},
+    "unit_second": {"other": "{count} 秒"},
     "resend": "抱歉，我在回答这条消息之前重启了。请再发送一次。",
     "gemini_quota": "Gemini 给本机器人的配额已用完，需等待重置。请在 {retry} 后再试。",
     "request_too_large": (
@@ -134,7 +174,14 @@ _ZH: dict[str, str] = {
     "safety_reason_other": "未说明的原因",
 }
 
-CATALOGUE: Mapping[Language, Mapping[str, str]] = {"en": _EN, "zh": _ZH}
+CATALOGUE: Mapping[Language, Mapping[str, Entry]] = {"en": _EN, "zh": _ZH}
+
+
+def plural_category(language: Language, count: int) -> PluralCategory:
+    """The CLDR plural category of the integer ``count`` in ``language`` (Chinese has only ``other``)."""
+    if language == "en" and count == 1:
+        return "one"
+    return "other"
 
 
 def pick_language(platform_language: str | None, default: Language) -> Language:
@@ -149,28 +196,27 @@ def pick_language(platform_language: str | None, default: Language) -> Language:
 
 
 def text(language: Language, key: str, **values: object) -> str:
-    """The catalogue entry ``key`` in ``language``, formatted with ``values``."""
-    return CATALOGUE[language][key].format(**values)
+    """The catalogue entry ``key`` in ``language``, formatted with ``values``.
+
+    A plural entry needs an integer ``count`` among ``values``: it picks the form.
+    """
+    entry = CATALOGUE[language][key]
+    if not isinstance(entry, str):
+        count = values.get("count")
+        if not isinstance(count, int) or isinstance(count, bool):
+            raise TypeError(f"the catalogue entry {key!r} needs an integer count, got {count!r}")
+        entry = entry.get(plural_category(language, count), entry["other"])
+    return entry.format(**values)
 
 
 def format_wait(seconds: float, language: Language) -> str:
-    """A human duration for 'try again in ...'."""
+    """A human duration for 'try again in ...': the two largest units."""
     seconds = max(1, round(seconds))
-    if language == "zh":
-        units = (("天", 86400), ("小时", 3600), ("分钟", 60), ("秒", 1))
-        parts = []
-        for name, size in units:
-            if seconds >= size:
-                amount, seconds = divmod(seconds, size)
-                parts.append(f"{amount} {name}")
-            if len(parts) == 2:
-                break
-        return " ".join(parts)
     parts = []
-    for name, size in (("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1)):
+    for unit, size in (("unit_day", 86400), ("unit_hour", 3600), ("unit_minute", 60), ("unit_second", 1)):
         if seconds >= size:
             amount, seconds = divmod(seconds, size)
-            parts.append(f"{amount} {name}{'' if amount == 1 else 's'}")
+            parts.append(text(language, unit, count=amount))
         if len(parts) == 2:
             break
     return " ".join(parts)

@@ -17,6 +17,7 @@ __all__ = [
     "GeminiConnectionError",
     "GeminiError",
     "GeminiTimeoutError",
+    "MisconfiguredError",
     "NotFoundError",
     "PromptBlockedError",
     "RateLimitedError",
@@ -26,7 +27,7 @@ __all__ = [
     "StreamCutError",
     "error_from_response",
     "finish_error",
-    "parse_duration",
+    "parse_proto_duration",
 ]
 
 _TYPE_PREFIX = "type.googleapis.com/"
@@ -35,6 +36,11 @@ _TOO_LARGE_RE = re.compile(
     r"request entity too large|context (?:length|window)",
     re.IGNORECASE | re.DOTALL,
 )
+_CONFIG_RE = re.compile(
+    r"generation_?config|thinking[ _]?(?:config|mode|budget|level)|budget -?\d+ is invalid",
+    re.IGNORECASE,
+)
+_SERVICE_DISABLED_RE = re.compile(r"has not been used in project|API .*is disabled", re.IGNORECASE)
 _RETRY_IN_RE = re.compile(r"retry in (\d+(?:\.\d+)?)\s*(ms|s)\b", re.IGNORECASE)
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s)?\s*$")
 _TAG_RE = re.compile(r"<[^>]*>")
@@ -85,6 +91,13 @@ class GeminiError(Exception):
         self.during_stream = during_stream
         self.partial_text = partial_text
 
+    @property
+    def notice_key(self) -> str:
+        """The catalogue key of the user's notice for this failure (the table in ``bot.llm.notices``)."""
+        from bot.llm.notices import notice_key  # the table needs these classes: imported at use
+
+        return notice_key(self)
+
     def _extra(self) -> list[str]:
         return []
 
@@ -129,7 +142,18 @@ class BadKeyError(GeminiError):
     kind: ClassVar[str] = "bad_key"
 
 
-class NotFoundError(GeminiError):
+class MisconfiguredError(GeminiError):
+    """Gemini refuses the bot's configuration, not the message: the API is not enabled for the key's
+    project (403 SERVICE_DISABLED), the caller's region is not served (400 FAILED_PRECONDITION), or the
+    model refuses the generation config (400 INVALID_ARGUMENT about it, e.g. a thinking budget of 0).
+
+    Only an operator can fix it; the same request on the same route fails the same way.
+    """
+
+    kind: ClassVar[str] = "misconfigured"
+
+
+class NotFoundError(MisconfiguredError):
     """The model (or API version) does not exist (404)."""
 
     kind: ClassVar[str] = "not_found"
@@ -143,6 +167,18 @@ class RateLimitedError(GeminiError):
     def __init__(self, message: str = "", *, quota_ids: Sequence[str] = (), **kwargs: Any) -> None:
         super().__init__(message, **kwargs)
         self.quota_ids: tuple[str, ...] = tuple(quota_ids)
+
+    def waiting(self, seconds: float) -> RateLimitedError:
+        """The same 429 with ``retry_delay`` set to ``seconds``."""
+        return RateLimitedError(
+            self.message,
+            quota_ids=self.quota_ids,
+            http_status=self.http_status,
+            status=self.status,
+            retry_delay=seconds,
+            during_stream=self.during_stream,
+            partial_text=self.partial_text,
+        )
 
     @property
     def is_long_window(self) -> bool:
@@ -192,13 +228,9 @@ class PromptBlockedError(GeminiError):
 
 
 class ResponseBlockedError(GeminiError):
-    """Gemini's safety checks stopped the reply (a finishReason in ``SAFETY_FINISH_REASONS``).
-
-    ``notice_key`` is the i18n key of the user's notice (``{reason}`` in it names the reason).
-    """
+    """Gemini's safety checks stopped the reply (a finishReason in ``SAFETY_FINISH_REASONS``)."""
 
     kind: ClassVar[str] = "response_blocked"
-    notice_key: ClassVar[str] = "safety_reply"
 
     def __init__(self, message: str = "", *, reason: str, partial_text: str = "", **kwargs: Any) -> None:
         super().__init__(message or f"response stopped: {reason}", partial_text=partial_text, **kwargs)
@@ -213,7 +245,6 @@ class ResponseStoppedError(ResponseBlockedError):
     """
 
     kind: ClassVar[str] = "response_stopped"
-    notice_key: ClassVar[str] = "stopped_reply"
 
 
 def finish_error(reason: str, *, partial_text: str = "", **kwargs: Any) -> ResponseBlockedError:
@@ -243,7 +274,7 @@ class EmptyResponseError(GeminiError):
         self.finish_reason = finish_reason
 
 
-def parse_duration(s: str) -> float:
+def parse_proto_duration(s: str) -> float:
     """Seconds in a protobuf Duration string such as ``"37s"`` or ``"45.837906927s"`` (``ms`` also read)."""
     match = _DURATION_RE.match(s)
     if match is None:
@@ -297,13 +328,13 @@ def _detail_type(detail: Mapping[str, Any]) -> str:
     return kind.removeprefix(_TYPE_PREFIX) if isinstance(kind, str) else ""
 
 
-def _retry_delay(details: list[Mapping[str, Any]], message: str) -> float | None:
+def _retry_info_delay(details: list[Mapping[str, Any]]) -> float | None:
     for detail in details:
         if _detail_type(detail) == "google.rpc.RetryInfo":
             delay = detail.get("retryDelay")
             if isinstance(delay, str):
                 try:
-                    return parse_duration(delay)
+                    return parse_proto_duration(delay)
                 except ValueError:
                     pass
             elif isinstance(delay, Mapping):  # the proto form {"seconds": .., "nanos": ..}
@@ -311,12 +342,22 @@ def _retry_delay(details: list[Mapping[str, Any]], message: str) -> float | None
                     return float(delay.get("seconds", 0)) + float(delay.get("nanos", 0)) / 1e9
                 except (TypeError, ValueError, OverflowError):
                     pass
-    # Newer quota messages say "Please retry in 26.66s." even when RetryInfo is missing.
-    match = _RETRY_IN_RE.search(message)
-    if match:
-        value = float(match.group(1))
-        return value / 1000.0 if match.group(2).lower() == "ms" else value
     return None
+
+
+def _message_delay(message: str) -> float | None:
+    match = _RETRY_IN_RE.search(message)
+    if match is None:
+        return None
+    value = float(match.group(1))
+    return value / 1000.0 if match.group(2).lower() == "ms" else value
+
+
+def _retry_delay(details: list[Mapping[str, Any]], message: str) -> float | None:
+    """The longer of RetryInfo's delay and the message's "Please retry in 26.66s.": RetryInfo is rounded
+    down to whole seconds, and newer quota messages name a delay even when RetryInfo is missing."""
+    delays = [d for d in (_retry_info_delay(details), _message_delay(message)) if d is not None]
+    return max(delays) if delays else None
 
 
 def _quota_ids(details: list[Mapping[str, Any]]) -> tuple[str, ...]:
@@ -335,11 +376,34 @@ def _quota_ids(details: list[Mapping[str, Any]]) -> tuple[str, ...]:
     return tuple(ids)
 
 
-def _is_key_invalid(details: list[Mapping[str, Any]], message: str) -> bool:
+def _error_info_reason(details: list[Mapping[str, Any]]) -> str:
     for detail in details:
-        if _detail_type(detail) == "google.rpc.ErrorInfo" and detail.get("reason") == "API_KEY_INVALID":
-            return True
-    return "api key not valid" in message.lower()
+        if _detail_type(detail) == "google.rpc.ErrorInfo":
+            reason = detail.get("reason")
+            if isinstance(reason, str):
+                return reason
+    return ""
+
+
+def _is_key_invalid(details: list[Mapping[str, Any]], message: str) -> bool:
+    return _error_info_reason(details) == "API_KEY_INVALID" or "api key not valid" in message.lower()
+
+
+def _is_service_disabled(details: list[Mapping[str, Any]], message: str) -> bool:
+    return _error_info_reason(details) == "SERVICE_DISABLED" or bool(_SERVICE_DISABLED_RE.search(message))
+
+
+def _is_config_refused(details: list[Mapping[str, Any]], message: str, status: str | None) -> bool:
+    """A 400 about the project or the generation config rather than the message."""
+    if status == "FAILED_PRECONDITION":
+        return True
+    for detail in details:
+        if _detail_type(detail) == "google.rpc.BadRequest":
+            for violation in detail.get("fieldViolations") or ():
+                field = violation.get("field") if isinstance(violation, Mapping) else None
+                if isinstance(field, str) and _CONFIG_RE.match(field):
+                    return True
+    return bool(_CONFIG_RE.search(message))
 
 
 def error_from_response(
@@ -369,7 +433,8 @@ def _error_from_response(status_code: int, body: Any, *, during_stream: bool) ->
     code = status_code
     if err is not None:
         raw_message = err.get("message")
-        message = _clip(raw_message if isinstance(raw_message, str) else "")
+        full = raw_message if isinstance(raw_message, str) else ""  # the delay may be past the clip
+        message = _clip(full)
         raw_status = err.get("status")
         status = raw_status if isinstance(raw_status, str) and raw_status else None
         details = _details(err)
@@ -379,6 +444,7 @@ def _error_from_response(status_code: int, body: Any, *, during_stream: bool) ->
             code = err_code
     else:
         text = _TAG_RE.sub(" ", raw) if raw else ""
+        full = text
         message = _clip(text) if text.strip() else "no error details in the response body"
         status = None
         details = []
@@ -387,8 +453,12 @@ def _error_from_response(status_code: int, body: Any, *, during_stream: bool) ->
     if code == 400:
         if _is_key_invalid(details, message):
             return BadKeyError(message, **common)
+        if _is_config_refused(details, message, status):
+            return MisconfiguredError(message, **common)
         return BadRequestError(message, **common)
     if code in (401, 403):
+        if _is_service_disabled(details, message):
+            return MisconfiguredError(message, **common)
         return BadKeyError(message, **common)
     if code == 404:
         return NotFoundError(message, **common)
@@ -398,6 +468,6 @@ def _error_from_response(status_code: int, body: Any, *, during_stream: bool) ->
         return BadRequestError(message, too_large=True, **common)
     if code == 429:
         return RateLimitedError(
-            message, quota_ids=_quota_ids(details), retry_delay=_retry_delay(details, message), **common
+            message, quota_ids=_quota_ids(details), retry_delay=_retry_delay(details, full), **common
         )
     return ServerError(message, **common)

@@ -12,7 +12,6 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 import httpx
-from httpx_sse import EventSource, ServerSentEvent, SSEError
 
 from bot.llm.errors import (
     DeadlineExceededError,
@@ -26,6 +25,7 @@ from bot.llm.errors import (
     error_from_response,
     finish_error,
 )
+from bot.llm.sse import event_data
 from bot.llm.types import ChatMessage, LlmChunk, LlmRequest, LlmResult, Usage
 from bot.transport import ShardedTransport
 
@@ -196,10 +196,10 @@ def _transport_error(
     return ServerError(f"HTTP failure ({name})", **common)
 
 
-async def _drain(events: AsyncIterator[ServerSentEvent]) -> None:
+async def _drain(events: AsyncIterator[str]) -> None:
     """Read the (normally empty) rest of a finished stream so its connection goes back to the pool."""
     # Closing an unfinished response drops the connection, and a new TLS handshake per call is costly.
-    with contextlib.suppress(TimeoutError, httpx.HTTPError, SSEError):
+    with contextlib.suppress(TimeoutError, httpx.HTTPError):
         async with asyncio.timeout(_DRAIN_SECONDS):
             async for _ in events:
                 pass
@@ -383,16 +383,14 @@ class GeminiClient:
                 if err.http_status == 200:
                     err = ServerError(f"expected an SSE stream, got {content_type or 'no content type'}")
                 raise self._redact(err)
-            events = EventSource(response).aiter_sse()
+            events = event_data(response.aiter_text())
             try:
                 while True:
                     try:
-                        event: ServerSentEvent = await guarded(anext(events))
+                        data = await guarded(anext(events))
                     except StopAsyncIteration:
                         break
-                    except SSEError as exc:
-                        raise ServerError(f"bad SSE stream: {exc}", during_stream=delivered) from exc
-                    chunk = self._chunk(event.data, sent, delivered)
+                    chunk = self._chunk(data, sent, delivered)
                     if chunk is None:
                         continue
                     sent.append(chunk.text)

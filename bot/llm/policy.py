@@ -14,6 +14,11 @@ there, then the same models at each ``fallback_base_urls`` entry. On one route:
   ``retry.max_attempts``, then the next route. A base URL that refuses connections is left for good.
 * 400 too large: once, with the older half of the history dropped. Other 4xx, safety blocks and empty
   replies: no retry. A bad key also alerts the admins.
+* Misconfiguration (a model that does not exist, a generation config the model refuses, a region not
+  served, the API not enabled): never retried on its route nor with a shorter context, and the admins are
+  alerted; the next route is tried, since another model or base URL may accept what this one refuses (a
+  mistyped primary model with a fallback configured still answers). When no route answers, the user is
+  told the bot is misconfigured.
 * Once any text has reached the user nothing is retried: a second try would repeat what they saw.
 
 ``retry.deadline`` bounds the whole answer: no wait starts that would end past it, and each attempt gets
@@ -36,7 +41,7 @@ import asyncio
 import contextlib
 import random
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import ClassVar
 
 from bot.alerts import AlertHub
@@ -45,7 +50,7 @@ from bot.config import GeminiSettings
 from bot.domain import AdminAlert
 from bot.guards.quota import QuotaGuard, QuotaRefusal
 from bot.i18n import Language, text
-from bot.llm.circuit import CircuitBreakers
+from bot.llm.circuit import CircuitBreaker, CircuitBreakers
 from bot.llm.errors import (
     BadKeyError,
     BadRequestError,
@@ -53,7 +58,7 @@ from bot.llm.errors import (
     GeminiConnectionError,
     GeminiError,
     GeminiTimeoutError,
-    NotFoundError,
+    MisconfiguredError,
     RateLimitedError,
     ServerError,
     StreamCutError,
@@ -163,6 +168,44 @@ def _is_server_fault(exc: GeminiError) -> bool:
     return isinstance(exc, ServerError | StreamCutError)
 
 
+@dataclass(slots=True)
+class _Run:
+    """The state of one answer across its attempts and routes."""
+
+    request: LlmRequest
+    deadline: float  # monotonic
+    number: int = 0  # attempts made
+    last_error: GeminiError | None = None
+    shortened: bool = False
+    shown: bool = False  # the current attempt has delivered text
+    answered: bool = False
+    hosts_down: set[str] = field(default_factory=set)
+
+
+class _BreakerSlot:
+    """One attempt's hold on its breaker: the verdict it gives, or the slot released when it gives none
+    (cancelled, failed outside Gemini, refused by the quota or the deadline, rate-limited)."""
+
+    def __init__(self, breaker: CircuitBreaker) -> None:
+        self._breaker = breaker
+        self._settled = False
+
+    def success(self) -> None:
+        self._breaker.success()
+        self._settled = True
+
+    def failure(self) -> None:
+        self._breaker.failure()
+        self._settled = True
+
+    async def __aenter__(self) -> _BreakerSlot:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        if not self._settled:
+            self._breaker.release()
+
+
 class AnswerPolicy:
     """Gets one answer from Gemini under ``gemini.retry``, the fallbacks, the breakers and the quota."""
 
@@ -214,138 +257,164 @@ class AnswerPolicy:
 
     async def answer(self, request: LlmRequest, on_attempt: AttemptListener) -> AsyncIterator[LlmChunk]:
         """Stream the answer (one chunk when streaming is off); raise the typed GeminiError on failure."""
-        retry = self._settings.retry
-        deadline = self._clock.monotonic() + retry.deadline.total_seconds()
-        number = 0
-        last_error: GeminiError | None = None
-        shortened = False
-        hosts_down: set[str] = set()
+        run = _Run(request, self._clock.monotonic() + self._settings.retry.deadline.total_seconds())
         for base_url, model in self.routes():
-            if base_url in hosts_down:
+            if base_url in run.hosts_down:
                 continue
-            breaker = self.breakers.get(base_url, model)
-            tries = 0
-            while True:
-                if not breaker.allow():
-                    log.info(
-                        "gemini.circuit_skip", endpoint=breaker.name, retry_in_s=round(breaker.retry_in(), 1)
-                    )
-                    break
-                if number and self._clock.monotonic() >= deadline:
-                    breaker.release()
-                    raise last_error or GeminiTimeoutError("retry deadline passed")
-                if self._quota is not None:
-                    try:
-                        refusal = await self._quota.acquire()
-                    except BaseException:
-                        breaker.release()
-                        raise
-                    if refusal is not None:
-                        breaker.release()
-                        raise QuotaExceededError(
-                            refusal, refusal.retry_after(self._clock.now()), before_gemini=number == 0
-                        )
-                tries += 1
-                number += 1
-                budget = deadline - self._clock.monotonic()
-                watch = _Stopwatch(self._clock)
-                usage = Usage()
-                shown = False
-                try:
-                    async with contextlib.aclosing(self._call(request, model, base_url, budget)) as chunks:
-                        async for chunk in chunks:
-                            if chunk.usage is not None:
-                                usage = chunk.usage
-                            shown = shown or bool(chunk.text)
-                            watch.pause()
-                            yield chunk
-                            watch.resume()
-                except GeminiError as exc:
-                    on_attempt(
-                        Attempt(
-                            model,
-                            base_url,
-                            number,
-                            exc.kind,
-                            exc.http_status,
-                            exc.status,
-                            watch.elapsed,
-                            usage,
-                        )
-                    )
-                    if isinstance(exc, RateLimitedError | DeadlineExceededError):
-                        breaker.release()
-                    elif _is_server_fault(exc):
-                        breaker.failure()
-                    else:
-                        breaker.success()
-                    last_error = exc
-                    if shown or isinstance(exc, DeadlineExceededError):
-                        raise
-                    wait = self._next_wait(
-                        exc, tries, can_shorten=not shortened and len(request.contents) > 2
-                    )
-                    if wait is None:
-                        # Not retried on this route: fall through to the next one, or give up.
-                        if isinstance(exc, BadKeyError):
-                            self._alert_bad_key(exc)
-                        if isinstance(exc, NotFoundError):
-                            break
-                        if not _is_server_fault(exc):
-                            raise
-                        if isinstance(exc, GeminiConnectionError):
-                            hosts_down.add(base_url)
-                        break
-                    if isinstance(exc, BadRequestError):
-                        shorter = shorten_context(request)
-                        assert shorter is not None  # _next_wait checked it
-                        log.info(
-                            "gemini.retry_shorter",
-                            contents_before=len(request.contents),
-                            contents_after=len(shorter.contents),
-                        )
-                        request, shortened = shorter, True
-                    if self._clock.monotonic() + wait > deadline:
-                        log.warning("gemini.retry_deadline", wait_s=wait, kind=exc.kind)
-                        raise
-                    log.info(
-                        "gemini.retry",
-                        endpoint=breaker.name,
-                        attempt=number,
-                        kind=exc.kind,
-                        http_status=exc.http_status,
-                        wait_s=round(wait, 3),
-                    )
-                    if wait > 0:
-                        await self._clock.sleep(wait)
-                    continue
-                except (GeneratorExit, asyncio.CancelledError):
-                    # The consumer stopped listening: record the request, free a probe slot.
-                    on_attempt(
-                        Attempt(model, base_url, number, "cancelled", None, None, watch.elapsed, usage)
-                    )
-                    breaker.release()
-                    raise
-                except Exception:
-                    on_attempt(Attempt(model, base_url, number, "error", None, None, watch.elapsed, usage))
-                    breaker.release()
-                    raise
-                on_attempt(Attempt(model, base_url, number, "ok", 200, None, watch.elapsed, usage))
-                breaker.success()
+            async with contextlib.aclosing(self._on_route(run, base_url, model, on_attempt)) as chunks:
+                async for chunk in chunks:
+                    yield chunk
+            if run.answered:
                 return
-        raise last_error or CircuitOpenError("every Gemini endpoint's circuit is open; nothing was sent")
+        raise run.last_error or CircuitOpenError("every Gemini endpoint's circuit is open; nothing was sent")
+
+    async def _on_route(
+        self, run: _Run, base_url: str, model: str, on_attempt: AttemptListener
+    ) -> AsyncGenerator[LlmChunk, None]:
+        """Attempts on one route until one answers, the route is given up, or the answer fails."""
+        breaker = self.breakers.get(base_url, model)
+        tries = 0
+        while True:
+            if not breaker.allow():
+                log.info(
+                    "gemini.circuit_skip", endpoint=breaker.name, retry_in_s=round(breaker.retry_in(), 1)
+                )
+                return
+            async with _BreakerSlot(breaker) as slot:
+                await self._may_send(run)
+                tries += 1
+                run.number += 1
+                try:
+                    attempt = self._attempt(run, slot, model, base_url, on_attempt)
+                    async with contextlib.aclosing(attempt) as chunks:
+                        async for chunk in chunks:
+                            yield chunk
+                except GeminiError as exc:
+                    failed = exc
+                    wait = self._after_failure(run, exc, tries, base_url, model)
+                else:
+                    run.answered = True
+                    return
+            if wait is None:
+                return
+            log.info(
+                "gemini.retry",
+                endpoint=breaker.name,
+                attempt=run.number,
+                kind=failed.kind,
+                http_status=failed.http_status,
+                wait_s=round(wait, 3),
+            )
+            if wait > 0:
+                await self._clock.sleep(wait)
+
+    async def _may_send(self, run: _Run) -> None:
+        """Raise when the answer's deadline has passed (after a first attempt) or the local quota is full."""
+        if run.number and self._clock.monotonic() >= run.deadline:
+            raise run.last_error or GeminiTimeoutError("retry deadline passed")
+        if self._quota is None:
+            return
+        refusal = await self._quota.acquire()
+        if refusal is not None:
+            raise QuotaExceededError(
+                refusal, refusal.retry_after(self._clock.now()), before_gemini=run.number == 0
+            )
+
+    async def _attempt(
+        self, run: _Run, slot: _BreakerSlot, model: str, base_url: str, on_attempt: AttemptListener
+    ) -> AsyncGenerator[LlmChunk, None]:
+        """One HTTP request: its chunks, its record through ``on_attempt`` and its breaker verdict."""
+        watch = _Stopwatch(self._clock)
+        usage = Usage()
+        run.shown = False
+
+        def record(outcome: str, http_status: int | None, status: str | None) -> None:
+            on_attempt(
+                Attempt(model, base_url, run.number, outcome, http_status, status, watch.elapsed, usage)
+            )
+
+        budget = run.deadline - self._clock.monotonic()
+        try:
+            async with contextlib.aclosing(self._call(run.request, model, base_url, budget)) as chunks:
+                async for chunk in chunks:
+                    usage = chunk.usage if chunk.usage is not None else usage
+                    run.shown = run.shown or bool(chunk.text)
+                    watch.pause()
+                    yield chunk
+                    watch.resume()
+        except GeminiError as exc:
+            record(exc.kind, exc.http_status, exc.status)
+            # A 429 or our own deadline says nothing of the endpoint's health: no verdict, the slot is freed.
+            if _is_server_fault(exc) and not isinstance(exc, DeadlineExceededError):
+                slot.failure()
+            elif not isinstance(exc, RateLimitedError | DeadlineExceededError):
+                slot.success()
+            raise
+        except (GeneratorExit, asyncio.CancelledError):
+            record("cancelled", None, None)  # the consumer stopped listening
+            raise
+        except Exception:
+            record("error", None, None)
+            raise
+        record("ok", 200, None)
+        slot.success()
+
+    def _after_failure(
+        self, run: _Run, exc: GeminiError, tries: int, base_url: str, model: str
+    ) -> float | None:
+        """Seconds to wait before retrying this route, None to go on to the next route; raises ``exc`` (or
+        what the user is to be told instead) when the answer ends here."""
+        run.last_error = exc
+        if run.shown or isinstance(exc, DeadlineExceededError):
+            raise exc
+        if isinstance(exc, RateLimitedError) and exc.is_long_window:
+            raise self._long_window(exc) from exc
+        wait = self._next_wait(exc, tries, can_shorten=not run.shortened and len(run.request.contents) > 2)
+        if wait is None:
+            self._give_up_route(run, exc, base_url, model)
+            return None
+        if isinstance(exc, BadRequestError):
+            shorter = shorten_context(run.request)
+            assert shorter is not None  # _next_wait checked it
+            log.info(
+                "gemini.retry_shorter",
+                contents_before=len(run.request.contents),
+                contents_after=len(shorter.contents),
+            )
+            run.request, run.shortened = shorter, True
+        if self._clock.monotonic() + wait > run.deadline:
+            log.warning("gemini.retry_deadline", wait_s=wait, kind=exc.kind)
+            raise exc
+        return wait
+
+    def _give_up_route(self, run: _Run, exc: GeminiError, base_url: str, model: str) -> None:
+        """Leave this route for the next, or raise when no other route can help."""
+        if isinstance(exc, BadKeyError):
+            self._alert("gemini_bad_key", "alert_bad_key", exc, model)
+            raise exc
+        if isinstance(exc, MisconfiguredError):
+            # Another model or base URL may well accept what this one refuses: the next route is tried.
+            self._alert("gemini_misconfigured", "alert_misconfigured", exc, model)
+            return
+        if not _is_server_fault(exc):
+            raise exc
+        if isinstance(exc, GeminiConnectionError):
+            run.hosts_down.add(base_url)
+
+    def _long_window(self, exc: RateLimitedError) -> RateLimitedError:
+        """A daily or monthly 429 as the user is told it: it frees at the end of its window.
+
+        Gemini's daily and monthly quotas reset at midnight US Pacific, as ours do. A RetryInfo shorter
+        than that cannot be about this quota: coming back then would meet the same 429.
+        """
+        window = "month" if any("PerMonth" in q for q in exc.quota_ids) else "day"
+        now = self._clock.now()
+        frees_in = (window_end(window, now) - now).total_seconds()
+        return exc.waiting(max(frees_in, exc.retry_delay or 0.0))
 
     def _next_wait(self, exc: GeminiError, tries: int, *, can_shorten: bool) -> float | None:
         """Seconds to wait before retrying the same route, or None when it is not retried."""
         retry = self._settings.retry
-        if isinstance(exc, RateLimitedError) and exc.is_long_window:
-            # Gemini's daily and monthly quotas reset at midnight US Pacific, as ours do. A RetryInfo
-            # shorter than that cannot be about this quota: coming back then would meet the same 429.
-            window = "month" if any("PerMonth" in q for q in exc.quota_ids) else "day"
-            now = self._clock.now()
-            frees_in = (window_end(window, now) - now).total_seconds()
-            exc.retry_delay = max(frees_in, exc.retry_delay or 0.0)
-            return None
         if isinstance(exc, BadRequestError):
             return 0.0 if exc.too_large and can_shorten else None
         if tries >= retry.max_attempts:
@@ -373,12 +442,16 @@ class AnswerPolicy:
             result = await self._client.generate(request, model=model, base_url=base_url, budget=budget)
             yield LlmChunk(text=result.text, finish_reason=result.finish_reason, usage=result.usage)
 
-    def _alert_bad_key(self, exc: BadKeyError) -> None:
+    def _alert(self, kind: str, key: str, exc: GeminiError, model: str) -> None:
+        """Log ``exc`` as an operator error and tell the admins (the hub sends one per kind per 10 min)."""
         log.error(
-            "gemini.bad_key", http_status=exc.http_status, gemini_status=exc.status, reason=exc.message[:300]
+            f"gemini.{exc.kind}",
+            model=model,
+            http_status=exc.http_status,
+            gemini_status=exc.status,
+            reason=exc.message[:300],
         )
         if self._alerts is not None:
             detail = " ".join(x for x in (f"HTTP {exc.http_status}", exc.status or "") if x)
-            self._alerts.publish(
-                AdminAlert("gemini_bad_key", text(self._language, "alert_bad_key", detail=detail))
-            )
+            message = text(self._language, key, detail=detail, model=model, reason=exc.message[:300])
+            self._alerts.publish(AdminAlert(kind, message))

@@ -271,7 +271,7 @@ async def test_slash_commands_are_ephemeral(world: World) -> None:
     assert all(r["response_type"] == "ephemeral" for r in replies.values())
     assert "/gembot reset" in replies["help"]["text"] and "Google Gemini" in replies["help"]["text"]
     assert replies["empty"]["text"] == replies["help"]["text"]
-    assert "afresh (1 exchanges forgotten)" in replies["reset"]["text"]
+    assert "afresh (1 exchange forgotten)" in replies["reset"]["text"]
     assert "Unknown command" in replies["bogus"]["text"]
     assert replies["forget"]["text"].startswith("Done:")
     assert world.slack.texts(dm, None) == ["echo: remember me"]  # nothing posted to the channel
@@ -285,7 +285,7 @@ async def test_slash_commands_are_ephemeral(world: World) -> None:
     await world.slack.wait_for(lambda: len(world.slack.ephemerals) == 2)
     denied, done = world.slack.ephemerals
     assert "Only an admin" in denied.text and denied.thread_ts == ts
-    assert "afresh (1 exchanges" in done.text and done.user == ADMIN
+    assert "afresh (1 exchange forgotten)" in done.text and done.user == ADMIN
 
 
 async def test_stats_for_admins_only(world: World) -> None:

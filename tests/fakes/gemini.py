@@ -49,6 +49,7 @@ __all__ = [
     "PromptBlocked",
     "RecordedRequest",
     "Reply",
+    "api_disabled",
     "bad_key",
     "bad_request",
     "daily_quota",
@@ -58,6 +59,7 @@ __all__ = [
     "rate_limited",
     "server_error",
     "too_large",
+    "unsupported_location",
 ]
 
 DEFAULT_MODELS = (
@@ -104,13 +106,16 @@ BEARER_MESSAGE = (
 
 
 def error_body(
-    code: int, message: str | None = None, details: list[dict[str, Any]] | None = None
+    code: int,
+    message: str | None = None,
+    details: list[dict[str, Any]] | None = None,
+    status: str | None = None,
 ) -> dict[str, Any]:
-    """The ``{"error": {...}}`` body Gemini sends for ``code``."""
+    """The ``{"error": {...}}`` body Gemini sends for ``code`` (``status`` when it is not the usual one)."""
     err: dict[str, Any] = {
         "code": code,
         "message": message if message is not None else _MESSAGES.get(code, "Unknown error."),
-        "status": _STATUS.get(code, "UNKNOWN"),
+        "status": status or _STATUS.get(code, "UNKNOWN"),
     }
     if details:
         err["details"] = details
@@ -156,8 +161,13 @@ class ErrorReply:
         retry_delay: str | None = "37s",
         quota_id: str = "GenerateRequestsPerMinutePerProjectPerModel-FreeTier",
         model: str = "gemini-2.5-flash",
+        message_delay: str | None = None,
     ) -> ErrorReply:
-        """429 RESOURCE_EXHAUSTED: the quota form with details, the bare form if ``retry_delay`` is None."""
+        """429 RESOURCE_EXHAUSTED: the quota form with details, the bare form if ``retry_delay`` is None.
+
+        ``message_delay`` is the delay the message names when it differs from RetryInfo's: Gemini rounds
+        ``retryDelay`` down to whole seconds (``1s``) while the message keeps them (``1.309977334s``).
+        """
         if retry_delay is None:
             return cls(429, error_body(429, "Resource has been exhausted (e.g. check quota)."))
         metric = (
@@ -171,7 +181,7 @@ class ErrorReply:
             "information on this error, head to: https://ai.google.dev/gemini-api/docs/rate-limits. "
             "To monitor your current usage, head to: https://ai.dev/usage?tab=rate-limit. \n"
             f"* Quota exceeded for metric: {metric}, limit: {limit}, model: {model}\n"
-            f"Please retry in {retry_delay}."
+            f"Please retry in {message_delay or retry_delay}."
         )
         details: list[dict[str, Any]] = [
             {
@@ -247,6 +257,45 @@ class ErrorReply:
         return cls(403, error_body(403, message))
 
     @classmethod
+    def unsupported_location(cls) -> ErrorReply:
+        """400 FAILED_PRECONDITION for a caller in a region the Gemini API does not serve."""
+        message = "User location is not supported for the API use."
+        return cls(400, error_body(400, message, status="FAILED_PRECONDITION"))
+
+    @classmethod
+    def api_disabled(cls, project: str = "123456789012") -> ErrorReply:
+        """403 PERMISSION_DENIED, ErrorInfo SERVICE_DISABLED: the key's project has not enabled the API."""
+        url = (
+            "https://console.developers.google.com/apis/api/generativelanguage.googleapis.com/overview"
+            f"?project={project}"
+        )
+        message = (
+            f"Generative Language API has not been used in project {project} before or it is disabled. "
+            f"Enable it by visiting {url} then retry. If you enabled this API recently, wait a few minutes "
+            "for the action to propagate to our systems and retry."
+        )
+        details: list[dict[str, Any]] = [
+            {
+                "@type": _TYPE + "ErrorInfo",
+                "reason": "SERVICE_DISABLED",
+                "domain": "googleapis.com",
+                "metadata": {
+                    "service": "generativelanguage.googleapis.com",
+                    "consumer": f"projects/{project}",
+                    "serviceTitle": "Generative Language API",
+                    "containerInfo": project,
+                    "activationUrl": url,
+                },
+            },
+            {"@type": _TYPE + "LocalizedMessage", "locale": "en-US", "message": message},
+            {
+                "@type": _TYPE + "Help",
+                "links": [{"description": "Google developers console API activation", "url": url}],
+            },
+        ]
+        return cls(403, error_body(403, message, details))
+
+    @classmethod
     def not_found(cls, model: str = "gemini-1.5-flash", method: str = "generateContent") -> ErrorReply:
         """404 NOT_FOUND for an unknown or retired model."""
         return cls(404, _not_found_body(model, "v1beta", method))
@@ -304,6 +353,8 @@ too_large = ErrorReply.too_large
 bad_key = ErrorReply.bad_key
 permission_denied = ErrorReply.permission_denied
 not_found = ErrorReply.not_found
+unsupported_location = ErrorReply.unsupported_location
+api_disabled = ErrorReply.api_disabled
 
 
 @dataclass
@@ -648,6 +699,7 @@ class GeminiEmulator(LoopbackServer):
         host: str = "127.0.0.1",
         port: int = 0,
         sse_separator: str = "\r\n\r\n",
+        sse_last_separator: str | None = None,
         record: bool = True,
     ) -> None:
         self.api_key = api_key
@@ -657,6 +709,8 @@ class GeminiEmulator(LoopbackServer):
         self.host = host
         self.port = port
         self.sse_separator = sse_separator
+        # After a stream's last event; "" ends the body right after its data line, as a proxy may.
+        self.sse_last_separator = sse_separator if sse_last_separator is None else sse_last_separator
         self.record = record  # off for long benchmark runs: the list would grow without bound
         self.default: Behaviour = Reply()
         self.requests: list[RecordedRequest] = []
@@ -960,10 +1014,11 @@ class _Call:
         self.resp = resp
         return resp
 
-    async def _event(self, payload: Any) -> None:
+    async def _event(self, payload: Any, *, last: bool = False) -> None:
         assert self.resp is not None
         line = json.dumps(payload, ensure_ascii=False)  # single line, ", " / ": " separators as observed
-        await self.resp.write(f"data: {line}{self.emu.sse_separator}".encode())
+        separator = self.emu.sse_last_separator if last else self.emu.sse_separator
+        await self.resp.write(f"data: {line}{separator}".encode())
 
     async def _send_stream(self, chunks: list[dict[str, Any]], delay: float) -> web.StreamResponse:
         """SSE (alt=sse) or, without it, one JSON array; ``delay`` between SSE events."""
@@ -973,7 +1028,7 @@ class _Call:
         for i, chunk in enumerate(chunks):
             if i and delay:
                 await asyncio.sleep(delay)
-            await self._event(chunk)
+            await self._event(chunk, last=i == len(chunks) - 1)
         await resp.write_eof()
         return resp
 

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from bot.app import App
 from bot.config import settings_from_mapping
-from bot.domain import Final, Notice
+from bot.domain import FinalAnswer, Notice
 from bot.llm.errors import GeminiError, error_from_response
 from bot.llm.gemini import GeminiClient, GeminiTimeouts
 from bot.llm.types import ChatMessage, GenerationParams, LlmRequest, LlmResult
@@ -264,6 +264,6 @@ def test_every_message_gets_exactly_one_answer_whatever_gemini_sends(world: Worl
         return [event async for event in world.app.engine.handle(message)]
 
     events = world.loop.run(answer())
-    ends = [e for e in events if isinstance(e, Final | Notice)]
+    ends = [e for e in events if isinstance(e, FinalAnswer | Notice)]
     assert len(ends) == 1 and events[-1] is ends[0], events
     assert "Traceback" not in (ends[0].text if isinstance(ends[0], Notice) else "")

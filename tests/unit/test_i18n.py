@@ -6,14 +6,37 @@ import re
 
 import pytest
 
-from bot.i18n import CATALOGUE, format_wait, pick_language
+from bot.i18n import CATALOGUE, Entry, format_wait, pick_language, text
+
+
+def _forms(entry: Entry) -> list[str]:
+    return [entry] if isinstance(entry, str) else list(entry.values())
 
 
 def test_both_languages_have_the_same_keys_and_placeholders() -> None:
     assert CATALOGUE["en"].keys() == CATALOGUE["zh"].keys()
-    for key, english in CATALOGUE["en"].items():
-        names = set(re.findall(r"\{(\w+)\}", english))
-        assert names == set(re.findall(r"\{(\w+)\}", CATALOGUE["zh"][key])), key
+    for key in CATALOGUE["en"]:
+        names = [
+            {n for form in _forms(CATALOGUE[language][key]) for n in re.findall(r"\{(\w+)\}", form)}
+            for language in CATALOGUE
+        ]
+        assert all(n == names[0] for n in names), key
+
+
+def test_plural_entries_have_an_other_form_and_english_a_one_form() -> None:
+    for language, entries in CATALOGUE.items():
+        for key, entry in entries.items():
+            if not isinstance(entry, str):
+                assert "other" in entry, (language, key)
+                assert ("one" in entry) == (language == "en"), (language, key)
+
+
+def test_a_plural_entry_needs_an_integer_count() -> None:
+    assert text("en", "unit_day", count=1) == "1 day"
+    assert text("en", "unit_day", count=0) == "0 days"
+    assert text("zh", "unit_day", count=1) == "1 天"
+    with pytest.raises(TypeError):
+        text("en", "unit_day")
 
 
 @pytest.mark.parametrize(

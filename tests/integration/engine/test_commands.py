@@ -38,7 +38,7 @@ async def test_reset_anyone_in_private_admins_only_in_groups(
     assert notice_kind(nothing) is NoticeKind.INFO and "no conversation here" in nothing[-1].text
     await collect(app, incoming("remember me"))
     done = await collect(app, incoming(command="reset"))
-    assert notice_kind(done) is NoticeKind.INFO and "1 exchanges forgotten" in done[-1].text
+    assert notice_kind(done) is NoticeKind.INFO and "(1 exchange forgotten)" in done[-1].text
     await collect(app, incoming("after reset"))
     assert gemini.user_texts(-1) == ["after reset"]
 
@@ -92,6 +92,29 @@ async def test_forget_erases_the_senders_exchanges_everywhere(
     assert len(audit) == 1 and "mine" not in audit[0][0]
     await collect(app, incoming("again", user="carl", chat="-1", private=False, name="Carl"))
     assert gemini.user_texts(-1) == ["Bob: theirs in group", "Carl: again"]
+
+
+async def test_counts_are_said_in_the_plural_form_of_each_language(app_factory: AppFactory) -> None:
+    app: App = await app_factory(conversation={"max_turns": 1})
+    assert (
+        "I remember the last exchange of this conversation."
+        in terminal(await collect(app, incoming(command="help"))).text
+    )
+    for text in ("one", "two"):
+        await collect(app, incoming(text))
+    assert "(2 exchanges forgotten)" in terminal(await collect(app, incoming(command="reset"))).text
+    await collect(app, incoming("three"))
+    zh = terminal(await collect(app, incoming(command="reset", language="zh-CN"))).text
+    assert zh == "完成：本对话已重新开始（清除了 1 轮）。"
+    await collect(app, incoming("four"))
+    assert terminal(await collect(app, incoming(command="forget"))).text == (
+        "Done: 1 exchange you started was erased, in every conversation."
+    )
+    await collect(app, incoming("five", chat="-1", private=False))
+    await collect(app, incoming("six", chat="-2", private=False))
+    assert terminal(await collect(app, incoming(command="forget"))).text == (
+        "Done: 2 exchanges you started were erased, in every conversation."
+    )
 
 
 async def test_unknown_command_points_to_help(app_factory: AppFactory) -> None:

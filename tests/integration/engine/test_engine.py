@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from bot.app import App
-from bot.domain import Final, MessageKind, Notice, NoticeKind, Platform
+from bot.domain import FinalAnswer, MessageKind, Notice, NoticeKind, Platform
 from tests.fakes.gemini import CutStream, ErrorReply, PromptBlocked, Reply
 from tests.fakes.gemini import GeminiEmulator as Emulator
 from tests.helpers import (
@@ -42,7 +42,7 @@ async def test_reply_streams_and_is_stored(
     assert has_typing(events)
     assert deltas(events) == "Hello there, how can I help you today? I can answer questions."
     assert answer_text(events) == "Hello there, how can I help you today? I can answer questions."
-    assert len([e for e in events if not isinstance(e, Final)]) > 2  # several deltas: it streamed
+    assert len([e for e in events if not isinstance(e, FinalAnswer)]) > 2  # several deltas: it streamed
     assert turn_rows(query_rows) == [("hi", "Hello there, how can I help you today? I can answer questions.")]
 
 
@@ -218,7 +218,7 @@ async def test_stream_cut_midway_keeps_what_was_shown_and_stores_nothing(
     gemini.script(CutStream(["The first part ", "and the second"]))
     events = await collect(app, incoming("tell me"))
     end = terminal(events)
-    assert isinstance(end, Final)
+    assert isinstance(end, FinalAnswer)
     assert end.text == "The first part and the second"
     assert end.notice is not None and end.notice.kind is NoticeKind.CUT
     assert turn_rows(query_rows) == []
@@ -230,7 +230,7 @@ async def test_max_tokens_answer_is_marked_and_stored(
     app: App = await app_factory()
     gemini.script(Reply(text="a long answer that stops", finish_reason="MAX_TOKENS"))
     end = terminal(await collect(app, incoming("go")))
-    assert isinstance(end, Final) and end.notice is not None
+    assert isinstance(end, FinalAnswer) and end.notice is not None
     assert end.notice.kind is NoticeKind.TRUNCATED
     assert turn_rows(query_rows) == [("go", "a long answer that stops")]
 

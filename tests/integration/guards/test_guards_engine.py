@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from bot.app import App
-from bot.domain import Delta, Final, Notice, NoticeKind, Platform
+from bot.domain import Delta, FinalAnswer, Notice, NoticeKind, Platform
 from tests.fakes.gemini import GeminiEmulator as Emulator
 from tests.fakes.gemini import Reply
 from tests.helpers import answer_text, collect, deltas, incoming, notice_kind, terminal
@@ -216,7 +216,7 @@ async def test_concurrent_messages_on_two_engines_never_exceed_the_shared_limit(
         *(collect(apps[i % 2], incoming(f"q{i}", chat=f"c{i}")) for i in range(16))
     )
     ends = [terminal(r) for r in results]
-    assert sum(isinstance(end, Final) for end in ends) == 5
+    assert sum(isinstance(end, FinalAnswer) for end in ends) == 5
     assert sum(isinstance(end, Notice) and end.kind is NoticeKind.RATE_LIMITED for end in ends) == 11
     assert len(gemini.requests) == 5
 

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from bot import i18n
 from bot.app import App
-from bot.domain import AdminAlert, Final, Notice, NoticeKind
+from bot.domain import AdminAlert, FinalAnswer, Notice, NoticeKind
 from tests.conftest import API_KEY
 from tests.fakes.gemini import CutStream, ErrorReply, Hang, MidStreamError, PromptBlocked, Reply, error_body
 from tests.fakes.gemini import GeminiEmulator as Emulator
@@ -142,7 +143,7 @@ async def test_safety_finish_keeps_what_was_shown_and_names_the_reason(
     gemini.script(Reply(chunks=["Here is how ", "to"], finish_reason="SAFETY"))
     events = await collect(app, incoming("how?"))
     end = terminal(events)
-    assert isinstance(end, Final) and end.text == "Here is how "
+    assert isinstance(end, FinalAnswer) and end.text == "Here is how "
     assert end.notice is not None and end.notice.kind is NoticeKind.SAFETY
     assert "possibly harmful content" in end.notice.text
     assert len(gemini.requests) == 1
@@ -169,7 +170,7 @@ async def test_a_finish_that_is_not_safety_is_recorded_as_stopped_not_blocked(
     app: App = await make_app()
     gemini.script(Reply(chunks=["Here is how ", "to"], finish_reason=reason))
     end = terminal(await collect(app, incoming("how?")))
-    assert isinstance(end, Final) and end.text == "Here is how "  # what was shown stays
+    assert isinstance(end, FinalAnswer) and end.text == "Here is how "  # what was shown stays
     assert end.notice is not None
     assert len(gemini.requests) == 1
     assert outcomes(db_path) == ["response_stopped"]
@@ -192,7 +193,7 @@ async def test_max_tokens_gives_the_partial_answer_marked_as_cut(
     app: App = await make_app()
     gemini.script(Reply(text="A long answer that stops here", finish_reason="MAX_TOKENS"))
     end = terminal(await collect(app, incoming("go on")))
-    assert isinstance(end, Final) and end.text == "A long answer that stops here"
+    assert isinstance(end, FinalAnswer) and end.text == "A long answer that stops here"
     assert end.notice is not None and end.notice.kind is NoticeKind.TRUNCATED
     assert len(gemini.requests) == 1
     assert outcomes(db_path) == ["ok"]
@@ -222,7 +223,7 @@ async def test_stream_cut_midway_keeps_the_shown_part_in_the_same_answer(
     events = await collect(app, incoming("tell me"))
     end = terminal(events)
     assert deltas(events) == "The first part and the second"
-    assert isinstance(end, Final) and end.text == "The first part and the second"
+    assert isinstance(end, FinalAnswer) and end.text == "The first part and the second"
     assert end.notice is not None and end.notice.kind is NoticeKind.CUT
     assert len(gemini.requests) == 1
     assert outcomes(db_path) == ["stream_cut"]
@@ -237,7 +238,7 @@ async def test_error_event_mid_stream_is_not_retried(
     app: App = await make_app()
     gemini.script(MidStreamError(["Partial "], error_status=503))
     end = terminal(await collect(app, incoming("tell me")))
-    assert isinstance(end, Final) and end.text == "Partial "
+    assert isinstance(end, FinalAnswer) and end.text == "Partial "
     assert end.notice is not None and end.notice.kind is NoticeKind.CUT
     assert len(gemini.requests) == 1
     assert [(c.outcome, c.http_status) for c in calls(db_path)] == [("server", 503)]
@@ -261,7 +262,7 @@ async def test_read_timeout_mid_stream_keeps_the_shown_part(
     app: App = await make_app(gemini={"read_timeout": "200ms"})
     gemini.script(Hang(2.0, chunks=["Thinking about "]))
     end = terminal(await collect(app, incoming("hi")))
-    assert isinstance(end, Final) and end.text == "Thinking about "
+    assert isinstance(end, FinalAnswer) and end.text == "Thinking about "
     assert end.notice is not None and end.notice.kind is NoticeKind.CUT
     assert len(gemini.requests) == 1
     assert outcomes(db_path) == ["timeout"]
@@ -276,4 +277,18 @@ async def test_read_timeout_every_time_gives_an_unavailable_notice(
     assert notice_kind(await collect(app, incoming("hi"))) is NoticeKind.UNAVAILABLE
     assert len(gemini.requests) == 2
     assert outcomes(db_path) == ["timeout", "timeout"]
+    assert turns(db_path) == []
+
+
+async def test_max_tokens_with_no_text_says_the_length_limit_was_reached(
+    make_app: AppMaker, gemini: Emulator, db_path: Path
+) -> None:
+    app: App = await make_app(gemini={"generation": {"max_output_tokens": 64}})
+    gemini.script(Reply(text="", finish_reason="MAX_TOKENS", thoughts="thinking " * 50))
+    end = terminal(await collect(app, incoming("hard question")))
+    assert isinstance(end, Notice) and end.text == i18n.text("en", "length_no_text")
+    gemini.script(Reply(text="", finish_reason="MAX_TOKENS", thoughts="thinking " * 50))
+    zh = terminal(await collect(app, incoming("难题", language="zh")))
+    assert isinstance(zh, Notice) and zh.text == i18n.text("zh", "length_no_text")
+    assert len(gemini.requests) == 2  # not retried
     assert turns(db_path) == []

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from bot.app import App
-from bot.domain import Final, Notice, NoticeKind
+from bot.domain import FinalAnswer, Notice, NoticeKind
 from tests.fakes.gemini import CutStream, ErrorReply, Reply, error_body
 from tests.fakes.gemini import GeminiEmulator as Emulator
 from tests.helpers import answer_text, collect, incoming, notice_kind, terminal
@@ -342,7 +342,7 @@ async def test_deadline_cutting_a_stream_keeps_the_shown_part(
     app: App = await make_app(gemini={"retry": {"deadline": "400ms", "breaker_threshold": 1}})
     gemini.script(Reply(chunks=["Half an answer", " and the rest"], chunk_delay=3.0))
     end = terminal(await collect(app, incoming("hi")))
-    assert isinstance(end, Final) and end.text == "Half an answer"
+    assert isinstance(end, FinalAnswer) and end.text == "Half an answer"
     assert end.notice is not None and end.notice.kind is NoticeKind.CUT
     assert len(gemini.requests) == 1
     assert outcomes(db_path) == ["deadline"]
@@ -354,8 +354,18 @@ async def test_no_retry_once_text_was_shown(make_app: AppMaker, gemini: Emulator
     app: App = await make_app()
     gemini.script(CutStream(["Half an ans", "wer"], abrupt=True))
     end = terminal(await collect(app, incoming("hi")))
-    assert isinstance(end, Final) and end.text == "Half an answer"
+    assert isinstance(end, FinalAnswer) and end.text == "Half an answer"
     assert end.notice is not None and end.notice.kind is NoticeKind.CUT
     assert len(gemini.requests) == 1
     assert outcomes(db_path) == ["stream_cut"]
     assert turns(db_path) == []
+
+
+async def test_429_waits_the_longer_of_retry_info_and_the_message(
+    make_app: AppMaker, gemini: Emulator, clock: VirtualClock, db_path: Path
+) -> None:
+    app: App = await make_app()
+    gemini.script(ErrorReply.rate_limited("1s", message_delay="1.309977334s"))
+    assert answer_text(await collect(app, incoming("hi"))) == "echo: hi"
+    assert clock.sleeps == [1.309977334]
+    assert outcomes(db_path) == ["rate_limited", "ok"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from bot.app import App
-from bot.domain import Final, Notice, NoticeKind
+from bot.domain import FinalAnswer, Notice, NoticeKind
 from bot.sequencer import PostgresSequencer
 from tests.fakes.gemini import GeminiEmulator
 from tests.helpers import answer_text, collect, incoming, terminal
@@ -66,7 +66,7 @@ async def test_per_user_rate_limit_holds_across_replicas(
         terminal(await collect((a, b)[i % 2], incoming(f"r{i}", user="busy", chat=f"chat-{i}")))
         for i in range(6)
     ]
-    assert [isinstance(end, Final) for end in ends] == [True] * 3 + [False] * 3
+    assert [isinstance(end, FinalAnswer) for end in ends] == [True] * 3 + [False] * 3
     assert all(end.kind is NoticeKind.RATE_LIMITED for end in ends[3:] if isinstance(end, Notice))
     assert len(gemini.requests) == 3
     # Another user has their own allowance on either replica.
@@ -83,6 +83,6 @@ async def test_local_gemini_quota_is_shared_through_the_database(
         *(collect((a, b)[i % 2], incoming(f"q{i}", user=f"u{i}", chat=f"c{i}")) for i in range(6))
     )
     ends = [terminal(r) for r in results]
-    assert sum(isinstance(end, Final) for end in ends) == 3
+    assert sum(isinstance(end, FinalAnswer) for end in ends) == 3
     assert sorted(end.kind for end in ends if isinstance(end, Notice)) == [NoticeKind.QUOTA] * 3
     assert len(gemini.requests) == 3

@@ -17,7 +17,7 @@ from bot.app import App
 from bot.domain import (
     ANSWER_MESSAGE,
     Delta,
-    Final,
+    FinalAnswer,
     Notice,
     NoticeKind,
     Platform,
@@ -187,7 +187,7 @@ async def test_follow_up_after_a_crash_finishes_the_half_written_answer(
 
     async def cut_short() -> AsyncIterator[ReplyEvent]:
         yield Typing()
-        yield Delta("Half an ans")  # and then the process is killed: no Final, the inbox row stays open
+        yield Delta("Half an ans")  # and then the process is killed: no FinalAnswer, the inbox row stays open
 
     for job in jobs:
         assert job is not None and await h.app.engine.accept(job.incoming)
@@ -230,7 +230,9 @@ async def test_final_text_differing_from_stream_replaces_it(harness_factory: Cal
         yield Delta("The secret ")
         await asyncio.sleep(0.1)
         yield Delta("word is")
-        yield Final("The ****** word is here.", Notice(NoticeKind.TRUNCATED, "Cut at the length limit."))
+        yield FinalAnswer(
+            "The ****** word is here.", Notice(NoticeKind.TRUNCATED, "Cut at the length limit.")
+        )
 
     await AnswerWriter(h.adapter, job, job.incoming).run(events())
     messages = h.slack.thread("C1", ts)
@@ -266,7 +268,7 @@ async def test_mention_command_is_ephemeral_in_thread(
     await h.deliver(message_event("again", channel="C1", user="UADMIN", thread_ts=ts))
     await h.settle()
     assert [e.thread_ts for e in h.slack.ephemerals] == [ts]
-    assert "afresh (1 exchanges" in h.slack.ephemerals[0].text
+    assert "afresh (1 exchange forgotten)" in h.slack.ephemerals[0].text
     assert gemini.contents(-1) == [("user", "name-uadmin: again")]
 
 
@@ -336,7 +338,7 @@ async def test_failed_stream_stop_is_retried_without_a_stray_placeholder(
         yield Typing()
         yield Delta("Hello ")
         yield Delta("world.")
-        yield Final("Hello world.")
+        yield FinalAnswer("Hello world.")
 
     await AnswerWriter(h.adapter, job, job.incoming).run(events())
     [message] = h.slack.thread("C1", ts)
@@ -355,7 +357,7 @@ async def test_notice_of_a_stream_that_cannot_be_stopped_is_shown_once(
     async def events() -> AsyncIterator[ReplyEvent]:
         yield Typing()
         yield Delta("Hello ")
-        yield Final("Hello world.", Notice(NoticeKind.TRUNCATED, "Cut at the length limit."))
+        yield FinalAnswer("Hello world.", Notice(NoticeKind.TRUNCATED, "Cut at the length limit."))
 
     await AnswerWriter(h.adapter, job, job.incoming).run(events())
     assert [(m.kind, m.text) for m in h.slack.thread("C1", ts)] == [
@@ -378,7 +380,7 @@ async def test_rate_limited_progress_is_skipped_not_waited_out(harness_factory: 
         for word in ("One ", "two ", "three ", "four."):
             yield Delta(word)
             await asyncio.sleep(0.1)  # longer than update_interval: every delta is a progress edit
-        yield Final("One two three four.", Notice(NoticeKind.TRUNCATED, "Cut at the length limit."))
+        yield FinalAnswer("One two three four.", Notice(NoticeKind.TRUNCATED, "Cut at the length limit."))
 
     await AnswerWriter(h.adapter, job, job.incoming).run(events())
     assert h.slack.texts("C1", ts) == ["One two three four.\n\n_Cut at the length limit._"]

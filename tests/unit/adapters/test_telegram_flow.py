@@ -19,7 +19,7 @@ from adapters.telegram.outbox import TYPING_REFRESHES, FloodControl, Outbox, Sco
 from bot import i18n
 from bot.app import App
 from bot.config import OutboundTelegramLimits
-from bot.domain import Delta, Final, ReplyEvent, Typing
+from bot.domain import Delta, FinalAnswer, ReplyEvent, Typing
 from bot.server import HttpServer
 from tests.fakes.gemini import GeminiEmulator
 from tests.fakes.telegram import BOT_TOKEN, Fault, TelegramEmulator
@@ -220,7 +220,7 @@ async def test_a_failed_second_message_is_sent_alone_as_plain_text(tg: TelegramE
     # The second message meets three server errors (the outbox's retries): the answer's last resort.
     tg.fail("sendMessage", Fault(500, "Internal Server Error"), times=3, after=1, chat_id=chat["id"])
     async with bot_on(tg) as bot:
-        await answer_writer(bot, chat["id"]).write(script(Final(LONG_ANSWER)))
+        await answer_writer(bot, chat["id"]).write(script(FinalAnswer(LONG_ANSWER)))
     first, second = tg.bot_messages(chat["id"])  # not the first one again
     assert first.parse_mode == "HTML" and second.parse_mode is None
     assert f"{first.text}\n\n{second.text}" == LONG_ANSWER.replace("**", "")
@@ -230,7 +230,7 @@ async def test_a_timed_out_message_is_not_sent_again(tg: TelegramEmulator) -> No
     chat = tg.private_chat(tg.user(502, "Bob"))
     tg.stall("sendMessage", 1.5, chat_id=chat["id"])  # delivered, but the answer comes too late
     async with bot_on(tg, read_timeout=0.5) as bot:
-        await answer_writer(bot, chat["id"]).write(script(Final(LONG_ANSWER)))
+        await answer_writer(bot, chat["id"]).write(script(FinalAnswer(LONG_ANSWER)))
     texts = tg.texts(chat["id"])
     assert len(texts) == 2  # the first part once, then the second
     assert "\n\n".join(texts) == LONG_ANSWER.replace("**", "")
@@ -239,7 +239,7 @@ async def test_a_timed_out_message_is_not_sent_again(tg: TelegramEmulator) -> No
 async def test_a_draft_refused_in_one_chat_keeps_drafts_on(tg: TelegramEmulator) -> None:
     chat = tg.private_chat(tg.user(503, "Cid"))
     drafts = DraftSupport(True)
-    answer = script(Typing(), Delta("Hello"), 0.3, Delta(" there"), 0.3, Final("Hello there!"))
+    answer = script(Typing(), Delta("Hello"), 0.3, Delta(" there"), 0.3, FinalAnswer("Hello there!"))
     tg.fail("sendMessageDraft", Fault.bad_request("chat not found"), chat_id=chat["id"])
     async with bot_on(tg) as bot:
         await answer_writer(bot, chat["id"], drafts).write(answer)
@@ -249,7 +249,7 @@ async def test_a_draft_refused_in_one_chat_keeps_drafts_on(tg: TelegramEmulator)
 
         # A Bot API server without the method answers 404 Not Found: drafts go off for every chat.
         tg.fail("sendMessageDraft", Fault(404, "Not Found"), chat_id=chat["id"])
-        answer = script(Delta("Again"), 0.3, Final("Again"))
+        answer = script(Delta("Again"), 0.3, FinalAnswer("Again"))
         await answer_writer(bot, chat["id"], drafts).write(answer)
         assert not drafts.enabled
         assert tg.texts(chat["id"]) == ["Hello there!", "Again"]

@@ -31,7 +31,7 @@ from bot.llm.errors import (
     ServerError,
     StreamCutError,
     error_from_response,
-    parse_duration,
+    parse_proto_duration,
 )
 from bot.llm.gemini import GeminiClient, GeminiTimeouts
 from bot.llm.types import ChatMessage, GenerationParams, LlmChunk, LlmRequest, LlmResult, Usage
@@ -208,6 +208,15 @@ async def test_stream_deltas_in_order(separator: str) -> None:
         final is not None
         and final.total_tokens == final.prompt_tokens + final.output_tokens + final.thoughts_tokens
     )
+
+
+@pytest.mark.parametrize("last_separator", ["", "\n", "\r\n"])
+async def test_a_last_event_without_the_blank_line_after_it_is_still_read(last_separator: str) -> None:
+    async with GeminiEmulator(api_key=KEY, sse_last_separator=last_separator) as gemini:
+        gemini.script(Reply(chunks=["Hel", "lo"]))
+        async with GeminiClient(api_key=KEY, base_url=gemini.base_url, model=MODEL, timeouts=FAST) as client:
+            chunks = await collect(client.stream(ask("hi")))
+    assert [(c.text, c.finish_reason) for c in chunks] == [("Hel", None), ("lo", "STOP")]
 
 
 async def test_connections_are_reused(gemini: GeminiEmulator, client: GeminiClient) -> None:
@@ -592,14 +601,14 @@ async def test_emulator_sse_wire_format(gemini: GeminiEmulator) -> None:
 # ---------------------------------------------------------------------------------------- error parser
 
 
-def test_parse_duration() -> None:
-    assert parse_duration("37s") == 37.0
-    assert parse_duration("45.837906927s") == pytest.approx(45.837906927)
-    assert parse_duration("1.5s") == 1.5
-    assert parse_duration("0s") == 0.0
+def test_parse_proto_duration() -> None:
+    assert parse_proto_duration("37s") == 37.0
+    assert parse_proto_duration("45.837906927s") == pytest.approx(45.837906927)
+    assert parse_proto_duration("1.5s") == 1.5
+    assert parse_proto_duration("0s") == 0.0
     for bad in ("", "s", "-1s", "abc", "1.5h"):
         with pytest.raises(ValueError):
-            parse_duration(bad)
+            parse_proto_duration(bad)
 
 
 def test_error_from_response_shapes() -> None:
