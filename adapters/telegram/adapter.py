@@ -115,7 +115,12 @@ class ChatOrderedProcessor(BaseUpdateProcessor):
     async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
         """Wait for the previous update of the same conversation, then process this one."""
         key = ordering_key(update)
-        turn = Turn.ANSWER if self._classify is None else self._classify(update)
+        try:
+            turn = Turn.ANSWER if self._classify is None else self._classify(update)
+        except Exception:
+            # An update we cannot read goes to its handlers all the same (which find nothing to answer).
+            log.exception("telegram.classify_failed")
+            turn = Turn.NONE
         if key is None or turn is Turn.NONE:
             await coroutine
             return

@@ -1038,5 +1038,15 @@ def _unsupported(kind: str, entry: _File) -> dict[str, Any]:
         "animation": {"animation": {**file_fields, "width": 320, "height": 240, "duration": 2}},
         "location": {"location": {"latitude": 48.85, "longitude": 2.35}},
         "contact": {"contact": {"phone_number": "+100", "first_name": "Bob"}},
+        "dice": {"dice": {"emoji": "🎲", "value": 4}},
+        "venue": {
+            "venue": {
+                "location": {"latitude": 48.85, "longitude": 2.35},
+                "title": "Café",
+                "address": "1 Rue de Rivoli",
+            }
+        },
+        "game": {"game": {"title": "Chess", "description": "A game", "photo": []}},
+        "story": {"story": {"chat": {"id": -100123, "type": "channel", "title": "News"}, "id": 3}},
     }
     return shapes[kind]

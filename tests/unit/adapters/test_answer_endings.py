@@ -5,16 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
 from slack_bolt.request.async_request import AsyncBoltRequest
 
 from adapters.slack.adapter import SlackAdapter
-from adapters.telegram.adapter import TelegramAdapter
 from bot.app import App
-from bot.server import HttpServer
 from tests.fakes.gemini import GeminiEmulator, Reply
 from tests.fakes.slack import (
     BOT_TOKEN as SLACK_TOKEN,
@@ -27,11 +25,10 @@ from tests.fakes.slack import (
     message_event,
     new_ts,
 )
-from tests.fakes.telegram import BOT_TOKEN, TelegramEmulator
+from tests.fakes.telegram import TelegramEmulator
+from tests.unit.adapters.conftest import AppFactory, until_ready
 
-AppFactory = Callable[..., Awaitable[App]]
 PROMPT = 3.0  # seconds within which the next message of the chat must be answered
-NO_PACING = {"rate_limit": {"global_per_second": 0, "per_chat_per_second": 0, "per_group_per_minute": 0}}
 
 
 def messages(app: App, platform: str, outcome: str | None = None) -> float:
@@ -59,37 +56,6 @@ async def eventually(predicate: Callable[[], bool], within: float) -> None:
     while not predicate():
         assert time.monotonic() < deadline, "condition not met in time"
         await asyncio.sleep(0.02)
-
-
-async def until_ready(adapter: TelegramAdapter | SlackAdapter) -> None:
-    deadline = time.monotonic() + 10
-    while await adapter.ready() is not None:
-        assert time.monotonic() < deadline, "adapter not ready"
-        await asyncio.sleep(0.02)
-
-
-# ---------------------------------------------------------------------------------------- Telegram
-
-
-@pytest.fixture
-async def tg() -> AsyncIterator[TelegramEmulator]:
-    async with TelegramEmulator() as emulator:
-        yield emulator
-
-
-@pytest.fixture
-async def telegram(app_factory: AppFactory, tg: TelegramEmulator) -> AsyncIterator[App]:
-    """A started Telegram adapter (polling) on the emulator; its App."""
-    app = await app_factory(
-        telegram={"enabled": True, "token": BOT_TOKEN, "base_url": tg.base_url, **NO_PACING}
-    )
-    adapter = TelegramAdapter(app, HttpServer(app.settings.server, app.metrics, app.store))
-    await adapter.start()
-    try:
-        await until_ready(adapter)
-        yield app
-    finally:
-        await adapter.stop()
 
 
 def _cancel_telegram_answers() -> None:
