@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import getpass
 import os
+import re
 import sys
 import uuid
 from typing import BinaryIO, TextIO
@@ -16,6 +17,21 @@ from bot.i18n import pick_language, text
 
 EXIT_WORDS = frozenset({"exit", "quit", "退出"})
 COMMANDS = frozenset({"start", "help", "reset", "stats", "forget"})
+
+
+# Terminal control: CSI sequences, OSC/DCS/SOS/PM/APC strings (up to BEL or ST), other two-character
+# escapes, then any C0 control character but newline and tab, DEL and the C1 controls.
+_CONTROL = re.compile(
+    r"\x1b\[[0-?]*[ -/]*[@-~]?"
+    r"|(?:\x1b[\]PX^_]|[\x90\x98\x9d\x9e\x9f])[^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)?"
+    r"|\x1b[ -~]?"
+    r"|[\x00-\x08\x0b-\x1f\x7f-\x9f]"
+)
+
+
+def printable(text: str) -> str:
+    """``text`` without terminal control sequences or control characters (newlines and tabs stay)."""
+    return _CONTROL.sub("", text)
 
 
 def parse_line(line: str) -> tuple[str | None, str]:
@@ -51,24 +67,24 @@ class ConsoleRenderer:
     def _print(self, event: ReplyEvent, shown: str) -> str:
         out = self._out
         if isinstance(event, Delta):
-            out.write(event.text)
+            out.write(printable(event.text))
             out.flush()
             return shown + event.text
         if isinstance(event, FinalAnswer):
             if shown and event.text.startswith(shown):
-                out.write(event.text[len(shown) :])
+                out.write(printable(event.text[len(shown) :]))
             elif shown:
-                out.write("\n" + event.text)
+                out.write("\n" + printable(event.text))
             else:
-                out.write(event.text)
+                out.write(printable(event.text))
             out.write("\n")
             if event.notice is not None:
-                out.write(event.notice.text + "\n")
+                out.write(printable(event.notice.text) + "\n")
             return event.text
         if isinstance(event, Notice):
             if shown:
                 out.write("\n")
-            out.write(event.text + "\n")
+            out.write(printable(event.text) + "\n")
         return shown
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -47,8 +49,22 @@ def build_contents(
     return tuple(contents)
 
 
+MAX_NAME_CHARS = 64
+# Colons of every script: a name must not end its own "Name:" prefix early.
+_COLONS = re.compile(r"[:\uff1a\ufe55\ufe13\ua789\u02d0\u2236]")
+
+
+def speaker_name(display_name: str) -> str:
+    """``display_name`` made safe as a speaker prefix: control, format and separator characters (line
+    breaks, bidi overrides, zero-width) and colons become spaces, runs of spaces one, at most
+    :data:`MAX_NAME_CHARS` characters. A name cannot start a line that reads as another speaker's."""
+    spaced = "".join(" " if unicodedata.category(c)[0] in "CZ" else c for c in display_name)
+    return " ".join(_COLONS.sub(" ", spaced).split())[:MAX_NAME_CHARS].rstrip()
+
+
 def speaker_prefixed(text: str, display_name: str, *, is_private: bool) -> str:
     """In group conversations each user text carries the sender's name, so the model can tell people apart."""
-    if is_private or not display_name:
+    name = speaker_name(display_name)
+    if is_private or not name:
         return text
-    return f"{display_name}: {text}"
+    return f"{name}: {text}"

@@ -8,8 +8,9 @@ transaction, metrics and one structured log line for every outcome.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -53,6 +54,7 @@ class _Progress:
     outcome: str = "error"
     answered: bool = False
     completed: bool = False  # the answer ran to its end (not cancelled or closed half-way)
+    undelivered: bool = False  # the adapter could not show the answer (see Engine.note_undelivered)
     shown: list[str] = field(default_factory=list)
     attempts: list[Attempt] = field(default_factory=list)
 
@@ -85,6 +87,7 @@ class Engine:
         # Per-conversation order: in-process for SQLite, across replicas on PostgreSQL (bot.sequencer).
         self._locks: Sequencer = sequencer if sequencer is not None else LocalSequencer()
         self._commands = Commands(settings=settings, store=store, clock=clock, bot_name=bot_name)
+        self._answering: dict[tuple[str, str], _Progress] = {}  # (platform, event id) -> progress
 
     @property
     def access(self) -> AccessPolicy:
@@ -167,12 +170,35 @@ class Engine:
             log.warning("inbox.unanswered_followed_up", platform=platform.value, messages=len(found))
         return found
 
-    async def handle(self, message: Incoming, *, accepted: bool = False) -> AsyncIterator[ReplyEvent]:
+    @contextlib.asynccontextmanager
+    async def answering(
+        self, message: Incoming, *, accepted: bool = False
+    ) -> AsyncIterator[AsyncIterator[ReplyEvent]]:
+        """:meth:`handle`'s stream for an adapter to show, closed when the block ends, however it ends.
+
+        The conversation is released at once, not when the garbage collector finds the stream. An
+        exception out of the block means the answer could not be shown: it counts as undelivered.
+        """
+        async with contextlib.aclosing(self.handle(message, accepted=accepted)) as events:
+            try:
+                yield events
+            except Exception:
+                self.note_undelivered(message)
+                raise
+
+    def note_undelivered(self, message: Incoming) -> None:
+        """The adapter could not show ``message``'s answer: it is recorded and counted as undelivered."""
+        progress = self._answering.get((message.platform.value, message.event_id))
+        if progress is not None:
+            progress.undelivered = True
+
+    async def handle(self, message: Incoming, *, accepted: bool = False) -> AsyncGenerator[ReplyEvent, None]:
         """Answer ``message``: zero events for a duplicate or an unaddressed group message, else exactly one
         terminal ``FinalAnswer`` or ``Notice`` after any ``Typing``/``Delta`` events.
 
         Messages of one conversation are answered in the order their streams were first iterated.
-        ``accepted`` says the adapter already recorded it with :meth:`accept`.
+        ``accepted`` says the adapter already recorded it with :meth:`accept`. The conversation is held
+        until the stream ends or is closed: adapters use :meth:`answering`.
         """
         if not message.addressed_to_bot and message.command is None:
             return
@@ -189,12 +215,16 @@ class Engine:
                 log.warning("message.taken_over", platform=platform, event_id=message.event_id)
                 return
             progress = _Progress()
+            key = (platform, message.event_id)
+            self._answering[key] = progress
             self._metrics.inflight.inc()
             try:
-                async for event in self._respond(message, progress):
-                    if isinstance(event, FinalAnswer | Notice):
-                        progress.answered = True
-                    yield event
+                # Closed with this stream, so a Gemini call in progress ends now, not at garbage collection.
+                async with contextlib.aclosing(self._respond(message, progress)) as events:
+                    async for event in events:
+                        if isinstance(event, FinalAnswer | Notice):
+                            progress.answered = True
+                        yield event
                 progress.completed = True
             except Exception:
                 log.exception("message.failed", platform=platform, event_id=message.event_id)
@@ -205,15 +235,18 @@ class Engine:
                     yield Notice(NoticeKind.ERROR, text(self._language(message), "error"))
             finally:
                 self._metrics.inflight.dec()
+                self._answering.pop(key, None)
                 await self._finish(message, progress, started)
 
     async def _finish(self, message: Incoming, progress: _Progress, started: float) -> None:
-        if not progress.completed and not progress.answered:
+        if progress.undelivered:
+            progress.outcome = "undelivered"
+        if not progress.completed and not progress.answered and not progress.undelivered:
             # Cancelled or closed before any answer (shutdown, the adapter gave up): the row stays
             # unfinished, so a follow-up tells the sender to resend instead of leaving them in silence.
             progress.outcome = "interrupted"
         else:
-            status = "answered" if progress.answered else "failed"
+            status = "undelivered" if progress.undelivered else "answered" if progress.answered else "failed"
             try:
                 await asyncio.shield(
                     self._store.finish_event(
@@ -251,7 +284,7 @@ class Engine:
     def _language(self, message: Incoming) -> Language:
         return pick_language(message.language, self._settings.conversation.language)
 
-    async def _respond(self, message: Incoming, progress: _Progress) -> AsyncIterator[ReplyEvent]:
+    async def _respond(self, message: Incoming, progress: _Progress) -> AsyncGenerator[ReplyEvent, None]:
         lang = self._language(message)
         is_admin = self._access.is_admin(message.platform, message.user_id)
         # Erasure is a right, not a service: /forget works in any private chat, allowed or not (the

@@ -281,7 +281,9 @@ class SlackAdapter:
                 return  # a duplicate delivery: answered already (its turn passed on in order all the same)
             incoming = await self._complete(job)
             if incoming is not None:
-                await AnswerWriter(self, job, incoming).run(self._engine.handle(incoming, accepted=accepted))
+                async with self._engine.answering(incoming, accepted=accepted) as events:
+                    if not await AnswerWriter(self, job, incoming).run(events):
+                        self._engine.note_undelivered(incoming)
         except Exception:
             log.exception("slack.answer_failed", event_id=job.incoming.event_id)
         finally:

@@ -50,14 +50,26 @@ class AnswerWriter:
         self._streamed = ""
         self._last_update = 0.0
         self._noted = False
+        self._lost = False  # a message of the event being shown could not be posted
 
-    async def run(self, events: AsyncIterator[ReplyEvent]) -> None:
-        """Consume every event of the answer (a failing Slack call never stops the engine's stream)."""
+    async def run(self, events: AsyncIterator[ReplyEvent]) -> bool:
+        """Show the events of the answer; False, at once, when its final text could not be shown.
+
+        A failing Slack call on the way (status, progress) never stops the engine's stream; a refused
+        final message (``channel_not_found``, ``not_in_channel``, ``is_archived``...) ends it undelivered.
+        """
         async for event in events:
+            terminal = isinstance(event, FinalAnswer | Notice)
+            self._lost = False
             try:
                 await self._on(event)
             except Exception:
                 log.exception("slack.render_failed", event_id=self._incoming.event_id)
+                self._lost = True
+            if terminal and self._lost:
+                log.warning("slack.answer_undelivered", event_id=self._incoming.event_id)
+                return False
+        return True
 
     async def _on(self, event: ReplyEvent) -> None:
         if isinstance(event, Typing):
@@ -246,6 +258,7 @@ class AnswerWriter:
                     posted += await self._post(piece)
                 return posted
             log.warning("slack.post_failed", error=code, event_id=self._incoming.event_id)
+            self._lost = True
             return []
 
     async def _update(self, ts: str, text: str, *, optional: bool = False) -> bool:
@@ -276,6 +289,7 @@ class AnswerWriter:
             )
         except SlackApiError as exc:
             log.warning("slack.ephemeral_failed", error=error_code(exc))
+            self._lost = True
 
 
 def _cut(text: str, size: int) -> tuple[str, str]:

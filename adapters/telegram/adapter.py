@@ -115,7 +115,12 @@ class ChatOrderedProcessor(BaseUpdateProcessor):
     async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
         """Wait for the previous update of the same conversation, then process this one."""
         key = ordering_key(update)
-        ordering = Ordering.ANSWER if self._classify is None else self._classify(update)
+        try:
+            ordering = Ordering.ANSWER if self._classify is None else self._classify(update)
+        except Exception:
+            # An update we cannot read goes to its handlers all the same (which find nothing to answer).
+            log.exception("telegram.classify_failed")
+            ordering = Ordering.NONE
         if key is None or ordering is Ordering.NONE:
             await coroutine
             return
@@ -439,15 +444,18 @@ class TelegramAdapter:
             drafts=self._drafts,
             on_preview_message=lambda message_id: self._engine.note_answer_message(incoming, str(message_id)),
         )
-        events = self._engine.handle(incoming, accepted=True)
-        if photo_missing:
-            events = self._photo_unavailable(events, incoming)
-        await writer.write(events)
+        async with self._engine.answering(incoming, accepted=True) as answer:
+            events = self._photo_unavailable(answer, incoming) if photo_missing else answer
+            if not await writer.write(events):
+                self._engine.note_undelivered(incoming)
 
     async def _photo_unavailable(
         self, events: AsyncIterator[ReplyEvent], incoming: Incoming
     ) -> AsyncIterator[ReplyEvent]:
-        """The engine's answer, its "unsupported" notice saying that the photo could not be fetched."""
+        """The engine's answer, its "unsupported" notice saying that the photo could not be fetched.
+
+        Holds nothing: ``events`` is closed by whoever opened it, whether or not this is read to its end.
+        """
         async for event in events:
             if isinstance(event, Notice) and event.kind is NoticeKind.UNSUPPORTED:
                 language = i18n.pick_language(incoming.language, self._language)

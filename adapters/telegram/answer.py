@@ -99,41 +99,52 @@ class AnswerWriter:
         self._closing = asyncio.Event()
         self._preview_task: asyncio.Task[None] | None = None
         self._typing_task: asyncio.Task[None] | None = None
-        self._dead = False
         self._use_drafts = True  # False after a chat-specific refusal: edits for the rest of this answer
         self._parts: list[str] = []  # the final answer's messages
         self._parts_html = False
         self._delivered = 0  # how many of them were shown (or may have been: timed out)
 
-    async def write(self, events: AsyncIterator[ReplyEvent]) -> None:
-        """Show every event of one answer; keeps consuming the stream even if the chat is unreachable."""
+    async def write(self, events: AsyncIterator[ReplyEvent]) -> bool:
+        """Show the events of one answer; False, at once, when the chat refuses it for good.
+
+        The final text gets one more try as plain text; when that is refused too (a deleted forum topic,
+        a group where the bot may not write), or the chat is unreachable (blocked), the answer is
+        undelivered and the rest of the stream is not read.
+        """
         try:
             async for event in events:
-                if self._dead:
-                    continue
                 try:
                     await self._show(event)
                 except ChatUnreachableError:
-                    self._dead = True
-                    await self._stop_streaming()
+                    return False
                 except TelegramError as exc:
                     if not isinstance(event, FinalAnswer | Notice):
                         raise
-                    # Last resort for the answer itself: the messages not yet shown, as plain text.
-                    log.warning(
-                        "telegram.answer_failed",
-                        chat_id=self._chat_id,
-                        error=str(exc)[:200],
-                        shown=self._delivered,
-                        parts=len(self._parts),
-                    )
-                    self._preview_id = None
-                    rest = self._parts[self._delivered :]
-                    if self._parts_html:
-                        rest = [plain for plain in (telegram_plain(part).strip() for part in rest) if plain]
-                    await self._finish(rest, None, first=self._delivered)
+                    if not await self._last_resort(exc):
+                        return False
+            return True
         finally:
             await self._stop_streaming()
+
+    async def _last_resort(self, exc: TelegramError) -> bool:
+        """The messages of the answer not yet shown, as plain text; False when they are refused too."""
+        log.warning(
+            "telegram.answer_failed",
+            chat_id=self._chat_id,
+            error=str(exc)[:200],
+            shown=self._delivered,
+            parts=len(self._parts),
+        )
+        self._preview_id = None
+        rest = self._parts[self._delivered :]
+        if self._parts_html:
+            rest = [plain for plain in (telegram_plain(part).strip() for part in rest) if plain]
+        try:
+            await self._finish(rest, None, first=self._delivered)
+        except (TelegramError, ChatUnreachableError) as again:
+            log.warning("telegram.answer_undelivered", chat_id=self._chat_id, error=str(again)[:200])
+            return False
+        return True
 
     async def _show(self, event: ReplyEvent) -> None:
         if isinstance(event, Typing):

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 
 from telegram import Message, MessageEntity, PhotoSize, Update
-from telegram.constants import ChatType
+from telegram.constants import ChatType, MessageType
 
 from bot.commands import COMMANDS
 from bot.config import TelegramSettings
@@ -32,6 +32,18 @@ _UNSUPPORTED_FIELDS = (
     "invoice",
     "paid_media",
     "checklist",
+    "live_photo",
+)
+# Message fields that describe a message rather than carry content or a service event.
+_METADATA_FIELDS = frozenset(
+    {
+        "business_connection_id",
+        "effect_id",
+        "reply_to_story",
+        "sender_boost_count",
+        "sender_business_bot",
+        "suggested_post_info",
+    }
 )
 
 
@@ -97,8 +109,10 @@ def normalize(update: Update, me: BotIdentity, settings: TelegramSettings) -> No
     command: str | None = None
     command_args = ""
     first = entities[0] if entities else None
+    token = ""
     if first is not None and first.type == MessageEntity.BOT_COMMAND and first.offset == 0:
         token = _entity_text(message, first)
+    if token:
         name, _, addressee = token[1:].partition("@")
         if addressee and addressee.lower() != me.username.lower():
             return None
@@ -122,7 +136,7 @@ def normalize(update: Update, me: BotIdentity, settings: TelegramSettings) -> No
         if message.photo:
             if not text.strip():
                 text = settings.photo_prompt
-        elif any(getattr(message, name, None) for name in _UNSUPPORTED_FIELDS):
+        elif any(getattr(message, name, None) for name in _UNSUPPORTED_FIELDS) or _unknown_content(message):
             kind = MessageKind.UNSUPPORTED  # also with a caption: the content itself cannot be passed on
         elif message.text is None and message.caption is None:
             return None  # a service message: members joined, title changed, pinned...
@@ -178,11 +192,24 @@ def pick_photo(sizes: tuple[PhotoSize, ...], max_bytes: int) -> PhotoSize | None
     return min(sizes, key=lambda s: (s.file_size or 0, s.width * s.height))
 
 
+def _unknown_content(message: Message) -> bool:
+    """Whether the message holds only fields PTB does not know (content from a newer Bot API)."""
+    if not message.api_kwargs:
+        return False
+    return not any(
+        getattr(message, kind.value, None) for kind in MessageType if kind.value not in _METADATA_FIELDS
+    )
+
+
 def _entity_text(message: Message, entity: MessageEntity) -> str:
-    # Offsets are UTF-16 code units; PTB's parse_* helpers convert them.
-    if message.text is not None:
-        return message.parse_entity(entity)
-    return message.parse_caption_entity(entity)
+    """The text an entity covers; "" when its UTF-16 offsets split a character (such entities mean
+    nothing and are ignored)."""
+    try:
+        if message.text is not None:
+            return message.parse_entity(entity)
+        return message.parse_caption_entity(entity)
+    except UnicodeDecodeError:
+        return ""
 
 
 def _mentions(message: Message, entity: MessageEntity, me: BotIdentity) -> bool:

@@ -28,7 +28,18 @@ ERROR: Final = "error"
 COMMAND: Final = "command"
 REJECTED: Final = "rejected"
 DUPLICATE: Final = "duplicate"
-MESSAGE_OUTCOMES: Final = (ANSWERED, FILTERED, RATE_LIMITED, QUOTA, ERROR, COMMAND, REJECTED, DUPLICATE)
+UNDELIVERED: Final = "undelivered"  # answered, but the platform refused to show the answer
+MESSAGE_OUTCOMES: Final = (
+    ANSWERED,
+    FILTERED,
+    RATE_LIMITED,
+    QUOTA,
+    ERROR,
+    COMMAND,
+    REJECTED,
+    DUPLICATE,
+    UNDELIVERED,
+)
 
 REFUSALS: Final = frozenset({FILTERED, RATE_LIMITED, QUOTA})
 """Outcomes where the message was refused rather than answered or failed (recorded for /stats)."""
@@ -48,6 +59,7 @@ _EXACT: Final[dict[str, str]] = {
     "gemini_rate_limited": QUOTA,
     "command": COMMAND,
     "duplicate": DUPLICATE,
+    "undelivered": UNDELIVERED,
     "taken_over": DUPLICATE,  # another replica's follow-up answered it (told its sender to resend)
     # Accepted-but-not-for-Gemini messages, each answered with a notice.
     "not_allowed": REJECTED,

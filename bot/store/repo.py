@@ -371,7 +371,7 @@ class Store:
     async def finish_event(
         self, platform: str, event_id: str, status: str, now: datetime, conversation_id: int | None = None
     ) -> None:
-        """Mark an event 'answered' or 'failed'."""
+        """Mark an event finished: 'answered', 'failed' or 'undelivered' (the platform refused the answer)."""
         params: dict[str, object] = {
             "b_platform": platform,
             "b_event_id": event_id,
@@ -709,7 +709,10 @@ class Store:
         """Messages answered/failed, active conversations and users since ``since``."""
         by_status = (
             select(_inbox.c.status, func.count())
-            .where(_inbox.c.received_at >= since, _inbox.c.status.in_(("answered", "failed")))
+            .where(
+                _inbox.c.received_at >= since,
+                _inbox.c.status.in_(("answered", "failed", "undelivered")),
+            )
             .group_by(_inbox.c.status)
         )
         conversations = select(func.count()).where(_conversations.c.last_active_at >= since)
@@ -720,7 +723,7 @@ class Store:
             active_users = int((await conn.execute(users)).scalar_one())
         return ActivityCounts(
             messages_answered=statuses.get("answered", 0),
-            messages_failed=statuses.get("failed", 0),
+            messages_failed=statuses.get("failed", 0) + statuses.get("undelivered", 0),
             active_conversations=active_conversations,
             active_users=active_users,
         )

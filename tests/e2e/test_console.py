@@ -139,3 +139,24 @@ async def test_wrong_api_key_is_reported_not_crashed(gemini: GeminiEmulator, tmp
     assert "gembot alert: " in err  # the console's user is the operator
     assert "wrong-key-123456" not in out + err
     assert "Traceback" not in err
+
+
+async def test_terminal_control_sequences_in_an_answer_are_not_printed(
+    gemini: GeminiEmulator, tmp_path: Path
+) -> None:
+    config = write_config(tmp_path, gemini.base_url)
+    # A window title (OSC), clear screen and colours (CSI), a bell, a C1 CSI, and a hyperlink (OSC 8).
+    gemini.script(
+        Reply(
+            chunks=[
+                "\x1b]0;pwned\x07Hello ",
+                "\x1b[2J\x1b[31mred\x1b[0m\x07 ",
+                "\x9b1m\x1b]8;;https://evil.example\x1b\\link\x1b]8;;\x1b\\\tok\r",
+            ]
+        )
+    )
+    status, out, err = await gembot(
+        "console", "--config", str(config), stdin=b"hi\n", env={"GEMINI_API_KEY": API_KEY}
+    )
+    assert status == 0, err
+    assert out == "Hello red 1mlink\tok\n"

@@ -49,6 +49,18 @@ TEXT_LIMIT = 40_000  # chat.postMessage/update text; longer is msg_too_long
 STREAM_TEXT_LIMIT = 12_000  # markdown_text per chat.*Stream call
 
 _ts_counter = itertools.count(1)
+# Methods that write to a channel (refused in a channel the bot cannot write to).
+_WRITES = frozenset(
+    {
+        "chat.postMessage",
+        "chat.update",
+        "chat.postEphemeral",
+        "chat.startStream",
+        "chat.appendStream",
+        "chat.stopStream",
+        "assistant.threads.setStatus",
+    }
+)
 
 
 def new_ts() -> str:
@@ -282,6 +294,8 @@ class SlackEmulator(LoopbackServer):
         self.acks: dict[str, dict[str, Any]] = {}
         self._rate_limits: dict[str, list[int]] = {}
         self._failures: dict[str, tuple[str, int | None]] = {}
+        self._refusing: dict[str, str] = {}  # channel -> the error every write to it gets
+        self._garbled: dict[str, int] = {}
         self._sockets: list[web.WebSocketResponse] = []
         self.sockets_opened = 0  # Socket Mode connections accepted so far
         self._changed = asyncio.Event()
@@ -336,6 +350,20 @@ class SlackEmulator(LoopbackServer):
         """Answer ``method`` with ``{"ok": false, "error": error}`` (``times`` calls, or forever)."""
         self._failures[method] = (error, times)
 
+    def refuse(self, channel: str, error: str | None) -> None:
+        """Refuse every message written to ``channel`` with ``error``, as Slack does for a channel that
+        is gone (``channel_not_found``), that the bot is not in (``not_in_channel``) or that is archived
+        (``is_archived``); None writes to it again."""
+        if error is None:
+            self._refusing.pop(channel, None)
+        else:
+            self._refusing[channel] = error
+
+    def garble(self, method: str, times: int = 1) -> None:
+        """Answer ``times`` calls of ``method`` with an empty JSON array after carrying them out (as a
+        broken proxy might), so the client fails reading it."""
+        self._garbled[method] = times
+
     def clear(self) -> None:
         """Forget calls, messages and scripted behaviour (sockets stay open)."""
         self.calls.clear()
@@ -346,6 +374,8 @@ class SlackEmulator(LoopbackServer):
         self.acks.clear()
         self._rate_limits.clear()
         self._failures.clear()
+        self._refusing.clear()
+        self._garbled.clear()
 
     # -- inspection
 
@@ -474,6 +504,9 @@ class SlackEmulator(LoopbackServer):
             Call(method, args, status, None if body.get("ok") else body.get("error"), time.time())
         )
         self._notify()
+        if body.get("ok") and self._garbled.get(method, 0) > 0:
+            self._garbled[method] -= 1
+            return web.json_response([], status=status, headers=headers)
         return web.json_response(body, status=status, headers=headers)
 
     def _dispatch(
@@ -498,6 +531,9 @@ class SlackEmulator(LoopbackServer):
                 else:
                     self._failures[method] = (error, times - 1)
             return 200, {"ok": False, "error": error}, {}
+        channel = str(args.get("channel") or args.get("channel_id") or "")
+        if channel in self._refusing and method in _WRITES:
+            return 200, {"ok": False, "error": self._refusing[channel]}, {}
         handler = getattr(self, "m_" + method.replace(".", "_"), None)
         if handler is None:
             return 200, {"ok": False, "error": "unknown_method", "req_method": method}, {}

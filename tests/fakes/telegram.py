@@ -308,6 +308,9 @@ class TelegramEmulator(LoopbackServer):
         self._stalls: list[_StallRule] = []
         self._holds: list[_HoldRule] = []
         self._blocked: set[int] = set()
+        self._muted: set[int] = set()
+        self._deleted_topics: set[tuple[int, int]] = set()
+        self._garbled: dict[str, int] = {}
         self._migrated: dict[int, int] = {}
         self._closing = False
         self._files: dict[str, _File] = {}
@@ -383,6 +386,23 @@ class TelegramEmulator(LoopbackServer):
             self._blocked.add(chat_id)
         else:
             self._blocked.discard(chat_id)
+
+    def mute(self, chat_id: int, muted: bool = True) -> None:
+        """Take away the bot's right to send messages in a group (until unmuted): sendMessage answers
+        400 "not enough rights to send text messages to the chat", as Telegram does."""
+        if muted:
+            self._muted.add(chat_id)
+        else:
+            self._muted.discard(chat_id)
+
+    def delete_topic(self, chat_id: int, thread_id: int) -> None:
+        """Delete a forum topic: sends into it answer 400 "message thread not found"."""
+        self._deleted_topics.add((chat_id, thread_id))
+
+    def garble(self, method: str, *, times: int = 1) -> None:
+        """Answer ``times`` calls of ``method`` with ``{"ok": true, "result": {}}`` after carrying
+        them out: a result of the wrong shape (as from a broken proxy), so the client fails on it."""
+        self._garbled[method.lower()] = times
 
     # ------------------------------------------------------------------------------- injection
 
@@ -655,6 +675,9 @@ class TelegramEmulator(LoopbackServer):
             )
         except _ApiError as exc:
             return self._fail(call, exc.status, exc.description, exc.parameters)
+        if self._garbled.get(method, 0) > 0:
+            self._garbled[method] -= 1
+            return _json(200, {"ok": True, "result": {}})
         stall = self._take_stall(method, call.chat_id)
         if stall:
             self._changed.set()  # the call took effect: waiters may look now
@@ -748,7 +771,7 @@ class TelegramEmulator(LoopbackServer):
         return True
 
     async def _m_sendchataction(self, params: dict[str, Any]) -> Any:
-        self._chat(params)
+        self._check_topic(self._chat(params), params)
         if params.get("action") not in {
             "typing",
             "upload_photo",
@@ -796,8 +819,16 @@ class TelegramEmulator(LoopbackServer):
             raise _ApiError(400, "Bad Request: message is too long")
         return plain, entities
 
+    def _check_topic(self, chat: dict[str, Any], params: dict[str, Any]) -> None:
+        thread_id = params.get("message_thread_id")
+        if thread_id is not None and (chat["id"], int(thread_id)) in self._deleted_topics:
+            raise _ApiError(400, "Bad Request: message thread not found")
+
     async def _m_sendmessage(self, params: dict[str, Any]) -> Any:
         chat = self._chat(params)
+        self._check_topic(chat, params)
+        if chat["id"] in self._muted:
+            raise _ApiError(400, "Bad Request: not enough rights to send text messages to the chat")
         plain, entities = self._parse_text(params)
         thread_id = params.get("message_thread_id")
         reply = params.get("reply_parameters") or {}
@@ -1007,5 +1038,15 @@ def _unsupported(kind: str, entry: _File) -> dict[str, Any]:
         "animation": {"animation": {**file_fields, "width": 320, "height": 240, "duration": 2}},
         "location": {"location": {"latitude": 48.85, "longitude": 2.35}},
         "contact": {"contact": {"phone_number": "+100", "first_name": "Bob"}},
+        "dice": {"dice": {"emoji": "🎲", "value": 4}},
+        "venue": {
+            "venue": {
+                "location": {"latitude": 48.85, "longitude": 2.35},
+                "title": "Café",
+                "address": "1 Rue de Rivoli",
+            }
+        },
+        "game": {"game": {"title": "Chess", "description": "A game", "photo": []}},
+        "story": {"story": {"chat": {"id": -100123, "type": "channel", "title": "News"}, "id": 3}},
     }
     return shapes[kind]

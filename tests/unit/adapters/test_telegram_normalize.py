@@ -191,3 +191,33 @@ def test_messages_posted_as_a_channel_are_ignored() -> None:
     other = tg.group(-1004, "Other", supergroup=True)
     message = msg(group, "/reset", user=GROUP_ANONYMOUS_BOT, sender_chat=other)
     assert normalize(update(message), ME, settings()) is None
+
+
+def test_entities_whose_offsets_split_a_character_are_ignored() -> None:
+    chat, group = tg.private_chat(ANN), tg.group(-5, "G")
+    # "😀" is two UTF-16 code units: an entity starting or ending inside it covers no text.
+    command = [{"type": "bot_command", "offset": 0, "length": 1}]
+    mention = [{"type": "mention", "offset": 1, "length": 16}]
+    private = normalize(update(msg(chat, "😀/reset", entities=command)), ME, settings())
+    assert private is not None
+    assert (private.incoming.command, private.incoming.text) == (None, "😀/reset")
+    in_group = normalize(update(msg(group, "😀@gembot_test_bot hi", entities=mention)), ME, settings())
+    assert in_group is not None and not in_group.incoming.addressed_to_bot
+    caption = normalize(
+        update(msg(chat, None, photo=[b"\xff\xd8"], caption="😀 look", caption_entities=mention)),
+        ME,
+        settings(),
+    )
+    assert caption is not None and caption.incoming.text == "😀 look"
+
+
+def test_content_ptb_does_not_know_is_unsupported_but_service_messages_are_ignored() -> None:
+    chat = tg.private_chat(ANN)
+    future = normalize(update(msg(chat, None, hologram={"file_id": "h", "duration": 3})), ME, settings())
+    assert future is not None and future.incoming.kind is MessageKind.UNSUPPORTED
+    joined = msg(chat, None, new_chat_members=[tg.user(5, "Bo")], hologram_meta={"x": 1})
+    assert normalize(update(joined), ME, settings()) is None  # a known service message, whatever else it has
+    pinned = msg(chat, None, pinned_message={"message_id": 1, "date": 0, "chat": chat})
+    assert normalize(update(pinned), ME, settings()) is None
+    dice = normalize(update(msg(chat, None, dice={"emoji": "🎲", "value": 2})), ME, settings())
+    assert dice is not None and dice.incoming.kind is MessageKind.UNSUPPORTED
