@@ -24,6 +24,8 @@ from bot.domain import (
     ReplyEvent,
     Typing,
 )
+from bot.server import HttpServer
+from bot.service import adapter_deps
 from tests.fakes.gemini import GeminiEmulator, Reply
 from tests.fakes.slack import (
     BOT_TOKEN,
@@ -88,7 +90,8 @@ async def harness_factory(app_factory: AppFactory, slack: SlackEmulator) -> Asyn
 
     async def factory(**slack_extra: Any) -> Harness:
         app = await app_factory(slack=slack_config(slack, **slack_extra))
-        adapter = SlackAdapter(app.settings.slack, app.engine, app.store)
+        server = HttpServer(app.settings.server, app.metrics, app.store)
+        adapter = SlackAdapter(adapter_deps(app, server, app.settings.slack))
         adapters.append(adapter)
         await adapter.start()
         for _ in range(200):
@@ -99,7 +102,7 @@ async def harness_factory(app_factory: AppFactory, slack: SlackEmulator) -> Asyn
 
     yield factory
     for adapter in adapters:
-        await adapter.stop()
+        await adapter.stop(grace=10.0)
 
 
 async def test_streamed_mention_uses_native_stream(
