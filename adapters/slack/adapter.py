@@ -349,6 +349,11 @@ class SlackAdapter:
         return name, locale
 
     @property
+    def answering(self) -> int:
+        """Events accepted and not answered yet (waiting for their turn or in progress)."""
+        return len(self._tasks)
+
+    @property
     def session(self) -> aiohttp.ClientSession:
         """The HTTP session shared by the Web API client and response_url posts."""
         return self._session
