@@ -1,10 +1,57 @@
-"""What every platform adapter offers the composition root."""
+"""What every platform adapter takes from, and offers to, the composition root."""
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Generic, Protocol, TypeVar
 
+from aiohttp import web
+
+from bot.alerts import AlertHandler
+from bot.clock import Clock
 from bot.domain import FollowUp
+from bot.engine import Engine
+from bot.i18n import Language
+from bot.observability.metrics import Metrics
+
+SettingsT_co = TypeVar("SettingsT_co", covariant=True)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class Routes(Protocol):
+    """Where an adapter mounts its webhook routes and readiness checks (the HTTP server, before it starts)."""
+
+    def add_route(self, method: str, path: str, handler: Handler) -> None:
+        """Serve ``method path`` with ``handler``."""
+        ...
+
+    def add_readiness_check(self, name: str, check: Callable[[], Awaitable[str | None]]) -> None:
+        """Have /readyz ask ``check`` (None: ready, else why not)."""
+        ...
+
+
+class Alerts(Protocol):
+    """The admin alerts an adapter delivers to its platform's admins."""
+
+    def subscribe(self, handler: AlertHandler) -> Callable[[], None]:
+        """Deliver every future alert to ``handler``; returns a function that unsubscribes it."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class AdapterDeps(Generic[SettingsT_co]):
+    """Everything an adapter is built from: the same parts for every platform, and its own settings."""
+
+    settings: SettingsT_co
+    engine: Engine
+    metrics: Metrics
+    alerts: Alerts
+    routes: Routes
+    clock: Clock
+    language: Language
+    """The configured default language (for texts the adapter words itself)."""
 
 
 class Adapter(Protocol):
@@ -16,8 +63,8 @@ class Adapter(Protocol):
         """Connect and begin delivering messages to the engine."""
         ...
 
-    async def stop(self) -> None:
-        """Stop taking new messages, finish what is in flight, disconnect."""
+    async def stop(self, grace: float) -> None:
+        """Stop taking new messages, give those in flight up to ``grace`` seconds, disconnect."""
         ...
 
     async def ready(self) -> str | None:

@@ -10,10 +10,10 @@ import sys
 import uuid
 from typing import BinaryIO, TextIO
 
-from bot.app import App
-from bot.config import Settings
+from adapters.base import Alerts
 from bot.domain import AdminAlert, Delta, FinalAnswer, Incoming, Notice, Platform, ReplyEvent, Typing
-from bot.i18n import pick_language, text
+from bot.engine import Engine
+from bot.i18n import Language, pick_language, text
 
 EXIT_WORDS = frozenset({"exit", "quit", "退出"})
 COMMANDS = frozenset({"start", "help", "reset", "stats", "forget"})
@@ -92,29 +92,36 @@ async def _read_line(stream: BinaryIO) -> bytes:
     return await asyncio.to_thread(stream.readline)
 
 
-async def run_console(
-    settings: Settings,
+async def converse(
+    engine: Engine,
+    alerts: Alerts,
     *,
+    model: str,
+    language: Language,
     user: str | None,
     stdin: BinaryIO | None = None,
     stdout: TextIO | None = None,
 ) -> int:
-    """Converse on the terminal until ``exit``, ``quit``, ``退出`` or EOF; returns the exit status."""
+    """Converse on the terminal until ``exit``, ``quit``, ``退出`` or EOF; returns the exit status.
+
+    ``language`` is the configured default (``$LANG`` may pick another); ``user`` the console user's id
+    (default: ``$GEMBOT_CONSOLE_USER`` or the login name).
+    """
     source = stdin or sys.stdin.buffer
     out = stdout or sys.stdout
     interactive = source is sys.stdin.buffer and sys.stdin.isatty()
     user_id = user or os.environ.get("GEMBOT_CONSOLE_USER") or _login_name()
-    language = pick_language(os.environ.get("LANG"), settings.conversation.language)
+    language = pick_language(os.environ.get("LANG"), language)
     renderer = ConsoleRenderer(out, interactive=interactive)
-    async with await App.create(settings) as app:
 
-        async def show_alert(alert: AdminAlert) -> None:
-            # The console's user is the operator: alerts go to stderr, beside the replies.
-            print(f"gembot alert: {alert.text}", file=sys.stderr, flush=True)
+    async def show_alert(alert: AdminAlert) -> None:
+        # The console's user is the operator: alerts go to stderr, beside the replies.
+        print(f"gembot alert: {alert.text}", file=sys.stderr, flush=True)
 
-        app.alerts.subscribe(show_alert)
+    unsubscribe = alerts.subscribe(show_alert)
+    try:
         if interactive:
-            out.write(text(language, "console_banner", model=settings.gemini.model) + "\n")
+            out.write(text(language, "console_banner", model=model) + "\n")
             out.flush()
         while True:
             if interactive:
@@ -142,8 +149,11 @@ async def run_console(
                 language=language,
                 command=command,
                 command_args=args if command is not None else "",
+                operator=True,
             )
-            await renderer.render(app.engine.handle(message))
+            await renderer.render(engine.handle(message))
+    finally:
+        unsubscribe()
     return 0
 
 

@@ -85,13 +85,13 @@ async def _stats(settings: Settings) -> int:
 
 
 async def _console(settings: Settings, user: str | None) -> int:
-    from adapters.console import run_console
+    from bot.service import run_console
 
     return await run_console(settings, user=user)
 
 
 async def _run(settings: Settings) -> int:
-    from bot.app import run_service
+    from bot.service import run_service
 
     return await run_service(settings)
 

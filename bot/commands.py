@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from bot import stats
 from bot.clock import Clock
 from bot.config import Settings, format_duration
-from bot.domain import Incoming, Notice, NoticeKind, Platform
+from bot.domain import Incoming, Notice, NoticeKind
 from bot.i18n import Language, text
 from bot.observability.logs import get_logger
 from bot.store import AuditRecord, Store
@@ -43,11 +43,6 @@ class Commands:
         self._clock = clock
         self._bot_name = bot_name
 
-    def _prefix(self, platform: Platform) -> str:
-        if platform is Platform.SLACK:
-            return f"{self._settings.slack.slash_command} "
-        return "/"
-
     async def run(self, message: Incoming, ctx: CommandContext) -> Notice:
         """Answer ``message.command``."""
         name = (message.command or "").lower()
@@ -59,9 +54,7 @@ class Commands:
             return await self._stats(message, ctx)
         if name == "forget":
             return await self._forget(message, ctx)
-        return Notice(
-            NoticeKind.INFO, text(ctx.language, "unknown_command", prefix=self._prefix(message.platform))
-        )
+        return Notice(NoticeKind.INFO, text(ctx.language, "unknown_command", prefix=message.command_prefix))
 
     def _help(self, message: Incoming, ctx: CommandContext) -> Notice:
         scope = "" if message.is_private else text(ctx.language, "reset_scope_group")
@@ -73,7 +66,7 @@ class Commands:
                 bot_name=self._bot_name,
                 memory=text(ctx.language, "help_memory", count=self._settings.conversation.max_turns),
                 retention=_human_retention(self._settings.storage.retention, ctx.language),
-                prefix=self._prefix(message.platform),
+                prefix=message.command_prefix,
                 reset_scope=scope,
             ),
         )

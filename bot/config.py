@@ -267,7 +267,7 @@ class FilterSettings(_Section):
     @field_validator("words", "allow")
     @classmethod
     def _matchable_words(cls, value: list[str]) -> list[str]:
-        from bot.guards.wordfilter import never_matching
+        from bot.guards.words import never_matching
 
         problem = never_matching(value)
         if problem is not None:
@@ -279,7 +279,7 @@ class FilterSettings(_Section):
     def _readable_file(cls, value: str | None) -> str | None:
         if value is None:
             return value
-        from bot.guards.wordfilter import never_matching, read_words_file
+        from bot.guards.words import never_matching, read_words_file
 
         try:
             Path(value).read_bytes().decode("utf-8")

@@ -37,7 +37,11 @@ class Incoming:
 
     ``chat_key`` and ``thread_key`` together name the conversation. ``command`` is set by the adapter
     when the message is a command meant for this bot (``"reset"``, ``"stats"``...), already stripped of
-    any ``/`` and ``@botname``; ``command_args`` holds the rest of the line.
+    any ``/`` and ``@botname``; ``command_args`` holds the rest of the line; ``command_prefix`` is how
+    commands are typed on the platform (for help texts). ``sent_as_chat`` marks a message posted on
+    behalf of the chat itself (a Telegram group's anonymous admins): the chat's id, not the sender's, is
+    looked up in the admin list. ``operator`` marks the person running this process (the console): an
+    admin whatever the lists say.
     """
 
     platform: Platform
@@ -55,6 +59,9 @@ class Incoming:
     kind: MessageKind = MessageKind.TEXT
     attachments: tuple[Attachment, ...] = ()
     reply_ids: Mapping[str, str] = field(default_factory=dict)
+    command_prefix: str = "/"
+    sent_as_chat: bool = False
+    operator: bool = False
 
     @property
     def conversation_key(self) -> tuple[str, str, str]:

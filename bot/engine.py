@@ -59,6 +59,14 @@ class _Progress:
     attempts: list[Attempt] = field(default_factory=list)
 
 
+@dataclass(frozen=True, slots=True)
+class ChatMove:
+    """What followed a chat to its new id: whether grants did, and how many conversations."""
+
+    granted: bool
+    conversations: int
+
+
 class Engine:
     """Answers messages from every adapter the same way."""
 
@@ -90,11 +98,6 @@ class Engine:
         self._answering: dict[tuple[str, str], _Progress] = {}  # (platform, event id) -> progress
 
     @property
-    def access(self) -> AccessPolicy:
-        """Who is an admin and which chats are served (adapters tell it about migrated chats)."""
-        return self._access
-
-    @property
     def locks_in_use(self) -> int:
         """How many conversations currently have a lock (bounded by in-flight work)."""
         return len(self._locks)
@@ -115,9 +118,7 @@ class Engine:
         return False
 
     async def _claim(self, message: Incoming) -> bool:
-        served = self._access.is_admin(message.platform, message.user_id) or self._access.chat_allowed(
-            message
-        )
+        served = self._access.is_admin(message) or self._access.chat_allowed(message)
         return await self._store.claim_event(
             message.platform.value,
             message.event_id,
@@ -149,6 +150,24 @@ class Engine:
                 event_id=message.event_id,
                 exc_info=True,
             )
+
+    async def claim_thread(self, platform: Platform, chat_key: str, thread_key: str) -> None:
+        """Record a thread the bot was addressed in as the bot's own, before any answer is stored in it,
+        so :meth:`is_bot_thread` knows it after a restart or on another replica."""
+        await self._store.conversation_id(platform.value, chat_key, thread_key, self._clock.now())
+
+    async def is_bot_thread(self, platform: Platform, chat_key: str, thread_key: str) -> bool:
+        """Whether the bot was addressed in this thread before (claimed, or answered in)."""
+        return await self._store.conversation_exists(platform.value, chat_key, thread_key)
+
+    async def chat_moved(self, platform: Platform, old_chat_key: str, new_chat_key: str) -> ChatMove:
+        """A chat got a new id (a Telegram group became a supergroup): its grants and history follow it.
+
+        The grants are kept in this process only, until it restarts (the config should name the new id).
+        """
+        granted = self._access.chat_migrated(platform, old_chat_key, new_chat_key)
+        moved = await self._store.move_chat(platform.value, old_chat_key, new_chat_key)
+        return ChatMove(granted=granted, conversations=moved)
 
     async def follow_ups(self, platform: Platform, received_before: datetime) -> list[FollowUp]:
         """Take over the messages of ``platform`` that were accepted before ``received_before`` and never
@@ -286,7 +305,7 @@ class Engine:
 
     async def _respond(self, message: Incoming, progress: _Progress) -> AsyncGenerator[ReplyEvent, None]:
         lang = self._language(message)
-        is_admin = self._access.is_admin(message.platform, message.user_id)
+        is_admin = self._access.is_admin(message)
         # Erasure is a right, not a service: /forget works in any private chat, allowed or not (the
         # sender may have talked to the bot in an allowed group).
         erasing = message.command == "forget" and message.is_private

@@ -1,11 +1,8 @@
-"""Small helpers shared by tests: driving the engine and a settable clock."""
+"""Small helpers shared by tests: driving the engine."""
 
 from __future__ import annotations
 
-import asyncio
 import itertools
-import time
-from datetime import UTC, datetime, timedelta
 
 from bot.app import App
 from bot.domain import (
@@ -37,6 +34,8 @@ def incoming(
     platform: Platform = Platform.TELEGRAM,
     language: str | None = None,
     kind: MessageKind = MessageKind.TEXT,
+    as_chat: bool = False,
+    command_prefix: str = "/",
 ) -> Incoming:
     """An Incoming with sensible defaults and a fresh event id."""
     return Incoming(
@@ -52,6 +51,8 @@ def incoming(
         command=command,
         language=language,
         kind=kind,
+        sent_as_chat=as_chat,
+        command_prefix=command_prefix,
     )
 
 
@@ -90,22 +91,3 @@ def deltas(events: list[ReplyEvent]) -> str:
 def has_typing(events: list[ReplyEvent]) -> bool:
     """Whether the answer began with a typing indicator."""
     return any(isinstance(e, Typing) for e in events)
-
-
-class SettableClock:
-    """Wall time that tests move by hand; monotonic time and sleep are real."""
-
-    def __init__(self, start: datetime | None = None) -> None:
-        self.current = start or datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
-
-    def now(self) -> datetime:
-        return self.current
-
-    def advance(self, delta: timedelta) -> None:
-        self.current += delta
-
-    def monotonic(self) -> float:
-        return time.monotonic()
-
-    async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(seconds)

@@ -9,10 +9,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections import OrderedDict
 from dataclasses import replace
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
 import aiohttp
@@ -36,12 +34,9 @@ from bot.domain import ANSWER_MESSAGE, AdminAlert, FollowUp, Incoming, Platform
 from bot.observability.logs import get_logger
 
 if TYPE_CHECKING:
-    from bot.app import App
+    from adapters.base import AdapterDeps
     from bot.config import SlackSettings
     from bot.engine import Engine
-    from bot.observability.metrics import Metrics
-    from bot.server import HttpServer
-    from bot.store import Store
 
 log = get_logger(__name__)
 
@@ -61,13 +56,12 @@ class SlackAdapter:
 
     name = "slack"
 
-    def __init__(
-        self, settings: SlackSettings, engine: Engine, store: Store, metrics: Metrics | None = None
-    ) -> None:
+    def __init__(self, deps: AdapterDeps[SlackSettings]) -> None:
+        settings = deps.settings
         self._settings = settings
-        self._reconnects = metrics.adapter_reconnects.labels(self.name) if metrics is not None else None
-        self._engine = engine
-        self._store = store
+        self._reconnects = deps.metrics.adapter_reconnects.labels(self.name)
+        self._engine = deps.engine
+        self._clock = deps.clock
         self._http_mode = settings.mode == "http"
         token = settings.bot_token.get_secret_value() if settings.bot_token is not None else ""
         # Older slack_sdk releases (the pin allows 3.33) join method names onto the base URL as given:
@@ -113,6 +107,9 @@ class SlackAdapter:
         self._users: OrderedDict[str, tuple[float, str, str | None]] = OrderedDict()
         self.native_streaming = settings.stream
         self.status_available = True
+        if self._http_mode:
+            deps.routes.add_route("POST", EVENTS_PATH, self.handle_http)
+        self._unsubscribe_alerts = deps.alerts.subscribe(self.deliver_alert)
 
     @property
     def engine(self) -> Engine:
@@ -163,8 +160,7 @@ class SlackAdapter:
             self._count_reconnect()
 
     def _count_reconnect(self) -> None:
-        if self._reconnects is not None:
-            self._reconnects.inc()
+        self._reconnects.inc()
 
     async def follow_up(self, item: FollowUp) -> None:
         """Answer a message a dead process never answered: in its thread, or in a thread under it.
@@ -214,9 +210,10 @@ class SlackAdapter:
             return "socket mode: disconnected"
         return None
 
-    async def stop(self, grace: float = 10.0) -> None:
+    async def stop(self, grace: float) -> None:
         """Take no new events, let answers in flight finish (up to ``grace`` seconds), disconnect."""
         self._stopping = True
+        self._unsubscribe_alerts()
         if self._connector is not None:
             self._connector.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -298,14 +295,19 @@ class SlackAdapter:
                 return None
             incoming = replace(incoming, addressed_to_bot=True)
         name, language = await self._user_info(incoming.user_id)
-        return replace(incoming, user_name=incoming.user_name or name, language=incoming.language or language)
+        return replace(
+            incoming,
+            user_name=incoming.user_name or name,
+            language=incoming.language or language,
+            command_prefix=f"{self._settings.slash_command} ",
+        )
 
     async def _claim_thread(self, job: Job) -> None:
         """Record a channel thread the bot was addressed in, for :meth:`_in_bot_thread` after a restart
         or on another replica (the conversation row would otherwise exist only once Gemini answered)."""
         channel, thread_key = job.key
         try:
-            await self._store.conversation_id(Platform.SLACK.value, channel, thread_key, datetime.now(UTC))
+            await self._engine.claim_thread(Platform.SLACK, channel, thread_key)
         except Exception:
             # Only follow-ups without a mention elsewhere depend on it: this answer goes on.
             log.warning("slack.thread_record_failed", event_id=job.incoming.event_id, exc_info=True)
@@ -321,13 +323,13 @@ class SlackAdapter:
             self._threads.move_to_end(key)
             return True
         # After a restart, or when another replica took the mention, the database knows the thread.
-        if await self._store.conversation_exists(Platform.SLACK.value, key[0], key[1]):
+        if await self._engine.is_bot_thread(Platform.SLACK, key[0], key[1]):
             self._remember_thread(key)
             return True
         return False
 
     async def _user_info(self, user: str) -> tuple[str, str | None]:
-        now = time.monotonic()
+        now = self._clock.monotonic()
         cached = self._users.get(user)
         if cached is not None and cached[0] > now:
             return cached[1], cached[2]
@@ -349,6 +351,11 @@ class SlackAdapter:
         return name, locale
 
     @property
+    def answering(self) -> int:
+        """Events accepted and not answered yet (waiting for their turn or in progress)."""
+        return len(self._tasks)
+
+    @property
     def session(self) -> aiohttp.ClientSession:
         """The HTTP session shared by the Web API client and response_url posts."""
         return self._session
@@ -359,10 +366,6 @@ class SlackAdapter:
         return self._settings.update_interval.total_seconds()
 
 
-def build(app: App, server: HttpServer) -> SlackAdapter:
-    """The adapter for ``gembot run``; in http mode it mounts ``POST /slack/events`` on ``server``."""
-    adapter = SlackAdapter(app.settings.slack, app.engine, app.store, app.metrics)
-    if app.settings.slack.mode == "http":
-        server.add_route("POST", EVENTS_PATH, adapter.handle_http)
-    app.alerts.subscribe(adapter.deliver_alert)
-    return adapter
+def build(deps: AdapterDeps[SlackSettings]) -> SlackAdapter:
+    """The adapter for ``gembot run``; in http mode it mounts ``POST /slack/events`` on the routes."""
+    return SlackAdapter(deps)

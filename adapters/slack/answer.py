@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, Protocol
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
@@ -18,7 +18,9 @@ from bot.domain import Delta, FinalAnswer, Incoming, Notice, ReplyEvent, Typing
 from bot.observability.logs import get_logger
 
 if TYPE_CHECKING:
-    from adapters.slack.adapter import SlackAdapter
+    from slack_sdk.web.async_client import AsyncWebClient
+
+    from bot.engine import Engine
 
 log = get_logger(__name__)
 
@@ -28,10 +30,28 @@ PLACEHOLDER: Final = "…"
 STREAM_LIMIT: Final = 11_000
 
 
+class Connection(Protocol):
+    """What an answer uses of the adapter: its clients and session, and what it learned Slack offers."""
+
+    client: AsyncWebClient
+    optional_client: AsyncWebClient  # for calls that may be skipped (progress edits, status)
+    native_streaming: bool
+    status_available: bool
+
+    @property
+    def engine(self) -> Engine: ...
+
+    @property
+    def session(self) -> aiohttp.ClientSession: ...
+
+    @property
+    def update_interval(self) -> float: ...
+
+
 class AnswerWriter:
     """Renders one answer: native stream or placeholder-and-edits, split mrkdwn, ephemeral commands."""
 
-    def __init__(self, adapter: SlackAdapter, job: Job, incoming: Incoming) -> None:
+    def __init__(self, adapter: Connection, job: Job, incoming: Incoming) -> None:
         self._adapter = adapter
         self._client = adapter.client
         self._optional = adapter.optional_client

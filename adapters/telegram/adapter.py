@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import hmac
 import inspect
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from enum import Enum
@@ -38,8 +37,8 @@ from bot.observability.logs import get_logger
 from bot.transport import ShardedTransport
 
 if TYPE_CHECKING:
-    from bot.app import App
-    from bot.server import HttpServer
+    from adapters.base import AdapterDeps
+    from bot.config import TelegramSettings
 
 log = get_logger(__name__)
 
@@ -170,19 +169,17 @@ class TelegramAdapter:
 
     name = "telegram"
 
-    def __init__(self, app: App, server: HttpServer) -> None:
-        settings = app.settings.telegram
+    def __init__(self, deps: AdapterDeps[TelegramSettings]) -> None:
+        settings = deps.settings
         if settings.token is None:
             raise ValueError("telegram.token is required")
         self._settings = settings
-        self._language = app.settings.conversation.language
-        self._reconnects = app.metrics.adapter_reconnects.labels(self.name)
-        self._engine = app.engine
-        self._metrics = app.metrics
-        # The engine's own access policy: told about migrated chats.
-        self._access = app.engine.access
-        self._store = app.store
-        self._alerts = app.alerts
+        self._language = deps.language
+        self._reconnects = deps.metrics.adapter_reconnects.labels(self.name)
+        self._engine = deps.engine
+        self._metrics = deps.metrics
+        self._clock = deps.clock
+        self._alerts = deps.alerts
         self._unsubscribe_alerts: Callable[[], None] | None = None
         base = settings.base_url.rstrip("/")
         builder = (
@@ -210,7 +207,7 @@ class TelegramAdapter:
         self._application = builder.build()
         self._application.add_handler(TypeHandler(Update, self._on_update))
         self._application.add_error_handler(self._on_error)
-        self._outbox = Outbox(FloodControl(settings.rate_limit))
+        self._outbox = Outbox(FloodControl(settings.rate_limit, deps.clock))
         self._arrivals: dict[int, tuple[Normalized, bool]] = {}
         self._classified: dict[int, Normalized] = {}
         self._drafts = DraftSupport(settings.draft_streaming)
@@ -221,7 +218,7 @@ class TelegramAdapter:
         self._commands_set: set[str] = set()
         self._accepting = False
         if settings.mode == "webhook":
-            server.add_route("POST", WEBHOOK_PATH, self._webhook)
+            deps.routes.add_route("POST", WEBHOOK_PATH, self._webhook)
 
     # --------------------------------------------------------------------------- lifecycle
 
@@ -303,7 +300,7 @@ class TelegramAdapter:
     async def _deliver_alert(self, alert: AdminAlert) -> None:
         """Tell every configured admin in a private chat (they must have started the bot once)."""
         bot = self._application.bot
-        # A group's id stands for its anonymous admins (bot.guards.access): alerts are not for the group.
+        # A group's id stands for its anonymous admins (see normalize): alerts are not for the group.
         for admin_id in (i for i in self._settings.admin_ids if i > 0):
 
             async def send(chat_id: int = admin_id) -> object:
@@ -331,11 +328,14 @@ class TelegramAdapter:
     def _polling_error(self, exc: TelegramError) -> None:
         # PTB polls again after this (after 1 s, growing to 30 s): each call is one reconnection.
         self._reconnects.inc()
-        self._last_poll_error = (time.monotonic(), exc.__class__.__name__)
+        self._last_poll_error = (self._clock.monotonic(), exc.__class__.__name__)
         log.warning("telegram.polling_error", error=exc.__class__.__name__, detail=str(exc)[:200])
 
-    async def stop(self) -> None:
-        """Stop taking updates, let the answers in progress finish, disconnect."""
+    async def stop(self, grace: float) -> None:
+        """Stop taking updates, let the answers in progress finish, disconnect.
+
+        PTB waits for every update it started; the caller cancels this at the end of ``grace``.
+        """
         self._accepting = False
         if self._unsubscribe_alerts is not None:
             self._unsubscribe_alerts()
@@ -355,7 +355,7 @@ class TelegramAdapter:
         """None when connected and receiving; else why not."""
         if self._problem is not None:
             return self._problem
-        if self._last_poll_error is not None and time.monotonic() - self._last_poll_error[0] < 30:
+        if self._last_poll_error is not None and self._clock.monotonic() - self._last_poll_error[0] < 30:
             return f"polling failed recently ({self._last_poll_error[1]})"
         return None
 
@@ -515,12 +515,12 @@ class TelegramAdapter:
         old, new = (chat_id, to_id) if to_id else (from_id, chat_id)
         if old is None or new is None:
             return
-        if self._access.chat_migrated(Platform.TELEGRAM, str(old), str(new)):
+        moved = await self._engine.chat_moved(Platform.TELEGRAM, str(old), str(new))
+        if moved.granted:
             # Only this process knows until a restart: the config should name the new id.
             log.warning("telegram.access_migrated", old_chat_id=old, new_chat_id=new)
-        moved = await self._store.move_chat("telegram", str(old), str(new))
-        if moved:
-            log.info("telegram.chat_migrated", conversations=moved)
+        if moved.conversations:
+            log.info("telegram.chat_migrated", conversations=moved.conversations)
 
     async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         error = context.error
@@ -532,6 +532,6 @@ class TelegramAdapter:
         )
 
 
-def build(app: App, server: HttpServer) -> TelegramAdapter:
+def build(deps: AdapterDeps[TelegramSettings]) -> TelegramAdapter:
     """The adapter for ``gembot run``: mounts the webhook route (webhook mode) before the server starts."""
-    return TelegramAdapter(app, server)
+    return TelegramAdapter(deps)

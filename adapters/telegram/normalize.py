@@ -11,7 +11,6 @@ from telegram.constants import ChatType, MessageType
 from bot.commands import COMMANDS
 from bot.config import TelegramSettings
 from bot.domain import Incoming, MessageKind, Platform
-from bot.guards.access import anonymous_admin_id
 
 # Content the bot cannot pass to Gemini: answered with the engine's "unsupported" notice.
 _UNSUPPORTED_FIELDS = (
@@ -45,6 +44,14 @@ _METADATA_FIELDS = frozenset(
         "suggested_post_info",
     }
 )
+
+
+ANONYMOUS_ADMIN_PREFIX = "anon:"
+
+
+def anonymous_admin_id(chat_id: int | str) -> str:
+    """The user id of a group's anonymous admins (they post as the group, so who is unknown)."""
+    return f"{ANONYMOUS_ADMIN_PREFIX}{chat_id}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +98,9 @@ def normalize(update: Update, me: BotIdentity, settings: TelegramSettings) -> No
     speaking as their channel), service messages, and commands addressed to another bot (``/cmd@other_bot``,
     or in groups a bare command the bot does not have). A message posted as the group itself is from one of
     its anonymous admins (``from`` is then Telegram's GroupAnonymousBot): its user id is
-    :func:`~bot.guards.access.anonymous_admin_id` of the group, which the access policy knows.
+    :func:`anonymous_admin_id` of the group, and it is ``sent_as_chat``, so it counts as an admin's only
+    in a group whose own (negative) id is in ``telegram.admin_ids``: being a group's admin is not enough by
+    itself, anyone can create a group.
     """
     message = update.message
     if message is None or message.from_user is None:
@@ -166,6 +175,7 @@ def normalize(update: Update, me: BotIdentity, settings: TelegramSettings) -> No
         command_args=command_args,
         kind=kind,
         reply_ids={"chat_id": str(chat.id), "message_id": str(message.message_id)},
+        sent_as_chat=anonymous_admin and not private,
     )
     target = Target(
         chat_id=chat.id,

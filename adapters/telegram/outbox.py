@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 import warnings
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -13,6 +12,7 @@ from typing import TypeVar
 from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter, TimedOut
 from telegram.warnings import PTBDeprecationWarning
 
+from bot.clock import Clock
 from bot.config import OutboundTelegramLimits
 from bot.observability.logs import get_logger
 
@@ -112,7 +112,7 @@ class FloodControl:
     calls (streaming previews, typing) never delay the messages that complete an answer.
     """
 
-    def __init__(self, limits: OutboundTelegramLimits, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, limits: OutboundTelegramLimits, clock: Clock) -> None:
         self._limits = limits
         self._clock = clock
         self._global = SlidingWindow.per(limits.global_per_second, 1.0)
@@ -131,7 +131,7 @@ class FloodControl:
             if window is None:
                 return None
             if len(table) > 1024:  # forget idle chats so the tables stay small
-                now = self._clock()
+                now = self._clock.monotonic()
                 for key in [k for k, w in table.items() if w.idle(now)]:
                     del table[key]
             table[chat_id] = window
@@ -169,24 +169,24 @@ class FloodControl:
 
     def delay(self, chat_id: int, scope: Scope = Scope.MESSAGE) -> float:
         """Seconds until a call in ``scope`` to ``chat_id`` would fit (0 = now)."""
-        return max(0.0, self._wait(chat_id, scope, self._clock()))
+        return max(0.0, self._wait(chat_id, scope, self._clock.monotonic()))
 
     async def acquire(self, chat_id: int, scope: Scope = Scope.MESSAGE) -> Ticket:
         """Wait until a call in ``scope`` to ``chat_id`` fits every limit, and count it."""
         self._waiting += 1
         try:
             while True:
-                now = self._clock()
+                now = self._clock.monotonic()
                 delay = self._wait(chat_id, scope, now)
                 if delay <= 0:
                     return self._take(chat_id, scope, now)
-                await asyncio.sleep(delay)
+                await self._clock.sleep(delay)
         finally:
             self._waiting -= 1
 
     def try_acquire(self, chat_id: int, scope: Scope) -> Ticket | None:
         """Count an optional call only if it fits in half the limits now and nobody waits (else None)."""
-        now = self._clock()
+        now = self._clock.monotonic()
         if (self._waiting and scope in (Scope.MESSAGE, Scope.DRAFT)) or self._wait(
             chat_id, scope, now, optional=True
         ) > 0:
@@ -195,16 +195,16 @@ class FloodControl:
 
     def done(self, ticket: Ticket) -> None:
         """The call's answer arrived: it keeps counting for a period from now."""
-        now = self._clock()
+        now = self._clock.monotonic()
         for stamp in ticket:
             stamp.at = max(stamp.at, now)
 
     def pause(self, chat_id: int | None, seconds: float) -> None:
         """Send nothing to ``chat_id`` (None: to anyone) for ``seconds`` (after a 429)."""
-        until = self._clock() + seconds
+        until = self._clock.monotonic() + seconds
         self._paused[chat_id] = max(self._paused.get(chat_id, 0.0), until)
         if len(self._paused) > 1024:
-            now = self._clock()
+            now = self._clock.monotonic()
             for key in [k for k, t in self._paused.items() if t < now]:
                 del self._paused[key]
 

@@ -5,20 +5,13 @@ from __future__ import annotations
 from bot.config import Settings
 from bot.domain import Incoming, Platform
 
-ANONYMOUS_ADMIN_PREFIX = "anon:"
-
-
-def anonymous_admin_id(chat_id: int | str) -> str:
-    """The user id of a Telegram group's anonymous admins (they post as the group, so who is unknown)."""
-    return f"{ANONYMOUS_ADMIN_PREFIX}{chat_id}"
-
 
 class AccessPolicy:
     """Admins and allow-lists per platform.
 
-    A Telegram group's anonymous admins (user id :func:`anonymous_admin_id` of the group, which only a
-    message posted as that group inside that group gets) are admins when the group's own (negative) id is
-    in ``telegram.admin_ids``. Being a group's admin is not enough by itself: anyone can create a group.
+    A message posted on behalf of its chat (``Incoming.sent_as_chat``: the adapter decides which those
+    are) is from an admin when the chat's own id is in the admin list; any other message when its
+    sender's id is. The operator of this process (``Incoming.operator``) is always an admin.
     """
 
     def __init__(self, settings: Settings) -> None:
@@ -31,18 +24,12 @@ class AccessPolicy:
             Platform.SLACK: set(settings.slack.allowed_channel_ids),
         }
 
-    def is_admin(self, platform: Platform, user_id: str) -> bool:
-        """The console's operator is always an admin; elsewhere the configured ids decide."""
-        if platform is Platform.CONSOLE:
+    def is_admin(self, message: Incoming) -> bool:
+        """Whether the sender of ``message`` is an admin."""
+        if message.operator:
             return True
-        admins = self._admins.get(platform, set())
-        if platform is Platform.TELEGRAM:
-            # Users have positive ids, groups negative ones: a group's id in admin_ids stands for its
-            # anonymous admins only, and anon:<id> only for a group.
-            anonymous = user_id.startswith(ANONYMOUS_ADMIN_PREFIX)
-            listed_id = user_id.removeprefix(ANONYMOUS_ADMIN_PREFIX)
-            return anonymous == listed_id.startswith("-") and listed_id in admins
-        return user_id in admins
+        listed_id = message.chat_key if message.sent_as_chat else message.user_id
+        return listed_id in self._admins.get(message.platform, set())
 
     def chat_allowed(self, message: Incoming) -> bool:
         """Whether the chat is inside the allow-list (an empty list allows every chat)."""
@@ -62,7 +49,3 @@ class AccessPolicy:
                 granted.add(new_id)
                 changed = True
         return changed
-
-    def admins(self, platform: Platform) -> frozenset[str]:
-        """The admin ids of one platform (for alerts)."""
-        return frozenset(self._admins.get(platform, ()))

@@ -12,8 +12,6 @@ the old list or the new one, never none.
 from __future__ import annotations
 
 import asyncio
-import os
-import re
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -25,9 +23,10 @@ import ahocorasick
 from bot.config import FilterSettings
 from bot.guards.filter import StreamScreen, Verdict
 from bot.guards.normalize import Normalized, Normalizer, is_word_char, normalize, normalize_word, word_gaps
+from bot.guards.words import never_matches, read_words_file
 from bot.observability.logs import get_logger
 
-__all__ = ["WordFilter", "WordList", "mask_spans", "never_matching", "read_words_file"]
+__all__ = ["WordFilter", "WordList", "mask_spans"]
 
 log = get_logger(__name__)
 
@@ -36,7 +35,6 @@ log = get_logger(__name__)
 _BOUNDARY_MARGIN: Final = 2
 
 Span = tuple[int, int]
-_LETTER_OR_DIGIT: Final = re.compile(r"[^\W_]")
 
 
 @dataclass(slots=True)
@@ -58,7 +56,7 @@ class WordList:
         for word in words:
             key = normalize_word(word)
             if not key and self.never_matching is None:
-                self.never_matching = _never_matches(word)
+                self.never_matching = never_matches(word)
             if key:
                 entry = entries.setdefault(key, _Entry(len(key)))
                 entry.listed = True
@@ -67,7 +65,7 @@ class WordList:
         for word in allow:
             key = normalize_word(word)
             if not key and self.never_matching is None:
-                self.never_matching = _never_matches(word)
+                self.never_matching = never_matches(word)
             if key:
                 entries.setdefault(key, _Entry(len(key))).allowed = True
         automaton = ahocorasick.Automaton()
@@ -135,31 +133,6 @@ def mask_spans(text: str, spans: Iterable[Span], offset: int = 0) -> str:
             chars = list(text)
         chars[lo:hi] = "*" * (hi - lo)
     return text if chars is None else "".join(chars)
-
-
-def read_words_file(path: str | os.PathLike[str]) -> list[str]:
-    """One word per line, UTF-8 (a BOM is ignored); blank lines and lines starting with ``#`` are skipped."""
-    text = Path(path).read_text(encoding="utf-8-sig")
-    return [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
-
-
-def never_matching(words: Iterable[str]) -> str | None:
-    """Why the first word that could never match cannot (None when every word can match).
-
-    Matching runs over letters and digits only: symbols, emoji and punctuation are separators that
-    evasions put between letters. A word made only of them normalizes to nothing; it is refused rather
-    than matched literally, as a literal match would be evaded by the same tricks (a variation selector,
-    a skin tone, a space) the normalization exists to undo. Words holding a letter or digit pass at C speed
-    (a start with 50 000 words stays fast); :class:`WordList` checks exactly what it normalizes.
-    """
-    for word in words:
-        if _LETTER_OR_DIGIT.search(word) is None and not normalize_word(word):
-            return _never_matches(word)
-    return None
-
-
-def _never_matches(word: str) -> str:
-    return f"{word!r} has no letter or digit, and the filter matches only those: it would never match"
 
 
 class _Screen:

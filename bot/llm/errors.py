@@ -91,13 +91,6 @@ class GeminiError(Exception):
         self.during_stream = during_stream
         self.partial_text = partial_text
 
-    @property
-    def notice_key(self) -> str:
-        """The catalogue key of the user's notice for this failure (the table in ``bot.llm.notices``)."""
-        from bot.llm.notices import notice_key  # the table needs these classes: imported at use
-
-        return notice_key(self)
-
     def _extra(self) -> list[str]:
         return []
 

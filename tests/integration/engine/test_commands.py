@@ -24,7 +24,8 @@ async def test_help_states_the_privacy_facts(app_factory: AppFactory) -> None:
         assert "Google Gemini" in notice.text
         assert "24 hours" in notice.text
         assert "/forget" in notice.text and "/reset" in notice.text and "/stats" in notice.text
-    slack = terminal(await collect(app, incoming(command="help", platform=Platform.SLACK)))
+    slack = incoming(command="help", platform=Platform.SLACK, command_prefix="/gembot ")
+    slack = terminal(await collect(app, slack))
     assert "/gembot forget" in slack.text
     chinese = terminal(await collect(app, incoming(command="help", language="zh-CN")))
     assert "Google Gemini" in chinese.text and "24 小时" in chinese.text

@@ -12,10 +12,10 @@ import pytest
 
 from bot.app import App
 from bot.domain import FinalAnswer, MessageKind, Notice, NoticeKind, Platform
+from tests.fakes.clock import FakeClock
 from tests.fakes.gemini import CutStream, ErrorReply, PromptBlocked, Reply
 from tests.fakes.gemini import GeminiEmulator as Emulator
 from tests.helpers import (
-    SettableClock,
     answer_text,
     collect,
     deltas,
@@ -247,7 +247,7 @@ async def test_input_checks_answer_without_calling_gemini(app_factory: AppFactor
 
 
 async def test_turns_older_than_retention_are_never_context(make_settings: Any, gemini: Emulator) -> None:
-    clock = SettableClock()
+    clock = FakeClock()
     app = await App.create(make_settings(storage={"retention": "24h"}), clock=clock)
     try:
         await collect(app, incoming("old news"))

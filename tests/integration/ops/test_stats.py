@@ -15,8 +15,9 @@ from bot import stats
 from bot.app import App
 from bot.domain import NoticeKind
 from tests.conftest import SettingsFactory, deep_merge
+from tests.fakes.clock import FakeClock
 from tests.fakes.gemini import ErrorReply, GeminiEmulator, PromptBlocked, Reply
-from tests.helpers import SettableClock, collect, incoming, notice_kind
+from tests.helpers import collect, incoming, notice_kind
 from tests.integration.ops.conftest import OPS_CONFIG
 
 NOW = datetime.fromisoformat("2026-11-28T12:00:00+00:00")  # 04:00 in California: the day began 08:00 UTC
@@ -24,9 +25,9 @@ QUOTA = {"requests_per_minute": 0, "requests_per_day": 100, "requests_per_month"
 
 
 @pytest.fixture
-async def replicas(make_settings: SettingsFactory) -> AsyncIterator[tuple[App, App, SettableClock]]:
+async def replicas(make_settings: SettingsFactory) -> AsyncIterator[tuple[App, App, FakeClock]]:
     """Two Apps on one database (two replicas) sharing a settable clock."""
-    clock = SettableClock(NOW)
+    clock = FakeClock(NOW)
     settings = make_settings(**deep_merge(OPS_CONFIG, {"gemini": {"quota": QUOTA}}))
     first = await App.create(settings, clock=clock)
     second = await App.create(settings, clock=clock, migrate=False)
@@ -37,7 +38,7 @@ async def replicas(make_settings: SettingsFactory) -> AsyncIterator[tuple[App, A
         await second.aclose()
 
 
-async def emulate(app: App, clock: SettableClock, gemini: GeminiEmulator) -> None:
+async def emulate(app: App, clock: FakeClock, gemini: GeminiEmulator) -> None:
     """31 d ago: 1 ok (outside every window). 2 d ago: 2 ok, 1 server error. 3 h ago: 1 slow ok (0.4 s),
     1 Gemini 429 (a quota refusal). Now: n1 ok then rate limited (no call), n2 ok, n3 prompt blocked."""
 
@@ -68,7 +69,7 @@ def nearest_rank(values: list[float], fraction: float) -> float:
 
 
 async def test_stats_match_a_hand_count_and_are_the_same_on_every_replica(
-    replicas: tuple[App, App, SettableClock], gemini: GeminiEmulator, db_path: Path
+    replicas: tuple[App, App, FakeClock], gemini: GeminiEmulator, db_path: Path
 ) -> None:
     first, second, clock = replicas
     await emulate(first, clock, gemini)
@@ -123,7 +124,7 @@ async def test_stats_match_a_hand_count_and_are_the_same_on_every_replica(
 
 
 async def test_render_is_compact_and_says_it_all(
-    replicas: tuple[App, App, SettableClock], gemini: GeminiEmulator
+    replicas: tuple[App, App, FakeClock], gemini: GeminiEmulator
 ) -> None:
     first, _, clock = replicas
     await emulate(first, clock, gemini)
@@ -142,7 +143,7 @@ async def test_render_is_compact_and_says_it_all(
 
 
 async def test_stats_command_shows_the_same_figures(
-    replicas: tuple[App, App, SettableClock], gemini: GeminiEmulator, make_settings: SettingsFactory
+    replicas: tuple[App, App, FakeClock], gemini: GeminiEmulator, make_settings: SettingsFactory
 ) -> None:
     first, second, clock = replicas
     await emulate(first, clock, gemini)

@@ -16,9 +16,10 @@ from bot.domain import NoticeKind, Platform
 from bot.store import AuditRecord
 from tests.conftest import API_KEY
 from tests.e2e.test_console import gembot, write_config
+from tests.fakes.clock import FakeClock
 from tests.fakes.gemini import ErrorReply, Reply
 from tests.fakes.gemini import GeminiEmulator as Emulator
-from tests.helpers import SettableClock, answer_text, collect, incoming, notice_kind, terminal
+from tests.helpers import answer_text, collect, incoming, notice_kind, terminal
 
 AppFactory = Callable[..., Any]
 
@@ -40,7 +41,7 @@ def rows(db_path: Path, sql: str) -> list[tuple[Any, ...]]:
 async def test_purge_removes_old_text_from_the_database_files(
     make_settings: Any, gemini: Emulator, db_path: Path
 ) -> None:
-    clock = SettableClock()
+    clock = FakeClock()
     app = await App.create(make_settings(storage={"retention": "1h"}), clock=clock)
     try:
         for i in range(30):
@@ -64,7 +65,7 @@ async def test_purge_removes_old_text_from_the_database_files(
 async def test_gembot_purge_command_deletes_text_older_than_retention(
     make_settings: Any, gemini: Emulator, db_path: Path, tmp_path: Path
 ) -> None:
-    clock = SettableClock()
+    clock = FakeClock()
     clock.current = clock.current.replace(year=2020)  # long past: older than any retention, today
     app = await App.create(make_settings(), clock=clock)
     try:

@@ -1,14 +1,12 @@
-"""Fixtures for the resilience tests: a virtual clock, a second emulator and readers of what was stored."""
+"""Fixtures for the resilience tests: a fake clock, a second emulator and readers of what was stored."""
 
 from __future__ import annotations
 
-import asyncio
 import socket
 import sqlite3
-import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,48 +14,21 @@ import pytest
 
 from bot.app import App
 from tests.conftest import API_KEY, SettingsFactory
+from tests.fakes.clock import FakeClock
 from tests.fakes.gemini import GeminiEmulator
 
 
-class VirtualClock:
-    """Wall and monotonic time that tests move; ``sleep`` records the wait and returns at once.
-
-    Monotonic time is the real one plus every virtual sleep and advance, so latencies stay real while
-    backoff and cool-downs cost nothing.
-    """
-
-    def __init__(self) -> None:
-        self.current = datetime(2026, 11, 28, 12, 0, 10, tzinfo=UTC)
-        self.offset = 0.0
-        self.sleeps: list[float] = []
-
-    def now(self) -> datetime:
-        return self.current
-
-    def monotonic(self) -> float:
-        return time.monotonic() + self.offset
-
-    def advance(self, seconds: float) -> None:
-        self.current += timedelta(seconds=seconds)
-        self.offset += seconds
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.advance(seconds)
-        await asyncio.sleep(0)
-
-
 @pytest.fixture
-def clock() -> VirtualClock:
+def clock() -> FakeClock:
     """The test's virtual clock."""
-    return VirtualClock()
+    return FakeClock(datetime(2026, 11, 28, 12, 0, 10, tzinfo=UTC))
 
 
 AppMaker = Callable[..., Any]
 
 
 @pytest.fixture
-async def make_app(make_settings: SettingsFactory, clock: VirtualClock) -> AsyncIterator[AppMaker]:
+async def make_app(make_settings: SettingsFactory, clock: FakeClock) -> AsyncIterator[AppMaker]:
     """Create Apps on the virtual clock (real SQLite file, real client and engine); closed after the test."""
     apps: list[App] = []
 

@@ -10,12 +10,12 @@ from bot import i18n
 from bot.app import App
 from bot.domain import AdminAlert, FinalAnswer, Notice, NoticeKind
 from tests.conftest import API_KEY
+from tests.fakes.clock import FakeClock
 from tests.fakes.gemini import CutStream, ErrorReply, Hang, MidStreamError, PromptBlocked, Reply, error_body
 from tests.fakes.gemini import GeminiEmulator as Emulator
 from tests.helpers import answer_text, collect, deltas, incoming, notice_kind, terminal
 from tests.integration.resilience.conftest import (
     AppMaker,
-    VirtualClock,
     calls,
     inbox_statuses,
     outcomes,
@@ -73,7 +73,7 @@ async def test_too_large_twice_gives_up_with_a_notice(
 
 
 async def test_bad_key_is_not_retried_and_alerts_admins_once_per_ten_minutes(
-    make_app: AppMaker, gemini: Emulator, clock: VirtualClock, db_path: Path
+    make_app: AppMaker, gemini: Emulator, clock: FakeClock, db_path: Path
 ) -> None:
     app: App = await make_app(gemini={"api_key": "wrong-key", "fallback_models": ["gemini-2.5-flash-lite"]})
     delivered: list[AdminAlert] = []

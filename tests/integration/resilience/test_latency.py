@@ -9,10 +9,11 @@ import pytest
 
 from bot.app import App
 from bot.domain import Delta
+from tests.fakes.clock import FakeClock
 from tests.fakes.gemini import Behaviour, CutStream, Reply
 from tests.fakes.gemini import GeminiEmulator as Emulator
 from tests.helpers import incoming
-from tests.integration.resilience.conftest import AppMaker, VirtualClock, outcomes
+from tests.integration.resilience.conftest import AppMaker, outcomes
 
 HELD_S = 20.0  # virtual seconds the consumer spends on each chunk (a slow platform edit, say)
 
@@ -33,7 +34,7 @@ def latencies_ms(db_path: Path) -> list[float]:
 async def test_time_the_consumer_holds_a_chunk_is_not_counted_as_gemini_latency(
     make_app: AppMaker,
     gemini: Emulator,
-    clock: VirtualClock,
+    clock: FakeClock,
     db_path: Path,
     behaviour: Behaviour,
     outcome: str,

@@ -11,10 +11,11 @@ import pytest
 from bot.app import App
 from bot.domain import NoticeKind
 from bot.i18n import text
+from tests.fakes.clock import FakeClock
 from tests.fakes.gemini import ErrorReply
 from tests.fakes.gemini import GeminiEmulator as Emulator
 from tests.helpers import answer_text, collect, incoming, notice_kind, terminal
-from tests.integration.resilience.conftest import AppMaker, VirtualClock, calls, turns
+from tests.integration.resilience.conftest import AppMaker, calls, turns
 
 LITE = "gemini-2.5-flash-lite"
 CASES: list[Any] = [
@@ -34,7 +35,7 @@ CASES: list[Any] = [
 async def test_an_operator_error_tells_the_user_and_alerts_the_admins_without_a_retry(
     make_app: AppMaker,
     gemini: Emulator,
-    clock: VirtualClock,
+    clock: FakeClock,
     db_path: Path,
     gemini_config: dict[str, Any],
     reply: ErrorReply | None,

@@ -15,10 +15,11 @@ from bot.guards.quota import QuotaGuard
 from bot.llm.policy import AnswerPolicy, Attempt, QuotaExceededError
 from bot.llm.types import ChatMessage, LlmRequest
 from bot.quota_windows import window_key
+from tests.fakes.clock import FakeClock
 from tests.fakes.gemini import ErrorReply
 from tests.fakes.gemini import GeminiEmulator as Emulator
 from tests.helpers import answer_text, collect, incoming, terminal
-from tests.integration.resilience.conftest import AppMaker, VirtualClock, inbox_statuses, outcomes, turns
+from tests.integration.resilience.conftest import AppMaker, inbox_statuses, outcomes, turns
 
 
 def gauge(app: App, name: str, window: str) -> float | None:
@@ -26,7 +27,7 @@ def gauge(app: App, name: str, window: str) -> float | None:
 
 
 async def test_a_message_over_the_cap_is_refused_before_gemini_with_when_it_frees(
-    make_app: AppMaker, gemini: Emulator, clock: VirtualClock, db_path: Path
+    make_app: AppMaker, gemini: Emulator, clock: FakeClock, db_path: Path
 ) -> None:
     app: App = await make_app(gemini={"quota": {"requests_per_minute": 2}})
     for text in ("a", "b"):
@@ -46,7 +47,7 @@ async def test_a_message_over_the_cap_is_refused_before_gemini_with_when_it_free
     assert len(gemini.requests) == 3
 
 
-async def test_every_attempt_counts(make_app: AppMaker, gemini: Emulator, clock: VirtualClock) -> None:
+async def test_every_attempt_counts(make_app: AppMaker, gemini: Emulator, clock: FakeClock) -> None:
     app: App = await make_app(gemini={"quota": {"requests_per_minute": 5}})
     gemini.script(ErrorReply.server_error(500))
     answer_text(await collect(app, incoming("hi")))
@@ -66,7 +67,7 @@ async def test_a_retry_over_the_cap_ends_the_answer_with_the_quota_notice(
 
 
 async def test_a_refused_retry_is_told_apart_from_a_refusal_before_gemini(
-    make_app: AppMaker, gemini: Emulator, clock: VirtualClock
+    make_app: AppMaker, gemini: Emulator, clock: FakeClock
 ) -> None:
     app: App = await make_app()
     settings = app.settings.gemini
@@ -95,7 +96,7 @@ async def test_a_refused_retry_is_not_counted_as_refused_before_gemini(
 
 
 async def test_a_refusal_on_one_window_counts_nothing_in_the_others(
-    make_app: AppMaker, gemini: Emulator, clock: VirtualClock
+    make_app: AppMaker, gemini: Emulator, clock: FakeClock
 ) -> None:
     app: App = await make_app(
         gemini={"quota": {"requests_per_minute": 10, "requests_per_day": 1, "requests_per_month": 100}}
@@ -119,7 +120,7 @@ async def test_counters_survive_a_restart(make_app: AppMaker, gemini: Emulator) 
     assert len(gemini.requests) == 1
 
 
-async def test_concurrent_requests_never_pass_the_cap(make_app: AppMaker, clock: VirtualClock) -> None:
+async def test_concurrent_requests_never_pass_the_cap(make_app: AppMaker, clock: FakeClock) -> None:
     app: App = await make_app()
     guard = QuotaGuard(app.store, QuotaSettings(requests_per_minute=5, requests_per_month=0), clock)
     results = await asyncio.gather(*(guard.acquire() for _ in range(20)))
@@ -129,7 +130,7 @@ async def test_concurrent_requests_never_pass_the_cap(make_app: AppMaker, clock:
     assert (await guard.used())["minute"] == 5
 
 
-async def test_days_roll_over_at_midnight_pacific(make_app: AppMaker, clock: VirtualClock) -> None:
+async def test_days_roll_over_at_midnight_pacific(make_app: AppMaker, clock: FakeClock) -> None:
     app: App = await make_app()
     guard = QuotaGuard(app.store, QuotaSettings(requests_per_day=1, requests_per_month=0), clock)
     clock.current = datetime(2026, 11, 29, 7, 59, 59, tzinfo=UTC)  # 23:59:59 in Los Angeles
@@ -141,7 +142,7 @@ async def test_days_roll_over_at_midnight_pacific(make_app: AppMaker, clock: Vir
     assert await guard.acquire() is None
 
 
-async def test_no_caps_means_nothing_is_counted(make_app: AppMaker, clock: VirtualClock) -> None:
+async def test_no_caps_means_nothing_is_counted(make_app: AppMaker, clock: FakeClock) -> None:
     app: App = await make_app()
     guard = QuotaGuard(app.store, QuotaSettings(requests_per_month=0), clock)
     assert not guard.enabled
@@ -150,7 +151,7 @@ async def test_no_caps_means_nothing_is_counted(make_app: AppMaker, clock: Virtu
 
 
 async def test_a_message_the_quota_refuses_does_not_count_against_the_rate_limits(
-    make_app: AppMaker, gemini: Emulator, clock: VirtualClock
+    make_app: AppMaker, gemini: Emulator, clock: FakeClock
 ) -> None:
     """CONTRACT.md: refused messages do not count. With 2 messages a minute allowed per user, the one the
     quota refused in between does not use the second: the next one after the quota frees is answered."""

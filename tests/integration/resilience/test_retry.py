@@ -13,12 +13,12 @@ import pytest
 
 from bot.app import App
 from bot.domain import FinalAnswer, Notice, NoticeKind
+from tests.fakes.clock import FakeClock
 from tests.fakes.gemini import CutStream, ErrorReply, Reply, error_body
 from tests.fakes.gemini import GeminiEmulator as Emulator
 from tests.helpers import answer_text, collect, incoming, notice_kind, terminal
 from tests.integration.resilience.conftest import (
     AppMaker,
-    VirtualClock,
     calls,
     inbox_statuses,
     outcomes,
@@ -29,7 +29,7 @@ LITE = "gemini-2.5-flash-lite"
 
 
 async def test_429_with_retry_info_waits_the_fractional_delay_then_answers(
-    make_app: AppMaker, gemini: Emulator, clock: VirtualClock, db_path: Path
+    make_app: AppMaker, gemini: Emulator, clock: FakeClock, db_path: Path
 ) -> None:
     app: App = await make_app()
     gemini.script(ErrorReply.rate_limited("1.5s"))
@@ -45,7 +45,7 @@ async def test_429_with_retry_info_waits_the_fractional_delay_then_answers(
 
 
 async def test_bare_429_backs_off_with_full_jitter(
-    make_app: AppMaker, gemini: Emulator, clock: VirtualClock, db_path: Path
+    make_app: AppMaker, gemini: Emulator, clock: FakeClock, db_path: Path
 ) -> None:
     app: App = await make_app(gemini={"retry": {"initial_backoff": "1s", "max_backoff": "30s"}})
     gemini.script(ErrorReply.rate_limited(None), ErrorReply.rate_limited(None))
@@ -58,7 +58,7 @@ async def test_bare_429_backs_off_with_full_jitter(
 
 
 async def test_429_asking_for_more_than_max_wait_is_not_waited_out(
-    make_app: AppMaker, gemini: Emulator, clock: VirtualClock, db_path: Path
+    make_app: AppMaker, gemini: Emulator, clock: FakeClock, db_path: Path
 ) -> None:
     app: App = await make_app(gemini={"retry": {"max_wait": "20s"}})
     gemini.script(ErrorReply.rate_limited("37s"))
@@ -112,7 +112,7 @@ NOON = datetime(2026, 11, 29, 20, 0, tzinfo=UTC)  # Sun 29 Nov 12:00 there: the 
 async def test_daily_or_monthly_quota_429_stops_at_once_and_says_when_it_resets(
     make_app: AppMaker,
     gemini: Emulator,
-    clock: VirtualClock,
+    clock: FakeClock,
     db_path: Path,
     quota_id: str,
     retry_delay: str | None,
@@ -132,7 +132,7 @@ async def test_daily_or_monthly_quota_429_stops_at_once_and_says_when_it_resets(
 
 
 async def test_429_retries_are_bounded_by_max_attempts(
-    make_app: AppMaker, gemini: Emulator, clock: VirtualClock, db_path: Path
+    make_app: AppMaker, gemini: Emulator, clock: FakeClock, db_path: Path
 ) -> None:
     app: App = await make_app(gemini={"retry": {"max_attempts": 3}})
     gemini.script(*[ErrorReply.rate_limited("2s")] * 5)
@@ -143,7 +143,7 @@ async def test_429_retries_are_bounded_by_max_attempts(
 
 
 async def test_500_then_success(
-    make_app: AppMaker, gemini: Emulator, clock: VirtualClock, db_path: Path
+    make_app: AppMaker, gemini: Emulator, clock: FakeClock, db_path: Path
 ) -> None:
     app: App = await make_app()
     gemini.script(ErrorReply.server_error(500))
@@ -231,7 +231,7 @@ async def test_primary_base_url_down_falls_back_to_the_next_url(
 
 
 async def test_circuit_opens_then_lets_one_probe_through_after_the_cool_down(
-    make_app: AppMaker, gemini: Emulator, fallback: Emulator, clock: VirtualClock, db_path: Path
+    make_app: AppMaker, gemini: Emulator, fallback: Emulator, clock: FakeClock, db_path: Path
 ) -> None:
     app: App = await make_app(
         gemini={
@@ -265,7 +265,7 @@ async def test_circuit_opens_then_lets_one_probe_through_after_the_cool_down(
 
 
 async def test_a_rate_limited_probe_leaves_the_circuit_half_open(
-    make_app: AppMaker, gemini: Emulator, fallback: Emulator, clock: VirtualClock, db_path: Path
+    make_app: AppMaker, gemini: Emulator, fallback: Emulator, clock: FakeClock, db_path: Path
 ) -> None:
     app: App = await make_app(
         gemini={
@@ -300,7 +300,7 @@ async def test_open_circuit_without_fallback_fails_fast_with_a_notice(
 
 
 async def test_deadline_bounds_the_whole_answer(
-    make_app: AppMaker, gemini: Emulator, clock: VirtualClock, db_path: Path
+    make_app: AppMaker, gemini: Emulator, clock: FakeClock, db_path: Path
 ) -> None:
     app: App = await make_app(
         gemini={
@@ -322,7 +322,7 @@ async def test_deadline_bounds_the_whole_answer(
 
 
 async def test_deadline_cuts_an_attempt_already_under_way(
-    make_app: AppMaker, gemini: Emulator, clock: VirtualClock, db_path: Path
+    make_app: AppMaker, gemini: Emulator, clock: FakeClock, db_path: Path
 ) -> None:
     app: App = await make_app(gemini={"retry": {"deadline": "10s", "max_wait": "20s"}})
     # The retry starts 9.7 s into a 10 s deadline; Gemini would then take 3 s to answer it.
@@ -362,7 +362,7 @@ async def test_no_retry_once_text_was_shown(make_app: AppMaker, gemini: Emulator
 
 
 async def test_429_waits_the_longer_of_retry_info_and_the_message(
-    make_app: AppMaker, gemini: Emulator, clock: VirtualClock, db_path: Path
+    make_app: AppMaker, gemini: Emulator, clock: FakeClock, db_path: Path
 ) -> None:
     app: App = await make_app()
     gemini.script(ErrorReply.rate_limited("1s", message_delay="1.309977334s"))

@@ -12,6 +12,7 @@ from adapters.slack.adapter import SlackAdapter
 from adapters.telegram.adapter import TelegramAdapter
 from bot.app import App
 from bot.server import HttpServer
+from bot.service import adapter_deps
 from tests.fakes.telegram import BOT_TOKEN, TelegramEmulator
 
 AppFactory = Callable[..., Awaitable[App]]
@@ -39,10 +40,11 @@ async def telegram(app_factory: AppFactory, tg: TelegramEmulator) -> AsyncIterat
     app = await app_factory(
         telegram={"enabled": True, "token": BOT_TOKEN, "base_url": tg.base_url, **NO_PACING}
     )
-    adapter = TelegramAdapter(app, HttpServer(app.settings.server, app.metrics, app.store))
+    server = HttpServer(app.settings.server, app.metrics, app.store)
+    adapter = TelegramAdapter(adapter_deps(app, server, app.settings.telegram))
     await adapter.start()
     try:
         await until_ready(adapter)
         yield app
     finally:
-        await adapter.stop()
+        await adapter.stop(grace=10.0)

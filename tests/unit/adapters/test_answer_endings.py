@@ -13,6 +13,8 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 
 from adapters.slack.adapter import SlackAdapter
 from bot.app import App
+from bot.server import HttpServer
+from bot.service import adapter_deps
 from tests.fakes.gemini import GeminiEmulator, Reply
 from tests.fakes.slack import (
     BOT_TOKEN as SLACK_TOKEN,
@@ -152,13 +154,14 @@ async def slack_adapter(
             "update_interval": "50ms",
         }
     )
-    adapter = SlackAdapter(app.settings.slack, app.engine, app.store, app.metrics)
+    server = HttpServer(app.settings.server, app.metrics, app.store)
+    adapter = SlackAdapter(adapter_deps(app, server, app.settings.slack))
     await adapter.start()
     try:
         await until_ready(adapter)
         yield app, adapter
     finally:
-        await adapter.stop()
+        await adapter.stop(grace=10.0)
 
 
 async def deliver(adapter: SlackAdapter, event: dict[str, Any]) -> None:

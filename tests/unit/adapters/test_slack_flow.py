@@ -24,6 +24,8 @@ from bot.domain import (
     ReplyEvent,
     Typing,
 )
+from bot.server import HttpServer
+from bot.service import adapter_deps
 from tests.fakes.gemini import GeminiEmulator, Reply
 from tests.fakes.slack import (
     BOT_TOKEN,
@@ -58,6 +60,18 @@ def slack_config(slack: SlackEmulator, **extra: Any) -> dict[str, Any]:
     }
 
 
+async def started(app: App) -> SlackAdapter:
+    """A Slack adapter on ``app``, started and ready."""
+    server = HttpServer(app.settings.server, app.metrics, app.store)
+    adapter = SlackAdapter(adapter_deps(app, server, app.settings.slack))
+    await adapter.start()
+    for _ in range(200):
+        if await adapter.ready() is None:
+            break
+        await asyncio.sleep(0.01)
+    return adapter
+
+
 class Harness:
     """A started adapter fed through Bolt without signatures (socket-mode requests)."""
 
@@ -65,6 +79,11 @@ class Harness:
         self.app = app
         self.adapter = adapter
         self.slack = slack
+
+    async def restart(self) -> None:
+        """A new adapter on the same engine and database, as after a restart (or on another replica)."""
+        await self.adapter.stop(grace=10.0)
+        self.adapter = await started(self.app)
 
     async def deliver(self, event: dict[str, Any], **options: Any) -> int:
         request = AsyncBoltRequest(body=event_callback(event, **options), mode="socket_mode")
@@ -76,7 +95,7 @@ class Harness:
         idle = 0
         for _ in range(1000):
             await asyncio.sleep(0.02)
-            idle = idle + 1 if not self.adapter._tasks else 0
+            idle = idle + 1 if not self.adapter.answering else 0
             if idle >= 3:
                 return
         raise AssertionError("jobs still running")
@@ -84,22 +103,17 @@ class Harness:
 
 @pytest.fixture
 async def harness_factory(app_factory: AppFactory, slack: SlackEmulator) -> AsyncIterator[Callable[..., Any]]:
-    adapters: list[SlackAdapter] = []
+    harnesses: list[Harness] = []
 
     async def factory(**slack_extra: Any) -> Harness:
         app = await app_factory(slack=slack_config(slack, **slack_extra))
-        adapter = SlackAdapter(app.settings.slack, app.engine, app.store)
-        adapters.append(adapter)
-        await adapter.start()
-        for _ in range(200):
-            if await adapter.ready() is None:
-                break
-            await asyncio.sleep(0.01)
-        return Harness(app, adapter, slack)
+        harness = Harness(app, await started(app), slack)
+        harnesses.append(harness)
+        return harness
 
     yield factory
-    for adapter in adapters:
-        await adapter.stop()
+    for harness in harnesses:
+        await harness.adapter.stop(grace=10.0)
 
 
 async def test_streamed_mention_uses_native_stream(
@@ -165,7 +179,7 @@ async def test_follow_up_in_thread_and_membership_from_database(
     assert gemini.user_texts(-1)[-1].endswith("follow")
     assert len(gemini.requests) == 2
     # A fresh adapter (a restart) knows the thread from the database.
-    h.adapter._threads.clear()
+    await h.restart()
     await h.deliver(message_event("after restart", channel="C1", user="U2", thread_ts=ts))
     await h.settle()
     assert len(gemini.requests) == 3
@@ -314,7 +328,7 @@ async def test_thread_answered_only_by_a_command_is_the_bots_after_a_restart(
     await h.deliver(mention_event("help", channel="C1", user="U1", ts=ts))
     await h.settle()
     assert [e.thread_ts for e in h.slack.ephemerals] == [ts] and not gemini.requests
-    h.adapter._threads.clear()  # a restart, or another replica takes the follow-up
+    await h.restart()  # or another replica takes the follow-up
     await h.deliver(message_event("and a question", channel="C1", user="U1", thread_ts=ts))
     await h.settle()
     assert h.slack.texts("C1", ts) == ["echo: name-u1: and a question"]

@@ -18,50 +18,45 @@ from adapters.telegram.normalize import Target
 from adapters.telegram.outbox import TYPING_REFRESHES, FloodControl, Outbox, Scope, SlidingWindow
 from bot import i18n
 from bot.app import App
+from bot.clock import SystemClock
 from bot.config import OutboundTelegramLimits
 from bot.domain import Delta, FinalAnswer, ReplyEvent, Typing
 from bot.server import HttpServer
+from bot.service import adapter_deps
+from tests.fakes.clock import FakeClock
 from tests.fakes.gemini import GeminiEmulator
 from tests.fakes.telegram import BOT_TOKEN, Fault, TelegramEmulator
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def flood(clock: FakeClock, **limits: float) -> FloodControl:
-    return FloodControl(OutboundTelegramLimits(**limits), clock=clock)
+    return FloodControl(OutboundTelegramLimits(**limits), clock)
 
 
 async def test_one_message_per_second_per_chat() -> None:
-    clock = FakeClock()
+    clock = FakeClock(frozen=True)
     control = flood(clock)
     await control.acquire(5)
     await control.acquire(6)  # another chat is independent
-    clock.now += 0.9
+    clock.advance(0.9)
     assert control.delay(5) == pytest.approx(0.1)
-    clock.now += 0.1
+    clock.advance(0.1)
     assert control.delay(5) == 0
 
 
 async def test_twenty_per_minute_per_group() -> None:
-    clock = FakeClock()
+    clock = FakeClock(frozen=True)
     control = flood(clock, per_chat_per_second=0)
     for _ in range(20):
         assert control.delay(-7) == 0
         await control.acquire(-7)
-        clock.now += 1
+        clock.advance(1)
     assert control.delay(-7) == pytest.approx(40)
-    clock.now += 40  # the first of the twenty leaves the window
+    clock.advance(40)  # the first of the twenty leaves the window
     assert control.delay(-7) == 0
 
 
 async def test_thirty_per_second_overall_and_zero_turns_a_limit_off() -> None:
-    clock = FakeClock()
+    clock = FakeClock(frozen=True)
     control = flood(clock)
     for chat in range(1, 31):
         await control.acquire(chat)
@@ -75,18 +70,18 @@ async def test_thirty_per_second_overall_and_zero_turns_a_limit_off() -> None:
 
 
 def test_typing_refreshes_have_a_bot_wide_budget_even_with_limits_off() -> None:
-    clock = FakeClock()
+    clock = FakeClock(frozen=True)
     control = flood(clock, global_per_second=0, per_chat_per_second=0, per_group_per_minute=0)
     refreshes = [control.try_acquire(chat, Scope.REFRESH) for chat in range(TYPING_REFRESHES + 5)]
     assert [t is not None for t in refreshes] == [True] * TYPING_REFRESHES + [False] * 5
     assert control.try_acquire(999, Scope.ACTION) is not None  # an answer's first typing is never skipped
     assert control.delay(999) == 0  # and messages are not held back by refreshes
-    clock.now += 1.01
+    clock.advance(1.01)
     assert control.try_acquire(1, Scope.REFRESH) is not None
 
 
 async def test_previews_use_at_most_half_of_a_window() -> None:
-    clock = FakeClock()
+    clock = FakeClock(frozen=True)
     control = flood(clock, per_chat_per_second=0)
     taken = [control.try_acquire(-7, Scope.MESSAGE) for _ in range(12)]
     assert [t is not None for t in taken] == [True] * 10 + [False] * 2
@@ -94,25 +89,25 @@ async def test_previews_use_at_most_half_of_a_window() -> None:
 
 
 async def test_a_slot_counts_until_a_period_after_the_answer() -> None:
-    clock = FakeClock()
+    clock = FakeClock(frozen=True)
     control = flood(clock)
     ticket = await control.acquire(5)
-    clock.now += 0.5
+    clock.advance(0.5)
     control.done(ticket)  # the request took 0.5 s
-    clock.now += 0.9
+    clock.advance(0.9)
     assert control.delay(5) == pytest.approx(0.1)
-    clock.now += 0.1
+    clock.advance(0.1)
     assert control.delay(5) == 0
 
 
 def test_a_429_pauses_the_chat() -> None:
-    clock = FakeClock()
+    clock = FakeClock(frozen=True)
     control = flood(clock)
     control.pause(5, 3.0)
-    clock.now += 2
+    clock.advance(2)
     assert control.try_acquire(5, Scope.ACTION) is None
     assert control.delay(6) == 0
-    clock.now += 1.1
+    clock.advance(1.1)
     assert control.delay(5) == 0
 
 
@@ -123,7 +118,7 @@ def test_sliding_window_rates() -> None:
 
 
 async def test_measured_spacing_of_messages_to_one_chat() -> None:
-    outbox = Outbox(FloodControl(OutboundTelegramLimits(per_chat_per_second=10)))
+    outbox = Outbox(FloodControl(OutboundTelegramLimits(per_chat_per_second=10), SystemClock()))
     stamps: list[float] = []
 
     async def send() -> None:
@@ -137,7 +132,7 @@ async def test_measured_spacing_of_messages_to_one_chat() -> None:
 
 
 async def test_optional_calls_yield_to_waiting_messages() -> None:
-    control = FloodControl(OutboundTelegramLimits())
+    control = FloodControl(OutboundTelegramLimits(), SystemClock())
     assert control.try_acquire(1, Scope.MESSAGE) is not None
     waiter = asyncio.create_task(control.acquire(1, Scope.MESSAGE))
     await asyncio.sleep(0)
@@ -196,7 +191,7 @@ def answer_writer(bot: Bot, chat_id: int, drafts: DraftSupport | None = None) ->
     """A writer for one answer in a private chat, with no per-chat pacing (the tests send few messages)."""
     return AnswerWriter(
         bot,
-        Outbox(FloodControl(OutboundTelegramLimits(per_chat_per_second=0))),
+        Outbox(FloodControl(OutboundTelegramLimits(per_chat_per_second=0), SystemClock())),
         Target(chat_id, is_private=True, draft_id=7),
         interval=0.05,
         drafts=drafts or DraftSupport(True),
@@ -271,14 +266,15 @@ async def start_adapter(
         app = await app_factory(
             telegram={"enabled": True, "token": BOT_TOKEN, "base_url": tg.base_url, **telegram}
         )
-        adapter = TelegramAdapter(app, HttpServer(app.settings.server, app.metrics, app.store))
+        server = HttpServer(app.settings.server, app.metrics, app.store)
+        adapter = TelegramAdapter(adapter_deps(app, server, app.settings.telegram))
         adapters.append(adapter)
         await adapter.start()
         return adapter, app
 
     yield start
     for adapter in adapters:
-        await adapter.stop()
+        await adapter.stop(grace=10.0)
 
 
 async def eventually(predicate: Callable[[], Awaitable[bool]], within: float = 15.0) -> None:

@@ -34,6 +34,7 @@ from bot.llm.errors import (
     parse_proto_duration,
 )
 from bot.llm.gemini import GeminiClient, GeminiTimeouts
+from bot.llm.notices import notice_key
 from bot.llm.types import ChatMessage, GenerationParams, LlmChunk, LlmRequest, LlmResult, Usage
 from tests.fakes.gemini import (
     CutStream,
@@ -381,7 +382,7 @@ async def test_a_finish_that_is_not_safety_is_a_stop_not_a_block(
     with pytest.raises(ResponseStoppedError) as info:
         await call(client, stream)
     err = info.value
-    assert (err.kind, err.notice_key, err.reason) == ("response_stopped", "stopped_reply", reason)
+    assert (err.kind, notice_key(err), err.reason) == ("response_stopped", "stopped_reply", reason)
     assert err.partial_text == "Hello wor"
 
 
@@ -407,7 +408,7 @@ async def test_a_safety_finish_is_a_block(
         await call(client, stream)
     err = info.value
     assert type(err) is ResponseBlockedError
-    assert (err.kind, err.notice_key, err.reason) == ("response_blocked", "safety_reply", reason)
+    assert (err.kind, notice_key(err), err.reason) == ("response_blocked", "safety_reply", reason)
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["generate", "stream"])

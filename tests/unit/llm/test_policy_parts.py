@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-from datetime import datetime
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -14,30 +13,15 @@ from bot.domain import AdminAlert
 from bot.llm.circuit import CircuitBreaker, CircuitBreakers, CircuitState
 from bot.llm.policy import full_jitter_backoff, shorten_context
 from bot.llm.types import ChatMessage, LlmRequest
+from tests.fakes.clock import FakeClock
 
 
-class ManualClock:
-    """Monotonic time moved by hand."""
-
-    def __init__(self) -> None:
-        self.t = 1000.0
-
-    def now(self) -> datetime:
-        raise NotImplementedError
-
-    def monotonic(self) -> float:
-        return self.t
-
-    async def sleep(self, seconds: float) -> None:
-        self.t += seconds
-
-
-def breaker(clock: ManualClock, threshold: int = 3, cooldown: float = 30.0) -> CircuitBreaker:
+def breaker(clock: FakeClock, threshold: int = 3, cooldown: float = 30.0) -> CircuitBreaker:
     return CircuitBreaker("host/model", threshold=threshold, cooldown=cooldown, clock=clock)
 
 
 def test_breaker_opens_after_threshold_consecutive_failures() -> None:
-    clock = ManualClock()
+    clock = FakeClock(frozen=True)
     b = breaker(clock)
     for _ in range(2):
         assert b.allow()
@@ -53,16 +37,16 @@ def test_breaker_opens_after_threshold_consecutive_failures() -> None:
 
 
 def test_half_open_lets_exactly_one_probe_through() -> None:
-    clock = ManualClock()
+    clock = FakeClock(frozen=True)
     b = breaker(clock, threshold=1)
     b.failure()
-    clock.t += 30
+    clock.advance(30)
     assert b.state is CircuitState.HALF_OPEN
     assert b.allow()
     assert not b.allow()  # a second caller while the probe is out fails fast
     b.failure()  # the probe failed: open again for a full cool-down
     assert b.state is CircuitState.OPEN and not b.allow()
-    clock.t += 30
+    clock.advance(30)
     assert b.allow()
     b.success()
     assert b.state is CircuitState.CLOSED
@@ -70,23 +54,23 @@ def test_half_open_lets_exactly_one_probe_through() -> None:
 
 
 def test_released_probe_frees_the_slot() -> None:
-    clock = ManualClock()
+    clock = FakeClock(frozen=True)
     b = breaker(clock, threshold=1)
     b.failure()
-    clock.t += 31
+    clock.advance(31)
     assert b.allow()
     b.release()
     assert b.allow()
 
 
 def test_release_keeps_the_state_a_rate_limited_probe_stays_half_open() -> None:
-    clock = ManualClock()
+    clock = FakeClock(frozen=True)
     b = breaker(clock, threshold=2)
     b.failure()
     b.release()  # a 429 in a closed circuit: not a failure, and the count is not reset either
     b.failure()
     assert b.state is CircuitState.OPEN
-    clock.t += 30
+    clock.advance(30)
     assert b.allow()
     b.release()  # the probe got a 429
     assert b.state is CircuitState.HALF_OPEN
@@ -94,14 +78,14 @@ def test_release_keeps_the_state_a_rate_limited_probe_stays_half_open() -> None:
 
 
 def test_threshold_zero_disables_the_breaker() -> None:
-    b = breaker(ManualClock(), threshold=0)
+    b = breaker(FakeClock(frozen=True), threshold=0)
     for _ in range(100):
         b.failure()
     assert b.allow() and b.state is CircuitState.CLOSED
 
 
 def test_breakers_are_per_base_url_and_model() -> None:
-    clock = ManualClock()
+    clock = FakeClock(frozen=True)
     breakers = CircuitBreakers(threshold=1, cooldown=30, clock=clock)
     breakers.get("https://a.example", "m1").failure()
     assert not breakers.get("https://a.example", "m1").allow()
@@ -141,7 +125,7 @@ def test_shorten_context_drops_the_older_half_and_keeps_the_last_user_message() 
 
 
 async def test_alert_hub_fans_out_once_per_interval_per_kind() -> None:
-    clock = ManualClock()
+    clock = FakeClock(frozen=True)
     hub = AlertHub(clock, interval=600)
     got_a: list[AdminAlert] = []
     got_b: list[AdminAlert] = []
@@ -165,7 +149,7 @@ async def test_alert_hub_fans_out_once_per_interval_per_kind() -> None:
     await hub.drain()
     assert [x.kind for x in got_a] == ["bad_key", "other"]
     assert [x.kind for x in got_b] == ["bad_key", "other"]
-    clock.t += 600
+    clock.advance(600)
     unsubscribe()
     assert hub.publish(AdminAlert("bad_key", "still rejected"))
     await hub.drain()
