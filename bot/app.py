@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from bot.alerts import AlertHub
 from bot.clock import Clock, SystemClock
+from bot.commands import Commands
 from bot.config import Settings
 from bot.domain import Platform
 from bot.engine import Engine
@@ -77,7 +78,7 @@ class App:
         limiter = RateLimiter(settings.rate_limits, key_prefix=settings.rate_limits.key_prefix)
         text_filter = WordFilter(settings.filter)
         alerts = AlertHub(clock, interval=gemini.admin_alert_interval.total_seconds())
-        quota = QuotaGuard(store, gemini.quota, clock, metrics)
+        quota = QuotaGuard(store.quota, gemini.quota, clock, metrics)
         policy = AnswerPolicy(
             client,
             gemini,
@@ -92,9 +93,21 @@ class App:
             if store.engine.dialect.name == "postgresql"
             else LocalSequencer()
         )
+        commands = Commands(
+            settings=settings,
+            conversations=store.conversations,
+            users=store.users,
+            records=store.records,
+            statistics=store.statistics,
+            quota=store.quota,
+            clock=clock,
+        )
         engine = Engine(
             settings=settings,
-            store=store,
+            inbox=store.inbox,
+            conversations=store.conversations,
+            records=store.records,
+            commands=commands,
             policy=policy,
             clock=clock,
             metrics=metrics,
@@ -127,7 +140,7 @@ class App:
         """Delete what the retention policy says must go."""
         now = now or self.clock.now()
         storage = self.settings.storage
-        return await self.store.purge(
+        return await self.store.retention.purge(
             turns_before=now - storage.retention,
             # Inbox rows hold no text: they stay for /stats' message counts; where to reply goes sooner.
             inbox_before=now - storage.stats_retention,
@@ -234,7 +247,7 @@ async def run_service(settings: Settings) -> int:
             return 0
         from adapters import AdapterUnavailableError, build_enabled
 
-        server = HttpServer(settings.server, app.metrics, app.store)
+        server = HttpServer(settings.server, app.metrics, app.store.database)
         try:
             adapters = build_enabled(app, server)
         except AdapterUnavailableError as exc:

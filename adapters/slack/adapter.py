@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from bot.engine import Engine
     from bot.observability.metrics import Metrics
     from bot.server import HttpServer
-    from bot.store import Store
+    from bot.store import Conversations
 
 log = get_logger(__name__)
 
@@ -62,7 +62,7 @@ class SlackAdapter:
     name = "slack"
 
     def __init__(
-        self, settings: SlackSettings, engine: Engine, store: Store, metrics: Metrics | None = None
+        self, settings: SlackSettings, engine: Engine, store: Conversations, metrics: Metrics | None = None
     ) -> None:
         self._settings = settings
         self._reconnects = metrics.adapter_reconnects.labels(self.name) if metrics is not None else None
@@ -303,7 +303,7 @@ class SlackAdapter:
         or on another replica (the conversation row would otherwise exist only once Gemini answered)."""
         channel, thread_key = job.key
         try:
-            await self._store.conversation_id(Platform.SLACK.value, channel, thread_key, datetime.now(UTC))
+            await self._store.open_conversation(Platform.SLACK.value, channel, thread_key, datetime.now(UTC))
         except Exception:
             # Only follow-ups without a mention elsewhere depend on it: this answer goes on.
             log.warning("slack.thread_record_failed", event_id=job.incoming.event_id, exc_info=True)
@@ -359,7 +359,7 @@ class SlackAdapter:
 
 def build(app: App, server: HttpServer) -> SlackAdapter:
     """The adapter for ``gembot run``; in http mode it mounts ``POST /slack/events`` on ``server``."""
-    adapter = SlackAdapter(app.settings.slack, app.engine, app.store, app.metrics)
+    adapter = SlackAdapter(app.settings.slack, app.engine, app.store.conversations, app.metrics)
     if app.settings.slack.mode == "http":
         server.add_route("POST", EVENTS_PATH, adapter.handle_http)
     app.alerts.subscribe(adapter.deliver_alert)

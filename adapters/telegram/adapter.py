@@ -176,7 +176,7 @@ class TelegramAdapter:
         self._metrics = app.metrics
         # The engine's own access policy: told about migrated chats.
         self._access = app.engine.access
-        self._store = app.store
+        self._store = app.store.conversations
         self._alerts = app.alerts
         self._unsubscribe_alerts: Callable[[], None] | None = None
         base = settings.base_url.rstrip("/")

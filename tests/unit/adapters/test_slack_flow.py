@@ -88,7 +88,7 @@ async def harness_factory(app_factory: AppFactory, slack: SlackEmulator) -> Asyn
 
     async def factory(**slack_extra: Any) -> Harness:
         app = await app_factory(slack=slack_config(slack, **slack_extra))
-        adapter = SlackAdapter(app.settings.slack, app.engine, app.store)
+        adapter = SlackAdapter(app.settings.slack, app.engine, app.store.conversations)
         adapters.append(adapter)
         await adapter.start()
         for _ in range(200):

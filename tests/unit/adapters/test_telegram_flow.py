@@ -271,7 +271,7 @@ async def start_adapter(
         app = await app_factory(
             telegram={"enabled": True, "token": BOT_TOKEN, "base_url": tg.base_url, **telegram}
         )
-        adapter = TelegramAdapter(app, HttpServer(app.settings.server, app.metrics, app.store))
+        adapter = TelegramAdapter(app, HttpServer(app.settings.server, app.metrics, app.store.database))
         adapters.append(adapter)
         await adapter.start()
         return adapter, app
