@@ -20,10 +20,11 @@ from bot.store import Store, upgrade_to_head
 
 
 async def _user(store: Store, user: int, stop: float, ids: itertools.count[int], done: list[int]) -> None:
+    inbox, conversations = store.inbox, store.conversations  # as the engine holds them
     while time.perf_counter() < stop:
         now = datetime.now(UTC)
         event = f"e{next(ids)}"
-        await store.claim_event(
+        await inbox.claim_event(
             "telegram",
             event,
             f"u{user}",
@@ -32,9 +33,9 @@ async def _user(store: Store, user: int, stop: float, ids: itertools.count[int],
             chat_key=str(user),
             reply_to={"message_id": "1"},
         )
-        conversation = await store.conversation_id("telegram", str(user), "", now)
-        await store.history(conversation, limit=10, since=now - timedelta(hours=24))
-        await store.save_exchange(
+        conversation = await conversations.open_conversation("telegram", str(user), "", now)
+        await conversations.history(conversation, limit=10, since=now - timedelta(hours=24))
+        await conversations.save_exchange(
             conversation_id=conversation,
             user_id=f"u{user}",
             user_text="hello",
@@ -45,7 +46,7 @@ async def _user(store: Store, user: int, stop: float, ids: itertools.count[int],
             model="gemini-2.5-flash",
             now=now,
         )
-        await store.finish_event("telegram", event, "answered", now)
+        await inbox.finish_event("telegram", event, "answered", now)
         done.append(1)
 
 

@@ -12,6 +12,7 @@ from types import TracebackType
 
 from bot.alerts import AlertHub
 from bot.clock import Clock, SystemClock
+from bot.commands import Commands
 from bot.config import Settings
 from bot.engine import Engine
 from bot.guards.access import AccessPolicy
@@ -69,7 +70,7 @@ class App:
         limiter = RateLimiter(settings.rate_limits, key_prefix=settings.rate_limits.key_prefix)
         text_filter = WordFilter(settings.filter)
         alerts = AlertHub(clock, interval=gemini.admin_alert_interval.total_seconds())
-        quota = QuotaGuard(store, gemini.quota, clock, metrics)
+        quota = QuotaGuard(store.quota, gemini.quota, clock, metrics)
         policy = AnswerPolicy(
             client,
             gemini,
@@ -84,9 +85,21 @@ class App:
             if store.engine.dialect.name == "postgresql"
             else LocalSequencer()
         )
+        commands = Commands(
+            settings=settings,
+            conversations=store.conversations,
+            users=store.users,
+            records=store.records,
+            statistics=store.statistics,
+            quota=store.quota,
+            clock=clock,
+        )
         engine = Engine(
             settings=settings,
-            store=store,
+            inbox=store.inbox,
+            conversations=store.conversations,
+            records=store.records,
+            commands=commands,
             policy=policy,
             clock=clock,
             metrics=metrics,
@@ -119,7 +132,7 @@ class App:
         """Delete what the retention policy says must go."""
         now = now or self.clock.now()
         storage = self.settings.storage
-        return await self.store.purge(
+        return await self.store.retention.purge(
             turns_before=now - storage.retention,
             # Inbox rows hold no text: they stay for /stats' message counts; where to reply goes sooner.
             inbox_before=now - storage.stats_retention,

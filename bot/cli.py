@@ -79,7 +79,9 @@ async def _stats(settings: Settings) -> int:
     from bot.i18n import pick_language
 
     async with await App.create(settings) as app:
-        report = await stats.collect(app.store, settings.gemini.quota, app.clock.now())
+        report = await stats.collect(
+            app.store.statistics, app.store.quota, settings.gemini.quota, app.clock.now()
+        )
     print(stats.render(report, pick_language(os.environ.get("LANG"), settings.conversation.language)))
     return 0
 

@@ -11,7 +11,7 @@ from bot.config import Settings, format_duration
 from bot.domain import Incoming, Notice, NoticeKind
 from bot.i18n import Language, text
 from bot.observability.logs import get_logger
-from bot.store import AuditRecord, Store
+from bot.store import AuditRecord, Conversations, QuotaCounters, Records, Statistics, Users
 
 log = get_logger(__name__)
 
@@ -37,9 +37,24 @@ def _human_retention(retention: timedelta, language: Language) -> str:
 class Commands:
     """Runs one command and answers with a single notice."""
 
-    def __init__(self, *, settings: Settings, store: Store, clock: Clock, bot_name: str) -> None:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        conversations: Conversations,
+        users: Users,
+        records: Records,
+        statistics: Statistics,
+        quota: QuotaCounters,
+        clock: Clock,
+        bot_name: str = "gembot",
+    ) -> None:
         self._settings = settings
-        self._store = store
+        self._conversations = conversations
+        self._users = users
+        self._records = records
+        self._statistics = statistics
+        self._quota = quota
         self._clock = clock
         self._bot_name = bot_name
 
@@ -75,24 +90,24 @@ class Commands:
         if not message.is_private and not ctx.is_admin:
             return Notice(NoticeKind.FORBIDDEN, text(ctx.language, "reset_denied"))
         key = (message.platform.value, message.chat_key, message.thread_key)
-        if not await self._store.conversation_exists(*key):
+        if not await self._conversations.conversation_exists(*key):
             # E.g. `/gembot reset` in a Slack channel, whose conversations are its threads.
             await self._audit(message, ctx, "command.reset", {"exchanges": 0})
             return Notice(NoticeKind.INFO, text(ctx.language, "reset_nothing"))
-        conversation_id = await self._store.conversation_id(*key, ctx.now)
-        count = await self._store.reset_conversation(conversation_id)
+        conversation_id = await self._conversations.open_conversation(*key, ctx.now)
+        count = await self._conversations.reset_conversation(conversation_id)
         await self._audit(message, ctx, "command.reset", {"exchanges": count})
         return Notice(NoticeKind.INFO, text(ctx.language, "reset_done", count=count))
 
     async def _stats(self, message: Incoming, ctx: CommandContext) -> Notice:
         if not ctx.is_admin:
             return Notice(NoticeKind.FORBIDDEN, text(ctx.language, "stats_denied"))
-        report = await stats.collect(self._store, self._settings.gemini.quota, ctx.now)
+        report = await stats.collect(self._statistics, self._quota, self._settings.gemini.quota, ctx.now)
         await self._audit(message, ctx, "command.stats", {})
         return Notice(NoticeKind.INFO, stats.render(report, ctx.language))
 
     async def _forget(self, message: Incoming, ctx: CommandContext) -> Notice:
-        count = await self._store.forget_user(message.platform.value, message.user_id, ctx.now)
+        count = await self._users.forget_user(message.platform.value, message.user_id, ctx.now)
         # The audit row says that an erasure happened, never what was erased.
         await self._audit(message, ctx, "command.forget", {"exchanges": count})
         log.info("user.forgotten", platform=message.platform.value, exchanges=count)
@@ -101,7 +116,7 @@ class Commands:
     async def _audit(
         self, message: Incoming, ctx: CommandContext, action: str, params: dict[str, object]
     ) -> None:
-        await self._store.record_audit(
+        await self._records.record_audit(
             [
                 AuditRecord(
                     at=ctx.now,

@@ -42,7 +42,7 @@ from bot.llm.types import GenerationParams, LlmRequest, Usage
 from bot.observability.logs import get_logger
 from bot.observability.metrics import REFUSAL_ACTION, REFUSALS, Metrics
 from bot.sequencer import LocalSequencer, Sequencer
-from bot.store import AuditRecord, CallRecord, Store
+from bot.store import AuditRecord, CallRecord, Conversations, EventInbox, Records
 
 log = get_logger(__name__)
 
@@ -74,18 +74,22 @@ class Engine:
         self,
         *,
         settings: Settings,
-        store: Store,
+        inbox: EventInbox,
+        conversations: Conversations,
+        records: Records,
+        commands: Commands,
         policy: AnswerPolicy,
         clock: Clock,
         metrics: Metrics,
         access: AccessPolicy,
         limiter: RateLimiter | None = None,
         text_filter: TextFilter | None = None,
-        bot_name: str = "gembot",
         sequencer: Sequencer | None = None,
     ) -> None:
         self._settings = settings
-        self._store = store
+        self._inbox = inbox
+        self._conversations = conversations
+        self._records = records
         self._policy = policy
         self._clock = clock
         self._metrics = metrics
@@ -94,7 +98,7 @@ class Engine:
         self._filter = text_filter
         # Per-conversation order: in-process for SQLite, across replicas on PostgreSQL (bot.sequencer).
         self._locks: Sequencer = sequencer if sequencer is not None else LocalSequencer()
-        self._commands = Commands(settings=settings, store=store, clock=clock, bot_name=bot_name)
+        self._commands = commands
         self._answering: dict[tuple[str, str], _Progress] = {}  # (platform, event id) -> progress
 
     @property
@@ -119,7 +123,7 @@ class Engine:
 
     async def _claim(self, message: Incoming) -> bool:
         served = self._access.is_admin(message) or self._access.chat_allowed(message)
-        return await self._store.claim_event(
+        return await self._inbox.claim_event(
             message.platform.value,
             message.event_id,
             message.user_id,
@@ -141,7 +145,7 @@ class Engine:
         """
         reply_to = {**message.reply_ids, ANSWER_MESSAGE: answer_id}
         try:
-            await self._store.set_reply_to(message.platform.value, message.event_id, reply_to)
+            await self._inbox.set_reply_to(message.platform.value, message.event_id, reply_to)
         except Exception:
             # Only the clean-up after a crash depends on it: the answer goes on.
             log.warning(
@@ -154,11 +158,11 @@ class Engine:
     async def claim_thread(self, platform: Platform, chat_key: str, thread_key: str) -> None:
         """Record a thread the bot was addressed in as the bot's own, before any answer is stored in it,
         so :meth:`is_bot_thread` knows it after a restart or on another replica."""
-        await self._store.conversation_id(platform.value, chat_key, thread_key, self._clock.now())
+        await self._conversations.open_conversation(platform.value, chat_key, thread_key, self._clock.now())
 
     async def is_bot_thread(self, platform: Platform, chat_key: str, thread_key: str) -> bool:
         """Whether the bot was addressed in this thread before (claimed, or answered in)."""
-        return await self._store.conversation_exists(platform.value, chat_key, thread_key)
+        return await self._conversations.conversation_exists(platform.value, chat_key, thread_key)
 
     async def chat_moved(self, platform: Platform, old_chat_key: str, new_chat_key: str) -> ChatMove:
         """A chat got a new id (a Telegram group became a supergroup): its grants and history follow it.
@@ -166,7 +170,7 @@ class Engine:
         The grants are kept in this process only, until it restarts (the config should name the new id).
         """
         granted = self._access.chat_migrated(platform, old_chat_key, new_chat_key)
-        moved = await self._store.move_chat(platform.value, old_chat_key, new_chat_key)
+        moved = await self._conversations.move_chat(platform.value, old_chat_key, new_chat_key)
         return ChatMove(granted=granted, conversations=moved)
 
     async def follow_ups(self, platform: Platform, received_before: datetime) -> list[FollowUp]:
@@ -176,8 +180,8 @@ class Engine:
         """
         found: list[FollowUp] = []
         now = self._clock.now()
-        for row in await self._store.unanswered_events(platform.value, received_before):
-            if row.chat_key is None or not await self._store.take_unanswered(
+        for row in await self._inbox.unanswered_events(platform.value, received_before):
+            if row.chat_key is None or not await self._inbox.take_unanswered(
                 platform.value, row.event_id, now, received_before
             ):
                 continue
@@ -228,7 +232,7 @@ class Engine:
                 log.info("message.duplicate", platform=message.platform.value, event_id=message.event_id)
                 return
             platform = message.platform.value
-            if not await self._store.start_answer(platform, message.event_id, self._clock.now()):
+            if not await self._inbox.start_answer(platform, message.event_id, self._clock.now()):
                 # Another replica's follow-up took it over while it waited: its sender was told to resend.
                 self._metrics.count_message(platform, "taken_over")
                 log.warning("message.taken_over", platform=platform, event_id=message.event_id)
@@ -268,7 +272,7 @@ class Engine:
             status = "undelivered" if progress.undelivered else "answered" if progress.answered else "failed"
             try:
                 await asyncio.shield(
-                    self._store.finish_event(
+                    self._inbox.finish_event(
                         message.platform.value, message.event_id, status, self._clock.now()
                     )
                 )
@@ -288,7 +292,7 @@ class Engine:
                 outcome=outcome,
             )
             try:
-                await asyncio.shield(self._store.record_audit([refusal]))
+                await asyncio.shield(self._records.record_audit([refusal]))
             except Exception:
                 log.exception("audit.refusal_failed", platform=message.platform.value)
         log.info(
@@ -366,10 +370,10 @@ class Engine:
         settings = self._settings
         yield Typing()
         now = self._clock.now()
-        conversation_id = await self._store.conversation_id(
+        conversation_id = await self._conversations.open_conversation(
             message.platform.value, message.chat_key, message.thread_key, now
         )
-        history = await self._store.history(
+        history = await self._conversations.history(
             conversation_id, limit=settings.conversation.max_turns, since=now - settings.storage.retention
         )
         sent_text = speaker_prefixed(user_text, message.user_name, is_private=message.is_private)
@@ -437,7 +441,7 @@ class Engine:
                 reply = verdict.text
             elif rest:
                 progress.shown.append(rest)
-        await self._store.save_exchange(
+        await self._conversations.save_exchange(
             conversation_id=conversation_id,
             user_id=message.user_id,
             user_text=stored_text,
@@ -492,7 +496,7 @@ class Engine:
             )
         self._observe(progress)
         try:
-            await self._store.record_calls(
+            await self._records.record_calls(
                 self._call_records(message, conversation_id, progress),
                 self._audit_records(message, request, progress),
             )

@@ -18,7 +18,7 @@ from aiohttp import web
 from bot.config import ServerSettings
 from bot.observability.logs import get_logger
 from bot.observability.metrics import Metrics
-from bot.store import Store
+from bot.store import Database
 from bot.store.db import sqlite_path
 
 ReadinessCheck = Callable[[], Awaitable[str | None]]
@@ -33,10 +33,10 @@ CHECK_TIMEOUT_S: Final = 5.0
 class HttpServer:
     """One aiohttp application on ``server.host:server.port``."""
 
-    def __init__(self, settings: ServerSettings, metrics: Metrics, store: Store) -> None:
+    def __init__(self, settings: ServerSettings, metrics: Metrics, database: Database) -> None:
         self._settings = settings
         self._metrics = metrics
-        self._store = store
+        self._db = database
         self._checks: dict[str, ReadinessCheck] = {}
         self._metrics_refreshers: list[Callable[[], Awaitable[None]]] = []
         self.app = web.Application(client_max_size=2 * 1024 * 1024)
@@ -92,11 +92,11 @@ class HttpServer:
         return [f"{name}: {reason}" for name, reason in zip(names, reasons, strict=True) if reason]
 
     async def _database(self) -> str | None:
-        path = sqlite_file(self._store)
+        path = sqlite_file(self._db)
         if path is not None and not path.exists():
             # A pooled connection keeps answering on an unlinked file: the volume is gone.
             return f"database file {path} is missing"
-        if not await self._store.ping():
+        if not await self._db.ping():
             return "unreachable"
         return None
 
@@ -125,6 +125,6 @@ async def _bounded(check: ReadinessCheck) -> str | None:
         return f"check failed ({exc.__class__.__name__})"
 
 
-def sqlite_file(store: Store) -> Path | None:
-    """The database file of a file-backed SQLite store (None for PostgreSQL or in-memory SQLite)."""
-    return sqlite_path(store.engine.url)
+def sqlite_file(database: Database) -> Path | None:
+    """The database file of a file-backed SQLite database (None for PostgreSQL or in-memory SQLite)."""
+    return sqlite_path(database.engine.url)

@@ -97,7 +97,7 @@ async def run_service(settings: Settings) -> int:
         if stop.is_set():
             log.info("gembot.stopped_during_start")
             return 0
-        server = HttpServer(settings.server, app.metrics, app.store)
+        server = HttpServer(settings.server, app.metrics, app.store.database)
         try:
             adapters = build_adapters(app, server)
         except AdapterUnavailableError as exc:

@@ -26,7 +26,7 @@ from bot.config import QuotaSettings
 from bot.i18n import Language
 from bot.observability.metrics import FILTERED, QUOTA, RATE_LIMITED, REFUSAL_ACTION
 from bot.quota_windows import WINDOWS, window_key, window_start
-from bot.store import Store
+from bot.store import QuotaCounters, Statistics
 
 STATS_WINDOWS: tuple[tuple[str, timedelta], ...] = (
     ("1h", timedelta(hours=1)),
@@ -39,7 +39,7 @@ PERCENTILES = (0.50, 0.90, 0.95)
 def percentile(sorted_values: Sequence[float], fraction: float) -> float | None:
     """Nearest-rank percentile of already sorted values (None when there are none).
 
-    The same definition :meth:`Store.call_latency_percentiles` computes in SQL.
+    The same definition :meth:`bot.store.Statistics.call_latency_percentiles` computes in SQL.
     """
     if not sorted_values:
         return None
@@ -89,12 +89,12 @@ class StatsReport:
     quota: list[QuotaUse] = field(default_factory=list)
 
 
-async def window_stats(store: Store, name: str, since: datetime) -> WindowStats:
+async def window_stats(statistics: Statistics, name: str, since: datetime) -> WindowStats:
     """The figures of one window starting at ``since``."""
-    outcomes = await store.call_outcomes(since)
-    p50, p90, p95 = await store.call_latency_percentiles(since, PERCENTILES)
-    counts = await store.stats_counts(since)
-    refusals = await store.audit_outcomes(REFUSAL_ACTION, since)
+    outcomes = await statistics.call_outcomes(since)
+    p50, p90, p95 = await statistics.call_latency_percentiles(since, PERCENTILES)
+    counts = await statistics.activity_counts(since)
+    refusals = await statistics.audit_outcomes(REFUSAL_ACTION, since)
     errors = {kind: n for kind, (n, _, _) in outcomes.items() if kind != "ok"}
     return WindowStats(
         name=name,
@@ -114,9 +114,11 @@ async def window_stats(store: Store, name: str, since: datetime) -> WindowStats:
     )
 
 
-async def collect(store: Store, quota: QuotaSettings, now: datetime) -> StatsReport:
-    """Read the figures for every window and the quota use now."""
-    windows = [await window_stats(store, name, now - delta) for name, delta in STATS_WINDOWS]
+async def collect(
+    statistics: Statistics, counters: QuotaCounters, quota: QuotaSettings, now: datetime
+) -> StatsReport:
+    """Read the figures for every window and the quota use now (``counters``: the local quota's)."""
+    windows = [await window_stats(statistics, name, now - delta) for name, delta in STATS_WINDOWS]
     limits = {
         "minute": quota.requests_per_minute,
         "day": quota.requests_per_day,
@@ -124,8 +126,8 @@ async def collect(store: Store, quota: QuotaSettings, now: datetime) -> StatsRep
     }
     uses = []
     for window in WINDOWS:
-        calls = sum(n for n, _, _ in (await store.call_outcomes(window_start(window, now))).values())
-        counted = await store.quota_count(window, window_key(window, now))
+        calls = sum(n for n, _, _ in (await statistics.call_outcomes(window_start(window, now))).values())
+        counted = await counters.quota_count(window, window_key(window, now))
         uses.append(QuotaUse(window, max(calls, counted), limits[window]))
     return StatsReport(windows=windows, quota=uses)
 

@@ -3,7 +3,7 @@
 Every attempt is counted (Gemini counts retries too). Days and months roll over at midnight US Pacific
 (:mod:`bot.quota_windows`). The three windows are counted together in one transaction, all or nothing,
 so a refusal on ``day`` leaves ``minute`` and ``month`` as they were; the counters live in the
-database (the ``quota_counters`` table, through :meth:`bot.store.Store.quota_take`), so restarts and
+database (the ``quota_counters`` table, through :meth:`bot.store.QuotaCounters.quota_take`), so restarts and
 replicas share them.
 """
 
@@ -18,7 +18,7 @@ from bot.config import QuotaSettings
 from bot.observability.logs import get_logger
 from bot.observability.metrics import Metrics
 from bot.quota_windows import WINDOWS, window_end, window_key
-from bot.store import Store
+from bot.store import QuotaCounters
 
 log = get_logger(__name__)
 
@@ -46,9 +46,9 @@ class QuotaGuard:
     """
 
     def __init__(
-        self, store: Store, settings: QuotaSettings, clock: Clock, metrics: Metrics | None = None
+        self, counters: QuotaCounters, settings: QuotaSettings, clock: Clock, metrics: Metrics | None = None
     ) -> None:
-        self._store = store
+        self._counters = counters
         self._clock = clock
         self._metrics = metrics
         self.limits: dict[str, int] = {
@@ -113,7 +113,7 @@ class QuotaGuard:
         """Count up to ``wanted`` requests in one transaction: as many as every cap allows."""
         now = self._clock.now()
         keys = {window: window_key(window, now) for window in WINDOWS}
-        granted, tightest, counts = await self._store.quota_take(keys, self.limits, wanted)
+        granted, tightest, counts = await self._counters.quota_take(keys, self.limits, wanted)
         self._set_used(counts, keys)
         if granted == wanted:
             return [None] * wanted
@@ -131,7 +131,7 @@ class QuotaGuard:
         """Requests counted in each current window (also refreshes the gauges)."""
         now = self._clock.now()
         keys = {w: window_key(w, now) for w in WINDOWS}
-        counts = {w: await self._store.quota_count(w, keys[w]) for w in WINDOWS}
+        counts = {w: await self._counters.quota_count(w, keys[w]) for w in WINDOWS}
         self._set_used(counts, keys)
         return counts
 

@@ -1,16 +1,32 @@
 """Persistence: SQLAlchemy 2 async on SQLite (default) or PostgreSQL, schema owned by Alembic."""
 
+from bot.store.conversations import Conversations, Exchange
+from bot.store.database import Database
 from bot.store.db import create_engine, read_only
+from bot.store.inbox import EventInbox, Unanswered
 from bot.store.migrate import upgrade_to_head
-from bot.store.repo import ActivityCounts, AuditRecord, CallRecord, Exchange, Store, Unanswered
+from bot.store.quota import QuotaCounters
+from bot.store.records import AuditRecord, CallRecord, Records
+from bot.store.retention import Retention
+from bot.store.stats import ActivityCounts, Statistics
+from bot.store.store import Store
+from bot.store.users import Users
 
 __all__ = [
     "ActivityCounts",
     "AuditRecord",
     "CallRecord",
+    "Conversations",
+    "Database",
+    "EventInbox",
     "Exchange",
+    "QuotaCounters",
+    "Records",
+    "Retention",
+    "Statistics",
     "Store",
     "Unanswered",
+    "Users",
     "create_engine",
     "read_only",
     "upgrade_to_head",

@@ -63,7 +63,7 @@ def total(samples: dict[tuple[str, frozenset[tuple[str, str]]], float], name: st
 @pytest.fixture
 async def served(app_factory: AppFactory) -> AsyncIterator[Served]:
     app: App = await app_factory(**OPS_CONFIG)
-    server = HttpServer(app.settings.server, app.metrics, app.store)
+    server = HttpServer(app.settings.server, app.metrics, app.store.database)
     await server.start()
     try:
         async with aiohttp.ClientSession() as session:

@@ -37,7 +37,7 @@ async def test_readyz_is_503_when_the_database_does_not_answer(served: Served) -
     async def unreachable() -> bool:
         return False
 
-    served.app.store.ping = unreachable  # type: ignore[method-assign]
+    served.app.store.database.ping = unreachable  # type: ignore[method-assign]
     status, body = await served.get("/readyz")
     assert (status, body) == (503, "not ready: database: unreachable\n")
 
@@ -45,7 +45,7 @@ async def test_readyz_is_503_when_the_database_does_not_answer(served: Served) -
 async def test_readyz_is_503_when_the_database_server_is_unreachable(served: Served) -> None:
     # A real store on a PostgreSQL URL where nothing listens (port 9, discard): the ping fails.
     store = await Store.open("postgresql+asyncpg://gembot@127.0.0.1:9/gembot")
-    server = HttpServer(served.app.settings.server, served.app.metrics, store)
+    server = HttpServer(served.app.settings.server, served.app.metrics, store.database)
     await server.start()
     try:
         async with served.session.get(f"http://127.0.0.1:{server.port}/readyz") as response:
@@ -96,7 +96,7 @@ async def _down() -> str | None:
 async def test_readyz_is_503_while_the_rate_limit_redis_does_not_answer(app_factory: Any) -> None:
     # Messages would all fail at the rate limiter: the replica must leave the load balancer.
     app: App = await app_factory(rate_limits={"storage": "redis://127.0.0.1:9/0", "per_user": "5/minute"})
-    server = HttpServer(app.settings.server, app.metrics, app.store)
+    server = HttpServer(app.settings.server, app.metrics, app.store.database)
     server.add_readiness_check("rate_limits", app.rate_limit_storage_problem)
     await server.start()
     try:

@@ -194,7 +194,7 @@ async def test_quota_gauges_are_read_from_the_database_at_each_scrape(served: Se
     served.server.add_metrics_refresh(served.app.refresh_quota_gauges)
     now = served.app.clock.now()
     keys = {window: window_key(window, now) for window in ("minute", "day", "month")}
-    await served.app.store.quota_take(keys, {}, 3)  # counted elsewhere, as by another replica
+    await served.app.store.quota.quota_take(keys, {}, 3)  # counted elsewhere, as by another replica
     samples = await served.samples()
     for window in ("minute", "day", "month"):
         assert value(samples, "gembot_quota_used", window=window) == 3

@@ -74,8 +74,10 @@ async def test_stats_match_a_hand_count_and_are_the_same_on_every_replica(
     first, second, clock = replicas
     await emulate(first, clock, gemini)
     clock.current = NOW
-    report = await stats.collect(first.store, first.settings.gemini.quota, NOW)
-    assert report == await stats.collect(second.store, second.settings.gemini.quota, NOW)
+    report = await stats.collect(first.store.statistics, first.store.quota, first.settings.gemini.quota, NOW)
+    assert report == await stats.collect(
+        second.store.statistics, second.store.quota, second.settings.gemini.quota, NOW
+    )
 
     by_name = {w.name: w for w in report.windows}
     h1, d1, m1 = by_name["1h"], by_name["24h"], by_name["30d"]
@@ -129,7 +131,9 @@ async def test_render_is_compact_and_says_it_all(
     first, _, clock = replicas
     await emulate(first, clock, gemini)
     clock.current = NOW
-    text = stats.render(await stats.collect(first.store, first.settings.gemini.quota, NOW), "en")
+    text = stats.render(
+        await stats.collect(first.store.statistics, first.store.quota, first.settings.gemini.quota, NOW), "en"
+    )
     assert "[30d] answered 9, failed 0\nGemini requests 8, success 62.5%\n" in text
     assert "errors: prompt_blocked 1, rate_limited 1, server 1\n" in text
     assert "refused: filter 1, rate limit 1, quota 1\n" in text
@@ -138,7 +142,9 @@ async def test_render_is_compact_and_says_it_all(
     lines = text.splitlines()
     assert len(lines) <= 28
     assert max(len(line) for line in lines) <= 56, max(lines, key=len)
-    zh = stats.render(await stats.collect(first.store, first.settings.gemini.quota, NOW), "zh")
+    zh = stats.render(
+        await stats.collect(first.store.statistics, first.store.quota, first.settings.gemini.quota, NOW), "zh"
+    )
     assert "【30d】回答 9" in zh and "拒绝：过滤 1，限速 1，配额 1" in zh
 
 
@@ -156,7 +162,10 @@ async def test_stats_command_shows_the_same_figures(
         events = await collect(third, incoming(command="stats", user="42", chat="42"))
     assert notice_kind(events) is NoticeKind.INFO
     shown = events[-1].text  # type: ignore[union-attr]
-    expected = stats.render(await stats.collect(second.store, second.settings.gemini.quota, NOW), "en")
+    expected = stats.render(
+        await stats.collect(second.store.statistics, second.store.quota, second.settings.gemini.quota, NOW),
+        "en",
+    )
     # The /stats message itself is answered only after its figures were read: mask that one count.
     assert re.sub(r"answered \d+", "answered N", shown) == re.sub(r"answered \d+", "answered N", expected)
     assert "answered 4," in shown and "answered 5," in expected

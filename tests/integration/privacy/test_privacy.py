@@ -182,7 +182,7 @@ async def test_a_full_console_run_leaks_no_secret_to_logs_audit_or_database(
 
 async def test_audit_params_are_masked_at_the_store(app_factory: AppFactory, db_path: Path) -> None:
     app: App = await app_factory()
-    await app.store.record_audit(
+    await app.store.records.record_audit(
         [
             AuditRecord(
                 at=app.clock.now(),

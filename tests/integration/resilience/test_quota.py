@@ -51,7 +51,7 @@ async def test_every_attempt_counts(make_app: AppMaker, gemini: Emulator, clock:
     app: App = await make_app(gemini={"quota": {"requests_per_minute": 5}})
     gemini.script(ErrorReply.server_error(500))
     answer_text(await collect(app, incoming("hi")))
-    assert await app.store.quota_count("minute", window_key("minute", clock.now())) == 2
+    assert await app.store.quota.quota_count("minute", window_key("minute", clock.now())) == 2
     assert gauge(app, "gembot_quota_used", "month") == 2
 
 
@@ -71,7 +71,7 @@ async def test_a_refused_retry_is_told_apart_from_a_refusal_before_gemini(
 ) -> None:
     app: App = await make_app()
     settings = app.settings.gemini
-    quota = QuotaGuard(app.store, QuotaSettings(requests_per_minute=1, requests_per_month=0), clock)
+    quota = QuotaGuard(app.store.quota, QuotaSettings(requests_per_minute=1, requests_per_month=0), clock)
     policy = AnswerPolicy(app.client, settings, clock, quota=quota)
     request = LlmRequest(contents=(ChatMessage("user", "hi"),))
     attempts: list[Attempt] = []
@@ -107,7 +107,7 @@ async def test_a_refusal_on_one_window_counts_nothing_in_the_others(
     assert "19 hours 59 minutes" in end.text  # 04:00:10 in Los Angeles: the day frees at midnight there
     now = clock.now()
     for window in ("minute", "day", "month"):
-        assert await app.store.quota_count(window, window_key(window, now)) == 1
+        assert await app.store.quota.quota_count(window, window_key(window, now)) == 1
     assert len(gemini.requests) == 1
 
 
@@ -122,7 +122,7 @@ async def test_counters_survive_a_restart(make_app: AppMaker, gemini: Emulator) 
 
 async def test_concurrent_requests_never_pass_the_cap(make_app: AppMaker, clock: FakeClock) -> None:
     app: App = await make_app()
-    guard = QuotaGuard(app.store, QuotaSettings(requests_per_minute=5, requests_per_month=0), clock)
+    guard = QuotaGuard(app.store.quota, QuotaSettings(requests_per_minute=5, requests_per_month=0), clock)
     results = await asyncio.gather(*(guard.acquire() for _ in range(20)))
     assert sum(r is None for r in results) == 5
     refused = [r for r in results if r is not None]
@@ -132,7 +132,7 @@ async def test_concurrent_requests_never_pass_the_cap(make_app: AppMaker, clock:
 
 async def test_days_roll_over_at_midnight_pacific(make_app: AppMaker, clock: FakeClock) -> None:
     app: App = await make_app()
-    guard = QuotaGuard(app.store, QuotaSettings(requests_per_day=1, requests_per_month=0), clock)
+    guard = QuotaGuard(app.store.quota, QuotaSettings(requests_per_day=1, requests_per_month=0), clock)
     clock.current = datetime(2026, 11, 29, 7, 59, 59, tzinfo=UTC)  # 23:59:59 in Los Angeles
     assert await guard.acquire() is None
     refusal = await guard.acquire()
@@ -144,7 +144,7 @@ async def test_days_roll_over_at_midnight_pacific(make_app: AppMaker, clock: Fak
 
 async def test_no_caps_means_nothing_is_counted(make_app: AppMaker, clock: FakeClock) -> None:
     app: App = await make_app()
-    guard = QuotaGuard(app.store, QuotaSettings(requests_per_month=0), clock)
+    guard = QuotaGuard(app.store.quota, QuotaSettings(requests_per_month=0), clock)
     assert not guard.enabled
     assert await guard.acquire() is None
     assert (await guard.used())["month"] == 0

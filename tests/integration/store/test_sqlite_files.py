@@ -34,7 +34,7 @@ def wal_size(db: Path) -> int:
 async def save(
     store: Store, conversation_id: int, user_id: str, user_text: str, model_text: str, at: datetime
 ) -> None:
-    await store.save_exchange(
+    await store.conversations.save_exchange(
         conversation_id=conversation_id,
         user_id=user_id,
         user_text=user_text,
@@ -50,7 +50,7 @@ async def save(
 async def test_purged_text_is_not_in_the_files(sqlite_store: Store, sqlite_file: Path) -> None:
     marker = f"PURGE-ME-{uuid.uuid4().hex}"
     keep = f"KEEP-ME-{uuid.uuid4().hex}"
-    conv = await sqlite_store.conversation_id("telegram", "1", "", T0)
+    conv = await sqlite_store.conversations.open_conversation("telegram", "1", "", T0)
     for n in range(20):
         # Short and long (overflow-page) texts both.
         body = f"{marker} {n} " + ("x" * 9000 if n % 2 else "")
@@ -58,7 +58,7 @@ async def test_purged_text_is_not_in_the_files(sqlite_store: Store, sqlite_file:
     await save(sqlite_store, conv, "u1", keep, keep, T0 + timedelta(days=2))
     assert marker.encode() in file_bytes(sqlite_file)  # the check below would otherwise prove nothing
 
-    counts = await sqlite_store.purge(
+    counts = await sqlite_store.retention.purge(
         turns_before=T0 + timedelta(days=1), inbox_before=T0, audit_before=T0, calls_before=T0
     )
 
@@ -72,14 +72,14 @@ async def test_purged_text_is_not_in_the_files(sqlite_store: Store, sqlite_file:
 async def test_forgotten_text_is_not_in_the_files(sqlite_store: Store, sqlite_file: Path) -> None:
     marker = f"FORGET-ME-{uuid.uuid4().hex}"
     other = f"OTHER-USER-{uuid.uuid4().hex}"
-    a = await sqlite_store.conversation_id("telegram", "1", "", T0)
-    b = await sqlite_store.conversation_id("telegram", "2", "", T0)
+    a = await sqlite_store.conversations.open_conversation("telegram", "1", "", T0)
+    b = await sqlite_store.conversations.open_conversation("telegram", "2", "", T0)
     await save(sqlite_store, a, "42", f"{marker} a", "ok", T0)
     await save(sqlite_store, b, "42", f"{marker} b" + "y" * 6000, "ok", T0)
     await save(sqlite_store, b, "43", other, "ok", T0)
     assert marker.encode() in file_bytes(sqlite_file)
 
-    assert await sqlite_store.forget_user("telegram", "42", T0) == 2
+    assert await sqlite_store.users.forget_user("telegram", "42", T0) == 2
 
     data = file_bytes(sqlite_file)
     assert marker.encode() not in data
@@ -95,7 +95,7 @@ async def test_history_query_uses_the_index(sqlite_store: Store) -> None:
 
     event.listen(sqlite_store.engine.sync_engine, "before_cursor_execute", capture)
     try:
-        await sqlite_store.history(1, limit=10, since=T0)
+        await sqlite_store.conversations.history(1, limit=10, since=T0)
     finally:
         event.remove(sqlite_store.engine.sync_engine, "before_cursor_execute", capture)
     ((statement, parameters),) = captured
@@ -131,7 +131,7 @@ async def test_a_new_database_and_its_folders_are_private_to_the_owner(tmp_path:
     await upgrade_to_head(f"sqlite+aiosqlite:///{db}")
     store = await Store.open(f"sqlite+aiosqlite:///{db}")
     try:
-        await store.claim_event("telegram", "e1", "u1", T0)
+        await store.inbox.claim_event("telegram", "e1", "u1", T0)
         files = [db, Path(f"{db}-wal"), Path(f"{db}-shm")]
         assert {path.name: mode(path) for path in files} == {path.name: 0o600 for path in files}
     finally:

@@ -1,0 +1,85 @@
+"""The counters of the local Gemini quota (``quota_counters``), one row per window and window key."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Final
+
+from sqlalchemy import bindparam, select, tuple_, update
+from sqlalchemy.engine import Connection
+
+from bot.store.database import Database, Queries
+from bot.store.tables import quota_counters as _quota
+
+__all__ = ["QuotaCounters"]
+
+# Built once and run with parameters, as every answer counts its Gemini requests.
+_QUOTA_COUNTS: Final = (
+    select(_quota.c.window, _quota.c.window_start, _quota.c.count)
+    .where(tuple_(_quota.c.window, _quota.c.window_start).in_(bindparam("b_windows", expanding=True)))
+    .with_for_update()
+)
+_QUOTA_ADD: Final = (
+    update(_quota)
+    .where(_quota.c.window == bindparam("b_window"), _quota.c.window_start == bindparam("b_key"))
+    .values(count=_quota.c.count + bindparam("b_n"))
+)
+
+
+class _Upserts:
+    """The counters' upsert, in the dialect's construct."""
+
+    def __init__(self, insert: Any) -> None:
+        self.ensure_quota = insert(_quota).on_conflict_do_nothing(index_elements=["window", "window_start"])
+
+
+class QuotaCounters(Queries):
+    """Counts Gemini requests per window, race-free across tasks and processes."""
+
+    def __init__(self, database: Database) -> None:
+        super().__init__(database)
+        self._upserts = _Upserts(self._insert)
+
+    async def quota_take(
+        self, windows: Mapping[str, str], limits: Mapping[str, int], wanted: int
+    ) -> tuple[int, str, dict[str, int]]:
+        """Count up to ``wanted`` requests in every window at once, as many as every cap allows.
+
+        ``windows`` maps each window to its current key, ``limits`` each window to its cap (0 = none).
+        All or nothing per request: what one window refuses is counted in none. Returns how many were
+        granted, the window that refused the rest ("" when none did) and the counts now. Race-free
+        across tasks and processes: the counter rows are locked (IMMEDIATE on SQLite, FOR UPDATE on
+        PostgreSQL) until the transaction commits.
+        """
+        ensure = [{"window": window, "window_start": key, "count": 0} for window, key in windows.items()]
+        wanted_rows = {"b_windows": list(windows.items())}
+        stmt = self._upserts.ensure_quota
+
+        def take(conn: Connection) -> tuple[int, str, dict[str, int]]:
+            conn.execute(stmt, ensure)
+            found = {(str(w), str(k)): int(n) for w, k, n in conn.execute(_QUOTA_COUNTS, wanted_rows)}
+            counts = {window: found[(window, key)] for window, key in windows.items()}
+            granted, tightest = wanted, ""
+            for window in windows:
+                limit = limits.get(window, 0)
+                room = max(0, limit - counts[window])
+                # On a tie the later (longer) window names the refusal: the rest frees up only when it does.
+                if limit > 0 and room < wanted and room <= granted:
+                    granted, tightest = room, window
+            if granted:
+                conn.execute(
+                    _QUOTA_ADD,
+                    [{"b_window": w, "b_key": key, "b_n": granted} for w, key in windows.items()],
+                )
+                for window in windows:
+                    counts[window] += granted
+            return granted, tightest, counts
+
+        return await self.run_write(take)
+
+    async def quota_count(self, window: str, window_start: str) -> int:
+        """Requests counted in the window so far."""
+        stmt = select(_quota.c.count).where(_quota.c.window == window, _quota.c.window_start == window_start)
+        async with self._reader.connect() as conn:
+            value = (await conn.execute(stmt)).scalar_one_or_none()
+        return int(value or 0)

@@ -1,0 +1,19 @@
+"""The models' Core tables, for the queries (Core statements, no ORM identity map)."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from sqlalchemy import Table
+
+from bot.store.models import AuditRow, Conversation, Inbox, LlmCall, QuotaCounter, Turn, User
+
+__all__ = ["audit", "conversations", "inbox", "llm_calls", "quota_counters", "turns", "users"]
+
+conversations: Final[Table] = Conversation.__table__  # type: ignore[assignment]
+turns: Final[Table] = Turn.__table__  # type: ignore[assignment]
+inbox: Final[Table] = Inbox.__table__  # type: ignore[assignment]
+llm_calls: Final[Table] = LlmCall.__table__  # type: ignore[assignment]
+users: Final[Table] = User.__table__  # type: ignore[assignment]
+audit: Final[Table] = AuditRow.__table__  # type: ignore[assignment]
+quota_counters: Final[Table] = QuotaCounter.__table__  # type: ignore[assignment]
