@@ -297,6 +297,10 @@ class SlackSettings(_Section):
     stream: bool = True
     update_interval: Duration = timedelta(seconds=1)
     max_retries: int = Field(default=4, ge=0, le=20)
+    # Events and commands of another workspace or app are acknowledged and ignored; unset team_id = the
+    # bot token's workspace (auth.test), unset app_id = any app.
+    team_id: OptionalStr = None
+    app_id: OptionalStr = None
 
     @property
     def is_enabled(self) -> bool:
@@ -316,6 +320,17 @@ class ServerSettings(_Section):
     # On SIGTERM: stop taking events (webhooks answer 503, polling stops), finish what is in flight
     # within this deadline, then exit 0.
     shutdown_grace: Duration = timedelta(seconds=20)
+    # A request's headers, and then its body, must each arrive within this (bot/http_edge.py).
+    read_timeout: Duration = timedelta(seconds=10)
+    # A connection with no request after its last response is closed after this.
+    keepalive_timeout: Duration = timedelta(seconds=75)
+
+    @field_validator("read_timeout", "keepalive_timeout")
+    @classmethod
+    def _positive_timeout(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("must be longer than 0s")
+        return value
 
 
 class LoggingSettings(_Section):
