@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
+import os
 import resource
 import statistics
 import sys
@@ -46,9 +48,12 @@ pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
 MARKER = "HOSTILEMARKER7Q"
 WEBHOOK_SECRET = "edge-Webhook_secret"
 NOFILE = 256
-READ_TIMEOUT_S = 1.0
+READ_TIMEOUT_S = 2.0
 KEEPALIVE_TIMEOUT_S = 2.0
 SLOW_HEALTHZ_S = 0.1
+# On a loaded machine (the load's client, the bot and other work share two cores) one probe in a hundred may
+# wait for a core: p99 must stay under SLOW_HEALTHZ_S, and no probe may take a stall's time.
+STALL_S = 1.0
 
 
 @dataclass
@@ -185,7 +190,7 @@ async def healthz_latencies(edge: Edge, seconds: float) -> list[float]:
                 assert response.status == 200
                 await response.read()
             latencies.append(time.perf_counter() - start)
-            await asyncio.sleep(0.01)
+            await asyncio.sleep(0.005)
     return latencies
 
 
@@ -195,7 +200,7 @@ def figures(name: str, latencies: list[float], **extra: Any) -> dict[str, Any]:
         "load": name,
         "probes": len(ordered),
         "p50_ms": round(statistics.median(ordered) * 1000, 1),
-        "p99_ms": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000, 1),
+        "p99_ms": round(ordered[math.ceil(len(ordered) * 0.99) - 1] * 1000, 1),
         "max_ms": round(ordered[-1] * 1000, 1),
         **extra,
     }
@@ -365,8 +370,22 @@ async def test_healthz_stays_fast_while_1mb_unsigned_bodies_are_posted(edge: Edg
     report = figures("1 MB unsigned POSTs to /slack/events in a loop", latencies, posts=posted)
     assert refused == posted >= 20
     assert report["p99_ms"] < SLOW_HEALTHZ_S * 1000, report
-    # One probe may wait for a core on a loaded machine: the flood's client and the bot share two.
-    assert report["max_ms"] < 3 * SLOW_HEALTHZ_S * 1000, report
+    assert report["max_ms"] < STALL_S * 1000, report
+
+
+async def count_descriptors(edge: Edge, into: list[int]) -> None:
+    """Append the number of descriptors the bot has open, every 10 ms, until cancelled."""
+    while True:
+        into.append(len(os.listdir(f"/proc/{edge.bot.process.pid}/fd")))
+        await asyncio.sleep(0.01)
+
+
+async def until_closed(reader: asyncio.StreamReader) -> bytes:
+    """What the server sent until it closed the connection (a reset, for unread bytes, is a close too)."""
+    try:
+        return await reader.read()
+    except ConnectionResetError:
+        return b""
 
 
 async def test_healthz_stays_fast_while_300_half_open_connections_are_held(edge: Edge) -> None:
@@ -377,19 +396,21 @@ async def test_healthz_stays_fast_while_300_half_open_connections_are_held(edge:
         writer.write(b"POST /slack/events HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Half: ")
         held.append((reader, writer))
     try:
-        latencies = await healthz_latencies(edge, 0.8)  # within the read timeout
-        closed_early = sum(reader.at_eof() for reader, _ in held)
-        report = figures("300 half-open connections held", latencies, nofile=NOFILE, closed=closed_early)
-        assert closed_early >= len(held) - connection_cap(NOFILE)  # the cap made room for newcomers
+        descriptors: list[int] = []
+        sampling = asyncio.create_task(count_descriptors(edge, descriptors))
+        latencies = await healthz_latencies(edge, READ_TIMEOUT_S - 0.5)  # while they are held
+        sampling.cancel()
+        report = figures("300 half-open connections held", latencies, nofile=NOFILE, fds=max(descriptors))
+        assert max(descriptors) < NOFILE - connection_cap(NOFILE)  # room for everything else
         assert report["p99_ms"] < SLOW_HEALTHZ_S * 1000, report
-        assert report["max_ms"] < 3 * SLOW_HEALTHZ_S * 1000, report
+        assert report["max_ms"] < STALL_S * 1000, report
         async with EventSender(f"{edge.url}/slack/events") as sender:
             dm = "DEDGE0002"
             assert (await sender.event(message_event("still there?", channel=dm, user="U2")))[0] == 200
         await edge.slack.wait_for(lambda: edge.slack.texts(dm, None) == ["echo: still there?"])
         # Every half-open connection is closed by the server once the read timeout is over.
         closed = await asyncio.wait_for(
-            asyncio.gather(*(reader.read() for reader, _ in held)), READ_TIMEOUT_S + 3
+            asyncio.gather(*(until_closed(reader) for reader, _ in held)), READ_TIMEOUT_S + 3
         )
         assert all(b"HTTP/1.1 200" not in answer for answer in closed)
     finally:
