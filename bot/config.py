@@ -353,6 +353,10 @@ class SlackSettings(_Section):
     stream: Flag = True
     update_interval: Annotated[Duration, _within(50 * _MS, _MINUTE)] = timedelta(seconds=1)
     max_retries: int = Field(default=4, ge=0, le=20)
+    # Events and commands of another workspace or app are acknowledged and ignored; unset team_id = the
+    # bot token's workspace (auth.test), unset app_id = any app.
+    team_id: OptionalStr = None
+    app_id: OptionalStr = None
 
     @property
     def is_enabled(self) -> bool:
@@ -372,6 +376,10 @@ class ServerSettings(_Section):
     # On SIGTERM: stop taking events (webhooks answer 503, polling stops), finish what is in flight
     # within this deadline, then exit 0.
     shutdown_grace: Annotated[Duration, _within(_SECOND, _HOUR)] = timedelta(seconds=20)
+    # A request's headers, and then its body, must each arrive within this (bot/http_edge.py).
+    read_timeout: Annotated[Duration, _within(_SECOND, 10 * _MINUTE)] = timedelta(seconds=10)
+    # A connection with no request after its last response is closed after this.
+    keepalive_timeout: Annotated[Duration, _within(_SECOND, _HOUR)] = timedelta(seconds=75)
 
 
 class LoggingSettings(_Section):

@@ -16,6 +16,7 @@ from typing import Final
 from aiohttp import web
 
 from bot.config import ServerSettings
+from bot.http_edge import LINGER_S, ConnectionGuard, GuardedSite, name_server
 from bot.observability.logs import get_logger
 from bot.observability.metrics import Metrics
 from bot.store import Database
@@ -28,6 +29,7 @@ log = get_logger(__name__)
 
 CHECK_TIMEOUT_S: Final = 5.0
 """How long /readyz waits for one check."""
+MAX_BODY_BYTES: Final = 2 * 1024 * 1024
 
 
 class HttpServer:
@@ -39,7 +41,11 @@ class HttpServer:
         self._db = database
         self._checks: dict[str, ReadinessCheck] = {}
         self._metrics_refreshers: list[Callable[[], Awaitable[None]]] = []
-        self.app = web.Application(client_max_size=2 * 1024 * 1024)
+        self.guard = ConnectionGuard(
+            settings.read_timeout.total_seconds(), settings.keepalive_timeout.total_seconds()
+        )
+        self.app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[self.guard.middleware])
+        self.app.on_response_prepare.append(name_server)
         self.app.router.add_get("/healthz", self._healthz)
         self.app.router.add_get("/readyz", self._readyz)
         self.app.router.add_get("/metrics", self._metrics_view)
@@ -64,12 +70,18 @@ class HttpServer:
         """Listen; with port 0 an ephemeral port is chosen and stored in :attr:`port`."""
         self._runner = web.AppRunner(self.app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self._settings.host, self._settings.port)
+        site = GuardedSite(
+            self._runner,
+            self._settings.host,
+            self._settings.port,
+            self.guard,
+            access_log=None,
+            keepalive_timeout=self.guard.keepalive_timeout,
+            lingering_time=LINGER_S,
+        )
         await site.start()
-        server = site._server
-        sockets = getattr(server, "sockets", None) or []
-        if sockets:
-            self.port = sockets[0].getsockname()[1]
+        if self._runner.addresses:
+            self.port = int(self._runner.addresses[0][1])
 
     async def stop(self) -> None:
         """Stop listening."""

@@ -9,7 +9,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Final
 
@@ -20,6 +22,7 @@ from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.async_context import AsyncBoltContext
+from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
@@ -30,6 +33,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from adapters.slack.answer import AnswerWriter
 from adapters.slack.errors import error_code
 from adapters.slack.normalize import Job, normalize_command, normalize_event
+from adapters.slack.verify import refusal
 from bot.domain import ANSWER_MESSAGE, AdminAlert, FollowUp, Incoming, Platform
 from bot.observability.logs import get_logger
 
@@ -49,6 +53,10 @@ _USER_TTL: Final = 3600.0
 def _drop_token_warning(record: logging.LogRecord) -> bool:
     # Bolt reads SLACK_BOT_TOKEN from the environment and then warns that our client's token wins.
     return "`token` will be unused" not in record.getMessage()
+
+
+async def _acknowledge(ack: AsyncAck) -> None:
+    await ack()
 
 
 class SlackAdapter:
@@ -83,18 +91,27 @@ class SlackAdapter:
             token=token, base_url=base_url, session=self._session, timeout=30, retry_handlers=[]
         )
         secret = settings.signing_secret.get_secret_value() if settings.signing_secret is not None else ""
+        self._signing_secret = secret
         bolt_logger = logging.getLogger("slack_bolt.gembot")
         bolt_logger.addFilter(_drop_token_warning)
         self.bolt = AsyncApp(
             client=self.client,
-            signing_secret=secret if self._http_mode else "unused-in-socket-mode",
-            request_verification_enabled=self._http_mode,
+            signing_secret=secret or "unused-in-socket-mode",
+            # handle_http checks the signature before Bolt parses anything; socket mode needs none.
+            request_verification_enabled=False,
             process_before_response=False,
             logger=bolt_logger,
         )
+        self.bolt.use(self._only_our_workspace)
         self.bolt.event("app_mention")(self._on_event)
         self.bolt.event("message")(self._on_event)
         self.bolt.command(settings.slash_command)(self._on_command)
+        # Buttons, shortcuts and modals are not ours to answer, but each needs its acknowledgement.
+        anything = re.compile(".*")
+        for register in (self.bolt.action, self.bolt.shortcut, self.bolt.view):
+            register(anything)(_acknowledge)
+        self._team_id = settings.team_id or ""
+        self._enterprise_id = ""
         self._socket: AsyncSocketModeHandler | None = None
         self._connector: asyncio.Task[None] | None = None
         self._bot_user_id = ""
@@ -130,6 +147,8 @@ class SlackAdapter:
                 auth = await self.client.auth_test()
                 self._bot_user_id = str(auth.get("user_id") or "")
                 self._bot_id = str(auth.get("bot_id") or "")
+                self._team_id = self._settings.team_id or str(auth.get("team_id") or "")
+                self._enterprise_id = str(auth.get("enterprise_id") or "")
                 break
             except SlackApiError as exc:
                 self._problem = f"auth.test failed: {error_code(exc) or 'error'}"
@@ -231,12 +250,45 @@ class SlackAdapter:
     # -- inbound
 
     async def handle_http(self, request: web.Request) -> web.Response:
-        """``POST /slack/events``: Bolt checks the signature and timestamp (401) and acknowledges."""
+        """``POST /slack/events``: the signature and timestamp are checked on the raw bytes before
+        anything is parsed (401), a body Bolt cannot parse is refused (400); Bolt acknowledges the rest."""
         if self._stopping:
             # Not acknowledged, so Slack delivers it again (to another replica or after the restart).
             return web.Response(status=503, text="shutting down")
-        response = await self.bolt.async_dispatch(await to_bolt_request(request))
+        body = await request.read()
+        reason = refusal(self._signing_secret, request.headers, body)
+        if reason is not None:
+            log.info("slack.request_refused", reason=reason, bytes=len(body))
+            return web.Response(status=401, text="unauthorized\n")
+        try:
+            bolt_request = await to_bolt_request(request)
+        except Exception:  # whatever a malformed body provokes (bad JSON or UTF-8, too deep, not a dict)
+            log.info("slack.request_refused", reason="malformed", bytes=len(body))
+            return web.Response(status=400, text="malformed\n")
+        response = await self.bolt.async_dispatch(bolt_request)
         return await to_aiohttp_response(response)
+
+    async def _only_our_workspace(
+        self, context: AsyncBoltContext, body: dict[str, Any], next_: Callable[[], Awaitable[None]]
+    ) -> BoltResponse | None:
+        """Bolt middleware: events and commands of another app or workspace are acknowledged, not answered
+        (another status would make Slack retry them, and in the end disable the request URL)."""
+        app_id = body.get("api_app_id")
+        if self._settings.app_id and app_id and app_id != self._settings.app_id:
+            log.info("slack.request_refused", reason="other_app", app_id=str(app_id))
+            return BoltResponse(status=200, body="")
+        team_id = context.team_id
+        if team_id and not self._team_id:
+            # auth.test has not answered yet: Slack delivers it again later.
+            return BoltResponse(status=503, body="starting")
+        ours = team_id == self._team_id or (
+            bool(self._enterprise_id) and context.enterprise_id == self._enterprise_id
+        )
+        if team_id and not ours:
+            log.info("slack.request_refused", reason="other_workspace", team_id=team_id)
+            return BoltResponse(status=200, body="")
+        await next_()
+        return None
 
     async def _on_event(self, body: dict[str, Any], context: AsyncBoltContext) -> None:
         job = normalize_event(body, context.bot_user_id or self._bot_user_id, context.bot_id or self._bot_id)

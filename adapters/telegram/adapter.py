@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import hmac
 import inspect
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from enum import Enum
@@ -363,14 +364,17 @@ class TelegramAdapter:
 
     async def _webhook(self, request: web.Request) -> web.Response:
         expected = self._settings.webhook_secret.get_secret_value() if self._settings.webhook_secret else ""
-        given = request.headers.get(SECRET_HEADER, "")
-        if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
+        given = request.headers.get(SECRET_HEADER, "").encode("utf-8", "replace")  # any bytes may come
+        body = await request.read()
+        if not expected or not hmac.compare_digest(given, expected.encode()):
+            log.info("telegram.request_refused", reason="bad_secret", bytes=len(body))
             return web.Response(status=403, text="forbidden\n")
         try:
-            data = await request.json()
-        except ValueError:
-            return web.Response(status=400, text="bad json\n")
+            data = json.loads(body)
+        except (ValueError, RecursionError):  # bad JSON or UTF-8, or nested too deep
+            data = None
         if not isinstance(data, dict) or "update_id" not in data:
+            log.info("telegram.request_refused", reason="not_an_update", bytes=len(body))
             return web.Response(status=400, text="not an update\n")
         if not self._accepting:
             return web.Response(status=503, text="starting or stopping\n")  # Telegram delivers it again

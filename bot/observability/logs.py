@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
+import time
 from collections.abc import Iterable, MutableMapping
 from typing import Any, Final, TextIO
 
@@ -168,9 +169,60 @@ def configure_logging(
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
-    # httpx logs every request URL at INFO, and Telegram's URLs carry the bot token.
-    for noisy in ("httpx", "httpcore", "telegram.ext", "aiosqlite", "asyncio"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
+    quiet_third_party(level)
+
+
+# httpx logs every request URL at INFO, and Telegram's URLs carry the bot token. slack_bolt logs the whole
+# body of a request it refuses at INFO, slack_sdk and python-telegram-bot log payloads at DEBUG, aiohttp's
+# access log names every path: what an unauthenticated client sent must not reach the log.
+_QUIET = (
+    "httpx",
+    "httpcore",
+    "telegram",
+    "aiosqlite",
+    "asyncio",
+    "slack_bolt",
+    "slack_sdk",
+    "aiohttp.access",
+)
+EXHAUSTION_INTERVAL_S = 60.0
+"""At most one "out of descriptors" line per interval: asyncio logs one per failed accept."""
+
+
+class _OncePerInterval(logging.Filter):
+    """Lets one record whose message starts with ``prefix`` through per interval, without its traceback."""
+
+    def __init__(self, prefix: str, interval: float) -> None:
+        super().__init__()
+        self._prefix = prefix
+        self._interval = interval
+        self._next = 0.0
+        self._dropped = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not str(record.msg).startswith(self._prefix):
+            return True
+        now = time.monotonic()
+        if now < self._next:
+            self._dropped += 1
+            return False
+        self._next = now + self._interval
+        error = record.exc_info[1] if record.exc_info else None
+        record.msg = f"{self._prefix} ({error}; {self._dropped} more since the last line)"
+        record.args, record.exc_info, record.exc_text = None, None, None
+        self._dropped = 0
+        return True
+
+
+def quiet_third_party(level: str) -> None:
+    """Third-party loggers at WARNING or above; descriptor exhaustion logged once per interval."""
+    for name in _QUIET:
+        logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLevelName(level)))
+    asyncio_log = logging.getLogger("asyncio")
+    if not any(isinstance(f, _OncePerInterval) for f in asyncio_log.filters):
+        asyncio_log.addFilter(
+            _OncePerInterval("socket.accept() out of system resource", EXHAUSTION_INTERVAL_S)
+        )
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:

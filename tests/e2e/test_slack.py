@@ -16,7 +16,7 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -65,8 +65,10 @@ class Gembot:
     log: Path
 
 
-async def start_gembot(tmp: Path, config: dict[str, Any], env: dict[str, str]) -> Gembot:
-    """Start ``python -m bot run`` and wait for /readyz."""
+async def start_gembot(
+    tmp: Path, config: dict[str, Any], env: dict[str, str], preexec_fn: Callable[[], None] | None = None
+) -> Gembot:
+    """Start ``python -m bot run`` (``preexec_fn`` runs in the child first) and wait for /readyz."""
     path = tmp / "config.yaml"
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
     log = tmp / "gembot.log"
@@ -83,6 +85,7 @@ async def start_gembot(tmp: Path, config: dict[str, Any], env: dict[str, str]) -
             stdout=sink,
             stderr=sink,
             env=environment,
+            preexec_fn=preexec_fn,
         )
     url = f"http://127.0.0.1:{config['server']['port']}"
     deadline = time.monotonic() + 30

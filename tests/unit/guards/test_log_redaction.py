@@ -184,7 +184,7 @@ ADVERSARIAL_UNITS = [
 def redaction_seconds(text: str) -> float:
     redactor = Redactor(["s3cr3t-value"])
     best = float("inf")
-    for _ in range(3):
+    for _ in range(5):
         started = time.perf_counter()
         redactor.redact(text)
         best = min(best, time.perf_counter() - started)
@@ -194,7 +194,11 @@ def redaction_seconds(text: str) -> float:
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(unit=st.sampled_from(ADVERSARIAL_UNITS) | st.text(alphabet="aZ9@.:/+-_ %", min_size=1, max_size=6))
 def test_redaction_time_grows_linearly_with_the_input(unit: str) -> None:
-    """Every pattern is bounded: 8 times the text takes about 8 times as long, never 64 (quadratic)."""
-    small = unit * (4000 // len(unit))
-    ratio = redaction_seconds(small * 8) / max(redaction_seconds(small), 1e-4)
-    assert ratio < 30, (unit, ratio)
+    """Every pattern is bounded: 16 times the text takes about 16 times as long, never 256 (quadratic).
+
+    The bound leaves room for a busy machine (the best of five runs is kept); a quadratic pattern is
+    far beyond it.
+    """
+    small = unit * (2000 // len(unit))
+    ratio = redaction_seconds(small * 16) / max(redaction_seconds(small), 1e-4)
+    assert ratio < 80, (unit, ratio)
