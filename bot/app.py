@@ -9,7 +9,7 @@ import sys
 from asyncio import FIRST_COMPLETED
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, cast
 
@@ -17,7 +17,7 @@ from bot.alerts import AlertHub
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.domain import Platform
-from bot.engine import Engine
+from bot.engine import Engine, longest_answer
 from bot.guards.access import AccessPolicy
 from bot.guards.limits import RateLimiter
 from bot.guards.quota import QuotaGuard
@@ -156,7 +156,7 @@ class App:
         (the retry deadline plus the shutdown grace, with a margin) are followed up.
         """
         settings = self.settings
-        in_progress = settings.gemini.retry.deadline + settings.server.shutdown_grace + timedelta(minutes=2)
+        in_progress = longest_answer(settings)
         single_process = self.store.engine.dialect.name == "sqlite"
         done_once: set[str] = set()
         while True:

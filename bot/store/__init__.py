@@ -2,10 +2,11 @@
 
 from bot.store.db import create_engine, read_only
 from bot.store.migrate import upgrade_to_head
-from bot.store.repo import ActivityCounts, AuditRecord, CallRecord, Exchange, Store, Unanswered
+from bot.store.repo import ActivityCounts, AnswerStart, AuditRecord, CallRecord, Exchange, Store, Unanswered
 
 __all__ = [
     "ActivityCounts",
+    "AnswerStart",
     "AuditRecord",
     "CallRecord",
     "Exchange",
