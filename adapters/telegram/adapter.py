@@ -158,10 +158,11 @@ class ChatOrderedProcessor(BaseUpdateProcessor):
         self._tails[key] = done
         try:
             if previous is not None:
-                await previous
+                await asyncio.shield(previous)  # a cancelled wait must not cancel the previous update's turn
             await coroutine
         finally:
-            done.set_result(None)
+            if not done.done():
+                done.set_result(None)
             if self._tails.get(key) is done:
                 del self._tails[key]
             self._leave(key[0])

@@ -193,7 +193,8 @@ async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World
             for name in ("a", "b"):
                 config = base_config(tmp / "unused.db", gemini.base_url)
                 config["gemini"]["api_key"] = "${GEMINI_API_KEY}"
-                config["storage"] = {"url": pg_url}
+                # Few lock connections: the PostgreSQL server is shared with other test runs.
+                config["storage"] = {"url": pg_url, "lock_connections": 4}
                 config["rate_limits"] = {
                     "storage": REDIS_URL,
                     "key_prefix": prefix,
@@ -222,8 +223,9 @@ async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World
             ):
                 yield World(gemini, slack, tg, balancer, replicas, [to_a, to_b], via_balancer)
         finally:
-            for replica in replicas:
-                status = await sigterm_and_wait(replica)
+            # Every replica is stopped before any is checked: a failed check must not leave one running.
+            statuses = await asyncio.gather(*(sigterm_and_wait(r) for r in replicas), return_exceptions=True)
+            for replica, status in zip(replicas, statuses, strict=True):
                 text = replica.log.read_text(encoding="utf-8", errors="replace")
                 assert status == 0, text
                 assert "Traceback" not in text, text
@@ -384,3 +386,43 @@ async def test_sigterm_to_one_replica_mid_load_loses_no_message(world: World) ->
     assert set(refused) <= {503, 0}
     log = dying.log.read_text()
     assert "gembot.drained" in log and "shutdown_cut_short" not in log
+
+
+async def test_chats_alternating_between_replicas_are_answered_in_arrival_order(world: World) -> None:
+    """Each chat's updates go to the replicas in turn (a, b, a...), the next one posted once the previous
+    was acknowledged, as Telegram delivers a chat's webhook updates; the chats in parallel."""
+    tg = world.tg
+    world.gemini.latency = 0.1
+    chats, per_chat = 60, 5
+    users = [tg.user(next(_ids), "Order") for _ in range(chats)]
+    webhooks = [f"{r.url}/telegram/webhook" for r in world.replicas]
+
+    # Telegram's webhook connections (setWebhook max_connections): few, as the PostgreSQL server is shared.
+    connections = asyncio.Semaphore(10)
+
+    async def deliver_chat(n: int, user: dict[str, Any]) -> None:
+        chat = tg.private_chat(user)
+        for i in range(per_chat):
+            update = tg.message_update(chat, user, f"c{n}m{i}")
+            for _ in range(20):  # a refused update is delivered again (to the same replica, here)
+                async with connections:
+                    status = await tg.post_update(update, webhooks[(n + i) % 2])
+                if status == 200:
+                    break
+                await asyncio.sleep(0.05)
+            else:
+                raise AssertionError(f"update c{n}m{i} refused 20 times")
+
+    started = time.monotonic()
+    await asyncio.gather(*(deliver_chat(n, user) for n, user in enumerate(users)))
+    await tg.wait_for(lambda: all(len(tg.texts(u["id"])) >= per_chat for u in users), within=60)
+    elapsed = time.monotonic() - started
+    wrong = {
+        n: tg.texts(u["id"])
+        for n, u in enumerate(users)
+        if tg.texts(u["id"]) != [f"echo: c{n}m{i}" for i in range(per_chat)]
+    }
+    print(
+        f"\n{chats} chats x {per_chat} messages over 2 replicas in {elapsed:.1f} s: {len(wrong)} out of order"
+    )
+    assert not wrong, f"{len(wrong)} of {chats} chats out of order, e.g. {next(iter(wrong.values()))}"
