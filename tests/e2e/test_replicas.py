@@ -209,6 +209,12 @@ async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World
                     "webhook_url": f"{balancer.url}/telegram/webhook",
                     "webhook_secret": WEBHOOK_SECRET,
                     "stream_interval": "200ms",
+                    # The emulator is not Telegram: the local pacing (1 message/s per chat) would only slow down.
+                    "rate_limit": {
+                        "global_per_second": 0,
+                        "per_chat_per_second": 0,
+                        "per_group_per_minute": 0,
+                    },
                 }
                 config["slack"] = slack.http_mode_config()
                 config["server"] = {"host": "127.0.0.1", "port": free_port(), "shutdown_grace": "15s"}
