@@ -12,7 +12,7 @@ import contextlib
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from bot.clock import Clock
 from bot.commands import CommandContext, Commands
@@ -41,10 +41,21 @@ from bot.llm.policy import AnswerPolicy, Attempt, QuotaExceededError
 from bot.llm.types import GenerationParams, LlmRequest, Usage
 from bot.observability.logs import get_logger
 from bot.observability.metrics import REFUSAL_ACTION, REFUSALS, Metrics
-from bot.sequencer import LocalSequencer, Sequencer
-from bot.store import AuditRecord, CallRecord, Conversations, EventInbox, Records
+from bot.sequencer import LocalSequencer, Sequencer, Wakeups
+from bot.store import AnswerStart, AuditRecord, CallRecord, Conversations, EventInbox, Records
 
 log = get_logger(__name__)
+
+# A message waiting for an earlier one of its conversation on another replica looks again after these
+# delays (seconds, doubling); one finishing in this process wakes it at once.
+_FIRST_RECHECK = 0.02
+_MAX_RECHECK = 0.5
+
+
+def longest_answer(settings: Settings) -> timedelta:
+    """Longer than any answer can take (Gemini's retry deadline, the shutdown grace and a margin): a
+    message unfinished for longer was left by a dead process."""
+    return settings.gemini.retry.deadline + settings.server.shutdown_grace + timedelta(minutes=2)
 
 
 @dataclass(slots=True)
@@ -98,6 +109,8 @@ class Engine:
         self._filter = text_filter
         # Per-conversation order: in-process for SQLite, across replicas on PostgreSQL (bot.sequencer).
         self._locks: Sequencer = sequencer if sequencer is not None else LocalSequencer()
+        self._finished = Wakeups()
+        self._longest_answer = longest_answer(settings)
         self._commands = commands
         self._answering: dict[tuple[str, str], _Progress] = {}  # (platform, event id) -> progress
 
@@ -219,20 +232,21 @@ class Engine:
         """Answer ``message``: zero events for a duplicate or an unaddressed group message, else exactly one
         terminal ``FinalAnswer`` or ``Notice`` after any ``Typing``/``Delta`` events.
 
-        Messages of one conversation are answered in the order their streams were first iterated.
-        ``accepted`` says the adapter already recorded it with :meth:`accept`. The conversation is held
-        until the stream ends or is closed: adapters use :meth:`answering`.
+        Messages of one conversation are answered in the order their streams were first iterated;
+        ``accepted`` ones (the adapter recorded them with :meth:`accept`) also only after every earlier
+        inbox row of their conversation, on any replica. The conversation is held until the stream ends or
+        is closed: adapters use :meth:`answering`.
         """
         if not message.addressed_to_bot and message.command is None:
             return
-        async with self._locks.hold(message.conversation_key):
+        async with self._turn(message, accepted) as start:
             started = time.perf_counter()
-            if not accepted and not await self._claim(message):
+            if start is None:
                 self._metrics.count_message(message.platform.value, "duplicate")
                 log.info("message.duplicate", platform=message.platform.value, event_id=message.event_id)
                 return
             platform = message.platform.value
-            if not await self._inbox.start_answer(platform, message.event_id, self._clock.now()):
+            if start is AnswerStart.TAKEN:
                 # Another replica's follow-up took it over while it waited: its sender was told to resend.
                 self._metrics.count_message(platform, "taken_over")
                 log.warning("message.taken_over", platform=platform, event_id=message.event_id)
@@ -261,6 +275,38 @@ class Engine:
                 self._answering.pop(key, None)
                 await self._finish(message, progress, started)
 
+    @contextlib.asynccontextmanager
+    async def _turn(self, message: Incoming, accepted: bool) -> AsyncIterator[AnswerStart | None]:
+        """Hold the message's conversation from its turn on: STARTED (its row is being answered), TAKEN
+        (a follow-up took it over) or None (a duplicate, when ``accepted`` is False and it is claimed here).
+
+        An accepted message whose conversation has an unfinished earlier inbox row (arrival order, on any
+        replica) lets go of the conversation and waits for it, so the earlier one can be answered.
+        """
+        key = message.conversation_key
+        platform = message.platform.value
+        recheck = _FIRST_RECHECK
+        while True:
+            async with self._locks.hold(key):
+                now = self._clock.now()
+                if not accepted:
+                    # Claimed under the lock: nothing of its conversation in the inbox is waiting before it.
+                    if not await self._claim(message):
+                        yield None
+                    elif await self._inbox.start_answer(platform, message.event_id, now):
+                        yield AnswerStart.STARTED
+                    else:
+                        yield AnswerStart.TAKEN
+                    return
+                start = await self._inbox.start_answer_in_order(
+                    platform, message.event_id, now, now - self._longest_answer
+                )
+                if start is not AnswerStart.WAITING:
+                    yield start
+                    return
+            await self._finished.wait(key, recheck)
+            recheck = min(recheck * 2, _MAX_RECHECK)
+
     async def _finish(self, message: Incoming, progress: _Progress, started: float) -> None:
         if progress.undelivered:
             progress.outcome = "undelivered"
@@ -280,6 +326,7 @@ class Engine:
                 log.exception(
                     "inbox.finish_failed", platform=message.platform.value, event_id=message.event_id
                 )
+            self._finished.notify(message.conversation_key)
         outcome = self._metrics.count_message(message.platform.value, progress.outcome)
         if outcome in REFUSALS:
             # Refusals go to the audit table too, so /stats counts them the same on every replica.

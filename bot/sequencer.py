@@ -44,7 +44,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from bot.observability.logs import get_logger
 from bot.store.db import create_engine
 
-__all__ = ["LocalSequencer", "PostgresSequencer", "Sequencer", "advisory_key", "lock_namespace"]
+__all__ = [
+    "LocalSequencer",
+    "PostgresSequencer",
+    "Sequencer",
+    "Wakeups",
+    "advisory_key",
+    "lock_namespace",
+]
 
 log = get_logger(__name__)
 
@@ -97,6 +104,40 @@ class LocalSequencer:
 
     async def aclose(self) -> None:
         """Nothing to free."""
+
+
+class Wakeups:
+    """Per-conversation signals: a message waiting for an earlier one of its conversation wakes as soon
+    as a message of that conversation finishes in this process (else at its timeout, for other replicas)."""
+
+    def __init__(self) -> None:
+        self._events: dict[Hashable, tuple[asyncio.Event, int]] = {}
+
+    async def wait(self, key: Hashable, seconds: float) -> None:
+        """Return on the next :meth:`notify` of ``key`` or after ``seconds``."""
+        event, users = self._events.get(key, (None, 0))
+        if event is None:
+            event = asyncio.Event()
+        self._events[key] = (event, users + 1)
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(event.wait(), seconds)
+        finally:
+            current, users = self._events.get(key, (None, 0))
+            if current is event:
+                if users <= 1:
+                    del self._events[key]
+                else:
+                    self._events[key] = (event, users - 1)
+
+    def notify(self, key: Hashable) -> None:
+        """Wake every message waiting on ``key`` now."""
+        event, _ = self._events.pop(key, (None, 0))
+        if event is not None:
+            event.set()
+
+    def __len__(self) -> int:
+        return len(self._events)
 
 
 def advisory_key(key: tuple[str, ...], namespace: str = "") -> int:

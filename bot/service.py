@@ -10,7 +10,6 @@ import signal
 import sys
 from asyncio import FIRST_COMPLETED
 from collections.abc import Sequence
-from datetime import timedelta
 from typing import Any, BinaryIO, TextIO, TypeVar
 
 from adapters import AdapterUnavailableError, enabled_platforms
@@ -19,6 +18,7 @@ from adapters.console import converse
 from bot.app import App
 from bot.config import Settings
 from bot.domain import Platform
+from bot.engine import longest_answer
 from bot.observability.logs import get_logger
 from bot.server import HttpServer
 
@@ -145,7 +145,7 @@ async def follow_up_forever(app: App, adapters: Sequence[Adapter]) -> None:
     (the retry deadline plus the shutdown grace, with a margin) are followed up.
     """
     settings = app.settings
-    in_progress = settings.gemini.retry.deadline + settings.server.shutdown_grace + timedelta(minutes=2)
+    in_progress = longest_answer(settings)
     single_process = app.store.engine.dialect.name == "sqlite"
     done_once: set[str] = set()
     while True:

@@ -1,7 +1,8 @@
 """The Slack adapter: slack-bolt's AsyncApp in socket mode or on ``POST /slack/events`` (http mode).
 
-Events are acknowledged at once and answered in the background, one answer after the other within a
-conversation (a DM's top level, a thread in a DM, or a channel thread).
+An event is acknowledged once it is recorded in the inbox (Slack does not deliver an acknowledged event
+again, so a crash after the acknowledgement must not lose it) and answered in the background, one answer
+after the other within a conversation (a DM's top level, a thread in a DM, or a channel thread).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from adapters.slack.normalize import Job, normalize_command, normalize_event
 from adapters.slack.verify import refusal
 from bot.domain import ANSWER_MESSAGE, AdminAlert, FollowUp, Incoming, Platform
 from bot.observability.logs import get_logger
+from bot.sequencer import LocalSequencer
 
 if TYPE_CHECKING:
     from adapters.base import AdapterDeps
@@ -99,7 +101,7 @@ class SlackAdapter:
             signing_secret=secret or "unused-in-socket-mode",
             # handle_http checks the signature before Bolt parses anything; socket mode needs none.
             request_verification_enabled=False,
-            process_before_response=False,
+            process_before_response=True,  # the listeners record the event before it is acknowledged
             logger=bolt_logger,
         )
         self.bolt.use(self._only_our_workspace)
@@ -119,6 +121,7 @@ class SlackAdapter:
         self._problem: str | None = "not started"
         self._stopping = False
         self._tails: dict[tuple[str, str], asyncio.Event] = {}
+        self._arriving = LocalSequencer()
         self._tasks: set[asyncio.Task[None]] = set()
         self._threads: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._users: OrderedDict[str, tuple[float, str, str | None]] = OrderedDict()
@@ -290,34 +293,56 @@ class SlackAdapter:
         await next_()
         return None
 
-    async def _on_event(self, body: dict[str, Any], context: AsyncBoltContext) -> None:
+    async def _on_event(self, body: dict[str, Any], context: AsyncBoltContext) -> BoltResponse | None:
         job = normalize_event(body, context.bot_user_id or self._bot_user_id, context.bot_id or self._bot_id)
-        if job is not None:
-            self.accept(job)
+        return None if job is None else await self.arrive(job)
 
-    async def _on_command(self, ack: AsyncAck, body: dict[str, Any]) -> None:
+    async def _on_command(self, ack: AsyncAck, body: dict[str, Any]) -> BoltResponse | None:
         job = normalize_command(body)
-        if job is not None:
-            self.accept(job)
+        if job is not None and (refused := await self.arrive(job)) is not None:
+            return refused
         await ack()
+        return None
 
-    def accept(self, job: Job) -> None:
-        """Queue ``job`` behind the answers of its conversation (synchronously, so arrival order holds)."""
+    async def arrive(self, job: Job) -> BoltResponse | None:
+        """Record ``job`` in the inbox, then queue it; a 503 to answer instead of the acknowledgement
+        when it could not be recorded (Slack delivers it again) or the adapter is stopping.
+
+        One conversation's jobs are recorded and queued one at a time, so their order in the queue is
+        that of their inbox rows. A thread reply without a mention is recorded at its turn, once it is
+        known to be for the bot.
+        """
+        if self._stopping:
+            return BoltResponse(status=503, body="shutting down")
+        async with self._arriving.hold(job.key):
+            accepted = False
+            if not job.needs_membership:
+                try:
+                    accepted = await self._engine.accept(job.incoming)
+                except Exception as exc:
+                    log.warning(
+                        "slack.inbox_unavailable", error=exc.__class__.__name__, detail=str(exc)[:200]
+                    )
+                    return BoltResponse(status=503, body="not recorded")
+            self.accept(job, accepted)
+        return None
+
+    def accept(self, job: Job, accepted: bool) -> None:
+        """Queue ``job`` (``accepted``: recorded by this delivery) behind the answers of its conversation."""
         if self._stopping:
             log.warning("slack.dropped_on_shutdown", event_id=job.incoming.event_id)
             return
         previous = self._tails.get(job.key)
         done = asyncio.Event()
         self._tails[job.key] = done
-        task = asyncio.create_task(self._process(job, previous, done))
+        task = asyncio.create_task(self._process(job, accepted, previous, done))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _process(self, job: Job, previous: asyncio.Event | None, done: asyncio.Event) -> None:
+    async def _process(
+        self, job: Job, accepted: bool, previous: asyncio.Event | None, done: asyncio.Event
+    ) -> None:
         try:
-            # Recorded before it waits behind its conversation, so a crash while it waits cannot lose it.
-            # (A thread reply without a mention is recorded once it is known to be for the bot.)
-            accepted = not job.needs_membership and await self._engine.accept(job.incoming)
             if previous is not None:
                 await previous.wait()
             if job.incoming.addressed_to_bot and not job.incoming.is_private:

@@ -35,6 +35,7 @@ from bot.domain import (
     ReplyEvent,
 )
 from bot.observability.logs import get_logger
+from bot.sequencer import LocalSequencer
 from bot.transport import ShardedTransport
 
 if TYPE_CHECKING:
@@ -89,15 +90,15 @@ class ChatOrderedProcessor(BaseUpdateProcessor):
     Flood protection: every update waiting for its turn holds one of PTB's ``max_concurrent_updates``
     slots, and a chat is answered at most once a second. So a chat may have at most ``max_backlog``
     updates here at a time, the one being processed included (counted per chat, its forum topics
-    together); an ``ANSWER`` update arriving while it has that many is dropped at once, before
-    ``on_arrival``: not recorded in the inbox, never answered, counted by ``on_drop``. The first drop of
-    a burst is logged; the burst ends when the chat has nothing left here.
+    together); an ``ANSWER`` update arriving while it has that many is dropped at once: never answered,
+    counted by ``on_drop``. The first drop of a burst is logged; the burst ends when the chat has
+    nothing left here. :meth:`admit` takes an update's place on arrival, before the adapter records and
+    queues it, so a dropped update is never recorded in the inbox.
     """
 
     def __init__(
         self,
         max_concurrent_updates: int,
-        on_arrival: Callable[[object], Awaitable[None]] | None = None,
         *,
         classify: Callable[[object], Ordering] | None = None,
         on_drop: Callable[[object], None] | None = None,
@@ -107,13 +108,16 @@ class ChatOrderedProcessor(BaseUpdateProcessor):
         self._tails: dict[tuple[int, int], asyncio.Future[None]] = {}
         self._backlog: dict[int, int] = {}
         self._flooding: set[int] = set()
-        self.on_arrival = on_arrival
+        self._admitted: dict[int, Ordering] = {}
         self._classify = classify
         self._on_drop = on_drop
         self._max_backlog = max_backlog
 
-    async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
-        """Wait for the previous update of the same conversation, then process this one."""
+    def admit(self, update: object) -> Ordering | None:
+        """Classify ``update`` and take its place in its chat's backlog now; None if it was dropped.
+
+        Call :meth:`release` if it is not passed to :meth:`process_update` after all.
+        """
         key = ordering_key(update)
         try:
             ordering = Ordering.ANSWER if self._classify is None else self._classify(update)
@@ -121,37 +125,60 @@ class ChatOrderedProcessor(BaseUpdateProcessor):
             # An update we cannot read goes to its handlers all the same (which find nothing to answer).
             log.exception("telegram.classify_failed")
             ordering = Ordering.NONE
-        if key is None or ordering is Ordering.NONE:
-            await coroutine
-            return
+        if key is None or ordering is Ordering.NONE or not isinstance(update, Update):
+            return Ordering.NONE
         chat = key[0]
         backlog = self._backlog.get(chat, 0)
         if backlog >= self._max_backlog and ordering is Ordering.ANSWER:
-            self._drop(chat, update, coroutine)
-            return
+            self._drop(chat, update)
+            return None
         self._backlog[chat] = backlog + 1
+        self._admitted[update.update_id] = ordering
+        return ordering
+
+    def release(self, update: object) -> None:
+        """Give back the place :meth:`admit` took for an update that will not be processed."""
+        key = ordering_key(update)
+        if key is not None and isinstance(update, Update) and update.update_id in self._admitted:
+            del self._admitted[update.update_id]
+            self._leave(key[0])
+
+    async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
+        """Wait for the previous update of the same conversation, then process this one."""
+        key = ordering_key(update)
+        ordering = self._admitted.pop(update.update_id, None) if isinstance(update, Update) else None
+        if ordering is None:
+            ordering = self.admit(update)
+            if ordering is None:
+                if inspect.iscoroutine(coroutine):
+                    coroutine.close()  # never awaited on purpose
+                return
+            if isinstance(update, Update):
+                self._admitted.pop(update.update_id, None)
+        if key is None or ordering is Ordering.NONE:
+            await coroutine
+            return
         previous = self._tails.get(key)
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._tails[key] = done
         try:
-            if self.on_arrival is not None:
-                # Recorded before it waits behind its chat: a crash while it waits must not lose it.
-                await self.on_arrival(update)
             if previous is not None:
-                await previous
+                await asyncio.shield(previous)  # a cancelled wait must not cancel the previous update's turn
             await coroutine
         finally:
-            done.set_result(None)
+            if not done.done():
+                done.set_result(None)
             if self._tails.get(key) is done:
                 del self._tails[key]
-            self._backlog[chat] -= 1
-            if not self._backlog[chat]:
-                del self._backlog[chat]
-                self._flooding.discard(chat)
+            self._leave(key[0])
 
-    def _drop(self, chat: int, update: object, coroutine: Awaitable[Any]) -> None:
-        if inspect.iscoroutine(coroutine):
-            coroutine.close()  # never awaited on purpose
+    def _leave(self, chat: int) -> None:
+        self._backlog[chat] -= 1
+        if not self._backlog[chat]:
+            del self._backlog[chat]
+            self._flooding.discard(chat)
+
+    def _drop(self, chat: int, update: object) -> None:
         if chat not in self._flooding:
             self._flooding.add(chat)
             log.warning("telegram.flood_dropping", chat_id=chat, backlog=self._max_backlog)
@@ -163,6 +190,38 @@ class ChatOrderedProcessor(BaseUpdateProcessor):
 
     async def shutdown(self) -> None:
         """Nothing to free."""
+
+
+class InboxUnavailableError(NetworkError):
+    """An update could not be recorded in the inbox: it must not be confirmed to Telegram.
+
+    A ``NetworkError`` so that PTB's polling loop fetches the same updates again after a pause.
+    """
+
+
+class RecordingQueue(asyncio.Queue[object]):
+    """PTB's update queue, where an update is recorded before it is queued.
+
+    The webhook handler and PTB's polling put updates here, and Telegram learns that an update was taken
+    only afterwards (the webhook's 200; in polling, the offset of the next getUpdates, sent right after
+    the batch is queued): an acknowledged update is in the inbox and survives a crash. Updates of one
+    chat are recorded and queued one at a time, so their order here is the order of their inbox rows.
+    """
+
+    def __init__(self, record: Callable[[object], Awaitable[bool]]) -> None:
+        super().__init__()
+        self._record = record
+        self._arriving = LocalSequencer()
+
+    async def put(self, item: object) -> None:
+        """Record ``item`` (which may raise :class:`InboxUnavailableError`), then queue it if wanted."""
+        key = ordering_key(item)
+        if key is None:
+            await super().put(item)
+            return
+        async with self._arriving.hold(key):
+            if await self._record(item):
+                await super().put(item)
 
 
 class TelegramAdapter:
@@ -183,16 +242,16 @@ class TelegramAdapter:
         self._alerts = deps.alerts
         self._unsubscribe_alerts: Callable[[], None] | None = None
         base = settings.base_url.rstrip("/")
+        self._processor = ChatOrderedProcessor(
+            MAX_CONCURRENT_UPDATES, classify=self._ordering, on_drop=self._flood_dropped
+        )
         builder = (
             ApplicationBuilder()
             .token(settings.token.get_secret_value())
             .base_url(f"{base}/bot")
             .base_file_url(f"{base}/file/bot")
-            .concurrent_updates(
-                ChatOrderedProcessor(
-                    MAX_CONCURRENT_UPDATES, self._arrive, classify=self._ordering, on_drop=self._flood_dropped
-                )
-            )
+            .update_queue(RecordingQueue(self._record))
+            .concurrent_updates(self._processor)
             .request(
                 HTTPXRequest(
                     connection_pool_size=CONNECTIONS,
@@ -383,7 +442,11 @@ class TelegramAdapter:
         except Exception:  # a malformed field raises whatever it provokes (AttributeError, OverflowError)
             log.info("telegram.webhook_bad_update")
             return web.Response(status=400, text="not an update\n")
-        await self._application.update_queue.put(update)
+        try:
+            # Acknowledged only once recorded: Telegram does not deliver an acknowledged update again.
+            await self._application.update_queue.put(update)
+        except InboxUnavailableError:
+            return web.Response(status=503, text="not recorded\n")  # Telegram delivers it again
         return web.Response(text="ok\n")
 
     def _ordering(self, update: object) -> Ordering:
@@ -398,7 +461,7 @@ class TelegramAdapter:
         incoming = normalized.incoming
         if not incoming.addressed_to_bot and incoming.command is None:
             return Ordering.NONE
-        self._classified[update.update_id] = normalized  # for _arrive, right after: normalized once
+        self._classified[update.update_id] = normalized  # for _record, right after: normalized once
         return Ordering.ANSWER
 
     def _flood_dropped(self, update: object) -> None:
@@ -407,17 +470,30 @@ class TelegramAdapter:
         self._metrics.count_message(self.name, "flood_dropped")
         self._metrics.refusals.labels("flood").inc()
 
-    async def _arrive(self, update: object) -> None:
-        """Record an addressed message in the inbox as soon as it arrives (see ChatOrderedProcessor).
+    async def _record(self, update: object) -> bool:
+        """Record an addressed message in the inbox as it arrives; whether to queue the update.
 
-        Only what :meth:`_ordering` found addressed to the bot arrives with its normalized form; a migration
-        waits for its turn too but has nothing to record.
+        Not queued: an update dropped by flood protection, or one already queued (PTB fetches a batch
+        again after a failure to record part of it).
         """
         if not isinstance(update, Update):
-            return
+            return True
+        if update.update_id in self._arrivals:
+            return False
+        ordering = self._processor.admit(update)
+        if ordering is None:
+            return False
         normalized = self._classified.pop(update.update_id, None)
-        if normalized is not None:
-            self._arrivals[update.update_id] = (normalized, await self._engine.accept(normalized.incoming))
+        if ordering is not Ordering.ANSWER or normalized is None:
+            return True
+        try:
+            accepted = await self._engine.accept(normalized.incoming)
+        except Exception as exc:
+            self._processor.release(update)
+            log.warning("telegram.inbox_unavailable", error=exc.__class__.__name__, detail=str(exc)[:200])
+            raise InboxUnavailableError("the update could not be recorded") from exc
+        self._arrivals[update.update_id] = (normalized, accepted)
+        return True
 
     async def _on_update(self, update: Update, _context: ContextTypes.DEFAULT_TYPE) -> None:
         message = update.message

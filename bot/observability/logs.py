@@ -162,7 +162,9 @@ def configure_logging(
             renderer,
         ],
     )
-    handler = logging.StreamHandler(stream or sys.stderr)
+    handler: logging.StreamHandler[TextIO] = (
+        logging.StreamHandler(stream) if stream is not None else _CurrentStderr()
+    )
     handler.setFormatter(formatter)
     root = logging.getLogger()
     for old in list(root.handlers):
@@ -170,6 +172,19 @@ def configure_logging(
     root.addHandler(handler)
     root.setLevel(level)
     quiet_third_party(level)
+
+
+class _CurrentStderr(logging.StreamHandler[TextIO]):
+    """Writes to whatever ``sys.stderr`` is when a record is emitted, not the one it was built with (a
+    replaced stderr, e.g. one that was captured and closed since, must not break logging)."""
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: TextIO) -> None:
+        pass
 
 
 # httpx logs every request URL at INFO, and Telegram's URLs carry the bot token. slack_bolt logs the whole

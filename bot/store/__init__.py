@@ -3,7 +3,7 @@
 from bot.store.conversations import Conversations, Exchange
 from bot.store.database import Database
 from bot.store.db import create_engine, read_only
-from bot.store.inbox import EventInbox, Unanswered
+from bot.store.inbox import AnswerStart, EventInbox, Unanswered
 from bot.store.migrate import upgrade_to_head
 from bot.store.quota import QuotaCounters
 from bot.store.records import AuditRecord, CallRecord, Records
@@ -14,6 +14,7 @@ from bot.store.users import Users
 
 __all__ = [
     "ActivityCounts",
+    "AnswerStart",
     "AuditRecord",
     "CallRecord",
     "Conversations",

@@ -6,16 +6,17 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from enum import Enum
 from typing import Any, Final
 
-from sqlalchemy import and_, bindparam, or_, select, update
+from sqlalchemy import and_, bindparam, exists, or_, select, update
 from sqlalchemy.engine import Connection
 
 from bot.store.database import Database, Queries
 from bot.store.tables import inbox as _inbox
 from bot.store.users import touch_user_upsert, user_row
 
-__all__ = ["EventInbox", "Unanswered"]
+__all__ = ["AnswerStart", "EventInbox", "Unanswered"]
 
 # The statements of every message, built once and run with parameters: building a statement and its
 # cache key costs more CPU than SQLite takes to run it (docs/benchmarks.md).
@@ -40,6 +41,41 @@ _START_ANSWER: Final = (
     )
     .values(status="answering", answered_at=bindparam("b_at"))
 )
+
+
+def _unfinished_since(since: Any, inbox: Any = _inbox) -> Any:
+    """Unfinished and not stale: received, or started answering, at or after ``since``."""
+    c = inbox.c
+    return or_(
+        and_(c.status == "received", c.received_at >= since),
+        and_(c.status == "answering", c.answered_at >= since),
+    )
+
+
+_EARLIER: Final = _inbox.alias("earlier")
+# The inbox id is the arrival order (the order the platform's deliveries were acknowledged in): a message
+# starts only when no earlier message of its conversation is still unfinished. Unfinished rows are few (the
+# messages in flight), found through ix_inbox_status_received_at.
+_START_ANSWER_IN_ORDER: Final = _START_ANSWER.where(
+    ~exists().where(
+        _EARLIER.c.platform == _inbox.c.platform,
+        _EARLIER.c.chat_key == _inbox.c.chat_key,
+        _EARLIER.c.thread_key == _inbox.c.thread_key,
+        _EARLIER.c.id < _inbox.c.id,
+        _unfinished_since(bindparam("b_since"), _EARLIER),
+    )
+)
+_STATUS: Final = select(_inbox.c.status).where(
+    _inbox.c.platform == bindparam("b_platform"), _inbox.c.event_id == bindparam("b_event_id")
+)
+
+
+class AnswerStart(Enum):
+    """What :meth:`EventInbox.start_answer_in_order` found."""
+
+    STARTED = "started"  # the row is now 'answering'
+    TAKEN = "taken"  # a follow-up took it over (or it is gone): do not answer
+    WAITING = "waiting"  # an earlier message of the conversation is unfinished: try again later
 
 
 def _unfinished_before(before: datetime) -> Any:
@@ -199,6 +235,27 @@ class EventInbox(Queries):
         stmt = _START_ANSWER
         params = {"b_platform": platform, "b_event_id": event_id, "b_at": now}
         return await self.run_write(lambda conn: conn.execute(stmt, params).rowcount == 1)
+
+    async def start_answer_in_order(
+        self, platform: str, event_id: str, now: datetime, stale_before: datetime
+    ) -> AnswerStart:
+        """:meth:`start_answer`, only once every earlier inbox row of the message's conversation (by id:
+        arrival order) is finished or stale (unfinished since before ``stale_before``: a follow-up takes
+        it over, so nothing waits forever). On SQLite, whose one process keeps the arrival order
+        itself, it starts at once, without a query.
+        """
+        if self._writer is not None:
+            return AnswerStart.STARTED
+        params = {"b_platform": platform, "b_event_id": event_id, "b_at": now, "b_since": stale_before}
+        status_params = {"b_platform": platform, "b_event_id": event_id}
+
+        def start(conn: Connection) -> AnswerStart:
+            if conn.execute(_START_ANSWER_IN_ORDER, params).rowcount == 1:
+                return AnswerStart.STARTED
+            status = conn.execute(_STATUS, status_params).scalar_one_or_none()
+            return AnswerStart.WAITING if status == "received" else AnswerStart.TAKEN
+
+        return await self.run_write(start)
 
     async def finish_event(
         self, platform: str, event_id: str, status: str, now: datetime, conversation_id: int | None = None

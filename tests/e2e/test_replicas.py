@@ -193,7 +193,8 @@ async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World
             for name in ("a", "b"):
                 config = base_config(tmp / "unused.db", gemini.base_url)
                 config["gemini"]["api_key"] = "${GEMINI_API_KEY}"
-                config["storage"] = {"url": pg_url}
+                # Few lock connections: the PostgreSQL server is shared with other test runs.
+                config["storage"] = {"url": pg_url, "lock_connections": 4}
                 config["rate_limits"] = {
                     "storage": REDIS_URL,
                     "key_prefix": prefix,
@@ -208,6 +209,12 @@ async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World
                     "webhook_url": f"{balancer.url}/telegram/webhook",
                     "webhook_secret": WEBHOOK_SECRET,
                     "stream_interval": "200ms",
+                    # The emulator is not Telegram: local pacing (1 message/s per chat) would only slow down.
+                    "rate_limit": {
+                        "global_per_second": 0,
+                        "per_chat_per_second": 0,
+                        "per_group_per_minute": 0,
+                    },
                 }
                 config["slack"] = slack.http_mode_config()
                 config["server"] = {"host": "127.0.0.1", "port": free_port(), "shutdown_grace": "15s"}
@@ -345,6 +352,46 @@ async def test_per_user_rate_limit_holds_across_replicas(world: World) -> None:
     assert answers[:PER_USER] == [f"echo: r{i}" for i in range(PER_USER)]
     assert all("You are sending messages too quickly" in a for a in answers[PER_USER:]), answers
     assert len(world.gemini.requests) == PER_USER
+
+
+async def test_chats_alternating_between_replicas_are_answered_in_arrival_order(world: World) -> None:
+    """Each chat's updates go to the replicas in turn (a, b, a...), the next one posted once the previous
+    was acknowledged, as Telegram delivers a chat's webhook updates; the chats in parallel."""
+    tg = world.tg
+    world.gemini.latency = 0.1
+    chats, per_chat = 60, 5
+    users = [tg.user(next(_ids), "Order") for _ in range(chats)]
+    webhooks = [f"{r.url}/telegram/webhook" for r in world.replicas]
+
+    # Telegram's webhook connections (setWebhook max_connections): few, as the PostgreSQL server is shared.
+    connections = asyncio.Semaphore(10)
+
+    async def deliver_chat(n: int, user: dict[str, Any]) -> None:
+        chat = tg.private_chat(user)
+        for i in range(per_chat):
+            update = tg.message_update(chat, user, f"c{n}m{i}")
+            for _ in range(20):  # a refused update is delivered again (to the same replica, here)
+                async with connections:
+                    status = await tg.post_update(update, webhooks[(n + i) % 2])
+                if status == 200:
+                    break
+                await asyncio.sleep(0.05)
+            else:
+                raise AssertionError(f"update c{n}m{i} refused 20 times")
+
+    started = time.monotonic()
+    await asyncio.gather(*(deliver_chat(n, user) for n, user in enumerate(users)))
+    await tg.wait_for(lambda: all(len(tg.texts(u["id"])) >= per_chat for u in users), within=60)
+    elapsed = time.monotonic() - started
+    wrong = {
+        n: tg.texts(u["id"])
+        for n, u in enumerate(users)
+        if tg.texts(u["id"]) != [f"echo: c{n}m{i}" for i in range(per_chat)]
+    }
+    print(
+        f"\n{chats} chats x {per_chat} messages over 2 replicas in {elapsed:.1f} s: {len(wrong)} out of order"
+    )
+    assert not wrong, f"{len(wrong)} of {chats} chats out of order, e.g. {next(iter(wrong.values()))}"
 
 
 async def test_sigterm_to_one_replica_mid_load_loses_no_message(world: World) -> None:

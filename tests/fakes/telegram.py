@@ -435,6 +435,29 @@ class TelegramEmulator(LoopbackServer):
         self.inject({"message": message})
         return message
 
+    def message_update(self, chat: dict[str, Any], user: dict[str, Any], text: str) -> dict[str, Any]:
+        """A new text message's update (``update_id`` assigned), not queued: for a test that delivers it
+        itself with :meth:`post_update`."""
+        message = self._user_message(chat, user, text, None, None, None, None, None, None)
+        return {"update_id": next(self._update_ids), "message": message}
+
+    async def post_update(self, update: dict[str, Any], url: str | None = None) -> int:
+        """POST ``update`` to the webhook (or to ``url``) as Telegram does; the HTTP status (0 = no
+        connection). Recorded in ``webhook_deliveries``."""
+        assert self._session is not None
+        headers = {"Content-Type": "application/json"}
+        if self.webhook.get("secret_token"):
+            headers["X-Telegram-Bot-Api-Secret-Token"] = str(self.webhook["secret_token"])
+        try:
+            target = url or str(self.webhook["url"])
+            async with self._session.post(target, data=json.dumps(update), headers=headers) as response:
+                status = response.status
+        except aiohttp.ClientError:
+            status = 0
+        self.webhook_deliveries.append((int(update["update_id"]), status))
+        self._changed.set()
+        return status
+
     def send_as_chat(
         self,
         chat: dict[str, Any],
@@ -935,16 +958,7 @@ class TelegramEmulator(LoopbackServer):
                 await self._wait_update(0.5)
                 continue
             update = self._pending[0]
-            headers = {"Content-Type": "application/json"}
-            if self.webhook.get("secret_token"):
-                headers["X-Telegram-Bot-Api-Secret-Token"] = str(self.webhook["secret_token"])
-            try:
-                async with self._session.post(url, data=json.dumps(update), headers=headers) as response:
-                    status = response.status
-            except aiohttp.ClientError:
-                status = 0
-            self.webhook_deliveries.append((int(update["update_id"]), status))
-            self._changed.set()
+            status = await self.post_update(update)
             if 200 <= status < 300:
                 if self._pending and self._pending[0] is update:
                     self._pending.pop(0)
