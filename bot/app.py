@@ -19,6 +19,7 @@ from bot.config import Settings
 from bot.domain import Platform
 from bot.engine import Engine
 from bot.guards.access import AccessPolicy
+from bot.guards.blocklist import BlockList
 from bot.guards.limits import RateLimiter
 from bot.guards.quota import QuotaGuard
 from bot.guards.wordfilter import WordFilter
@@ -53,6 +54,7 @@ class App:
     text_filter: WordFilter | None = None
     started_at: datetime | None = None
     quota: QuotaGuard | None = None
+    blocklist: BlockList | None = None
 
     @classmethod
     async def create(cls, settings: Settings, *, clock: Clock | None = None, migrate: bool = True) -> App:
@@ -92,6 +94,7 @@ class App:
             if store.engine.dialect.name == "postgresql"
             else LocalSequencer()
         )
+        blocklist = BlockList(store, clock)
         engine = Engine(
             settings=settings,
             store=store,
@@ -102,12 +105,14 @@ class App:
             limiter=limiter,
             text_filter=text_filter,
             sequencer=sequencer,
+            blocklist=blocklist,
         )
         app = cls(settings, clock, store, client, metrics, engine, limiter, alerts)
         app._closers += [client.aclose, store.close, sequencer.aclose, alerts.aclose]
         app.started_at = clock.now()
         app.text_filter = text_filter
         app.quota = quota
+        app.blocklist = blocklist
         text_filter.start_watching(settings.filter.reload_interval.total_seconds(), clock.sleep)
         app._closers += [limiter.aclose, text_filter.aclose]
         return app
@@ -248,6 +253,10 @@ async def run_service(settings: Settings) -> int:
 
         server.add_readiness_check("shutdown", shutdown_check)
         server.add_readiness_check("rate_limits", app.rate_limit_storage_problem)
+        if settings.admin_web.enabled:
+            from bot.admin_web import mount_admin_web
+
+            mount_admin_web(server, app)
         # The quota gauges show the current windows (one counts from 0 after a roll-over, on every replica).
         server.add_metrics_refresh(app.refresh_quota_gauges)
         await server.start()

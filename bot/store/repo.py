@@ -10,7 +10,9 @@ the syntax), chosen by dialect name.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
+import math
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -20,17 +22,26 @@ from typing import Any, Final, TypeVar
 from sqlalchemy import Table, and_, bindparam, delete, exists, func, or_, select, text, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bot.observability.logs import REDACTOR, get_logger
 from bot.store.db import create_engine, is_sqlite, read_only, sqlite_writer
-from bot.store.models import AuditRow, Conversation, Inbox, LlmCall, QuotaCounter, Turn, User
+from bot.store.models import AuditRow, BlockedUser, Conversation, Inbox, LlmCall, QuotaCounter, Turn, User
 
 T = TypeVar("T")
 
 log = get_logger(__name__)
 
-__all__ = ["ActivityCounts", "AuditRecord", "CallRecord", "Exchange", "Store", "Unanswered"]
+__all__ = [
+    "ActivityCounts",
+    "AuditRecord",
+    "CallRecord",
+    "Exchange",
+    "LatencyBucket",
+    "Store",
+    "Unanswered",
+    "UserUsage",
+]
 
 # Retention deletes in batches so one purge never holds SQLite's write lock for long.
 _PURGE_BATCH: Final = 2000
@@ -46,6 +57,7 @@ _llm_calls: Final[Table] = LlmCall.__table__  # type: ignore[assignment]
 _users: Final[Table] = User.__table__  # type: ignore[assignment]
 _audit: Final[Table] = AuditRow.__table__  # type: ignore[assignment]
 _quota: Final[Table] = QuotaCounter.__table__  # type: ignore[assignment]
+_blocked: Final[Table] = BlockedUser.__table__  # type: ignore[assignment]
 
 
 # The statements of every message, built once and run with parameters: building a statement and its
@@ -195,6 +207,26 @@ class ActivityCounts:
     messages_failed: int
     active_conversations: int
     active_users: int
+
+
+@dataclass(frozen=True, slots=True)
+class LatencyBucket:
+    """Gemini calls in one time bucket: how many, and their latency percentiles (ms; None when none)."""
+
+    start: datetime
+    calls: int
+    percentiles: list[float | None]
+
+
+@dataclass(frozen=True, slots=True)
+class UserUsage:
+    """One user's figures for the admin page (ids and counts only)."""
+
+    platform: str
+    user_id: str
+    messages: int
+    tokens: int
+    last_seen_at: datetime | None
 
 
 class Store:
@@ -554,6 +586,83 @@ class Store:
             await self._checkpoint()
         return count
 
+    # -- blocked users (the admin page) ---------------------------------------------------------------
+
+    async def block_user(self, platform: str, user_id: str, now: datetime, audit: AuditRecord) -> bool:
+        """Block a user and record ``audit``, in one transaction; False when they already were blocked."""
+        row = {"platform": platform, "user_id": user_id, "blocked_at": now, "blocked_by": audit.actor_id}
+        stmt = (
+            self._insert(_blocked).values(row).on_conflict_do_nothing(index_elements=["platform", "user_id"])
+        )
+
+        def block(conn: Connection) -> bool:
+            added = conn.execute(stmt).rowcount == 1
+            _insert_calls_and_audit(conn, (), [audit])
+            return added
+
+        return await self.run_write(block)
+
+    async def unblock_user(self, platform: str, user_id: str, audit: AuditRecord) -> bool:
+        """Unblock a user and record ``audit``, in one transaction; False when they were not blocked."""
+        stmt = delete(_blocked).where(_blocked.c.platform == platform, _blocked.c.user_id == user_id)
+
+        def unblock(conn: Connection) -> bool:
+            removed = conn.execute(stmt).rowcount == 1
+            _insert_calls_and_audit(conn, (), [audit])
+            return removed
+
+        return await self.run_write(unblock)
+
+    async def blocked_users(self) -> dict[tuple[str, str], datetime]:
+        """Every blocked (platform, user id), with when it was blocked."""
+        b = _blocked.c
+        async with self._reader.connect() as conn:
+            rows = (await conn.execute(select(b.platform, b.user_id, b.blocked_at))).all()
+        return {(str(row[0]), str(row[1])): row[2] for row in rows}
+
+    async def top_users(self, since: datetime, limit: int) -> list[UserUsage]:
+        """The users with the most messages since ``since`` or the most tokens in the exchanges kept.
+
+        Up to ``limit`` by each measure (so at most twice that many), most messages first. Messages come
+        from the inbox, tokens from the stored exchanges (kept ``storage.retention`` only).
+        """
+        i, t, cv, u = _inbox.c, _turns.c, _conversations.c, _users.c
+        messages = func.count().label("n")
+        tokens = func.coalesce(func.sum(t.prompt_tokens + t.output_tokens), 0).label("n")
+        by_messages = select(i.platform, i.user_id, messages).where(i.received_at >= since)
+        by_messages = by_messages.group_by(i.platform, i.user_id)
+        by_tokens = select(cv.platform, t.user_id, tokens).join(_conversations, cv.id == t.conversation_id)
+        by_tokens = by_tokens.group_by(cv.platform, t.user_id)
+        async with self._reader.connect() as conn:
+            keys: set[tuple[str, str]] = set()
+            for stmt in (by_messages, by_tokens):
+                top = stmt.order_by(text("n DESC")).limit(limit)
+                keys |= {(str(row[0]), str(row[1])) for row in (await conn.execute(top)).all()}
+            if not keys:
+                return []
+            wanted = list(keys)
+            counted = {
+                (str(r[0]), str(r[1])): int(r[2])
+                for r in await conn.execute(by_messages.where(tuple_(i.platform, i.user_id).in_(wanted)))
+            }
+            spent = {
+                (str(r[0]), str(r[1])): int(r[2])
+                for r in await conn.execute(by_tokens.where(tuple_(cv.platform, t.user_id).in_(wanted)))
+            }
+            seen = {
+                (str(r[0]), str(r[1])): r[2]
+                for r in await conn.execute(
+                    select(u.platform, u.user_id, u.last_seen_at).where(
+                        tuple_(u.platform, u.user_id).in_(wanted)
+                    )
+                )
+            }
+        found = [
+            UserUsage(p, uid, counted.get((p, uid), 0), spent.get((p, uid), 0), seen.get((p, uid)))
+            for p, uid in keys
+        ]
+        return sorted(found, key=lambda x: (-x.messages, -x.tokens, x.platform, x.user_id))
+
     # -- retention -----------------------------------------------------------------------------------
 
     async def purge(
@@ -752,23 +861,24 @@ class Store:
         One snapshot: the count, then one indexed range scan + sort per fraction (LIMIT 1 OFFSET rank-1).
         None for each fraction when there were no calls.
         """
-        import math
-
-        c = _llm_calls.c
         async with self._reader.connect() as conn:
-            total = int((await conn.execute(select(func.count()).where(c.at >= since))).scalar_one())
-            values: list[float | None] = []
-            for fraction in fractions:
-                if total == 0:
-                    values.append(None)
-                    continue
-                rank = min(total, max(1, math.ceil(fraction * total)))
-                stmt = (
-                    select(c.latency_ms).where(c.at >= since).order_by(c.latency_ms).limit(1).offset(rank - 1)
-                )
-                value = (await conn.execute(stmt)).scalar_one_or_none()
-                values.append(None if value is None else float(value))
+            _, values = await _latency_percentiles(conn, _llm_calls.c.at >= since, fractions)
         return values
+
+    async def call_latency_buckets(
+        self, bounds: Sequence[datetime], fractions: Sequence[float]
+    ) -> list[LatencyBucket]:
+        """For each interval [bounds[k], bounds[k+1]): the Gemini calls and their latency percentiles.
+
+        The same nearest-rank SQL as :meth:`call_latency_percentiles`, bucket by bucket, in one snapshot.
+        """
+        c = _llm_calls.c
+        buckets = []
+        async with self._reader.connect() as conn:
+            for start, end in itertools.pairwise(bounds):
+                calls, values = await _latency_percentiles(conn, (c.at >= start) & (c.at < end), fractions)
+                buckets.append(LatencyBucket(start, calls, values))
+        return buckets
 
     async def audit_outcomes(self, action: str, since: datetime) -> dict[str, int]:
         """Audit records of ``action`` at or after ``since``, counted by outcome."""
@@ -777,6 +887,24 @@ class Store:
         async with self._reader.connect() as conn:
             rows = (await conn.execute(stmt)).all()
         return {str(row[0]): int(row[1]) for row in rows}
+
+
+async def _latency_percentiles(
+    conn: AsyncConnection, condition: Any, fractions: Sequence[float]
+) -> tuple[int, list[float | None]]:
+    """The number of Gemini calls matching ``condition`` and their nearest-rank latency percentiles."""
+    c = _llm_calls.c
+    total = int((await conn.execute(select(func.count()).where(condition))).scalar_one())
+    values: list[float | None] = []
+    for fraction in fractions:
+        if total == 0:
+            values.append(None)
+            continue
+        rank = min(total, max(1, math.ceil(fraction * total)))
+        stmt = select(c.latency_ms).where(condition).order_by(c.latency_ms).limit(1).offset(rank - 1)
+        value = (await conn.execute(stmt)).scalar_one_or_none()
+        values.append(None if value is None else float(value))
+    return total, values
 
 
 def _rowcount_of(stmt: Any) -> Callable[[Connection], int]:
