@@ -24,7 +24,7 @@ SESSION_COOKIE: Final = "gembot_admin"
 PRESESSION_COOKIE: Final = "gembot_admin_pre"
 SESSION_LIFETIME_S: Final = 12 * 3600
 SIGN_IN_LIMITS: Final = "5/minute;30/hour"
-"""Sign-in attempts per client address (a reverse proxy's clients share its address)."""
+"""Failed sign-in attempts per client address (a reverse proxy's clients share its address)."""
 
 
 def _b64(data: bytes) -> str:
@@ -87,17 +87,20 @@ class SessionSigner:
 
 
 class SignInLimiter:
-    """At most :data:`SIGN_IN_LIMITS` sign-in attempts per client address (in this process)."""
+    """After :data:`SIGN_IN_LIMITS` failed sign-ins a client address must wait (in this process)."""
 
     def __init__(self, limits: str = SIGN_IN_LIMITS) -> None:
         self._items = parse_many(limits)
         self._strategy = MovingWindowRateLimiter(MemoryStorage())
 
-    async def attempt(self, client: str) -> bool:
-        """Count one attempt; False when the client has to wait."""
+    async def may_try(self, client: str) -> bool:
+        """Whether the client may try to sign in now (even with the right token)."""
         for item in self._items:
             if not await self._strategy.test(item, "admin_sign_in", client):
                 return False
+        return True
+
+    async def failed(self, client: str) -> None:
+        """Count one failed attempt."""
         for item in self._items:
             await self._strategy.hit(item, "admin_sign_in", client)
-        return True

@@ -231,10 +231,12 @@ class AdminWeb:
             request.cookies.get(PRESESSION_COOKIE), csrf if isinstance(csrf, str) else None
         ):
             raise web.HTTPForbidden(text="invalid CSRF token: reload the sign-in page\n")
-        if not await self._limiter.attempt(request.remote or "unknown"):
+        client = request.remote or "unknown"
+        if not await self._limiter.may_try(client):
             await self._audit("-", "sign_in", "rate_limited")
             return self._login_page(request, "Too many attempts. Wait a minute and try again.", 429)
         if not isinstance(token, str) or not self._signer.token_matches(token):
+            await self._limiter.failed(client)
             await self._audit("-", "sign_in", "refused")
             return self._login_page(request, "That token is not right.", 401)
         session, cookie = self._signer.issue()
