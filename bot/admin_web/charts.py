@@ -13,8 +13,8 @@ from datetime import datetime
 from bot.stats import format_ms
 from bot.store import LatencyBucket
 
-WIDTH = 600
-HEIGHT = 200
+WIDTH = 480
+HEIGHT = 220
 LEFT = 52  # room for the latency labels
 RIGHT = 8
 TOP = 10
@@ -50,6 +50,7 @@ class Label:
     x: float
     y: float
     text: str
+    anchor: str = "middle"
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,9 +142,16 @@ def latency_chart(window: str, buckets: Sequence[LatencyBucket]) -> Chart:
         if run:
             runs.append(" ".join(run))
         lines.append(Line(name, runs, dots))
-    y_ticks = [Label(LEFT - 6, round(base - plot_h * f, 1) + 4, format_ms(top_ms * f)) for f in (0, 0.5, 1)]
+    y_ticks = [
+        Label(LEFT - 6, round(base - plot_h * f, 1) + 4, format_ms(top_ms * f), "end") for f in (0, 0.5, 1)
+    ]
     picks = sorted({0, len(buckets) // 2, len(buckets) - 1})
-    x_labels = [Label(round(LEFT + (k + 0.5) * slot, 1), HEIGHT - 6, label(buckets[k].start)) for k in picks]
+    # The outer labels align with the plot's edges so they are never cut off.
+    edges = {0: ("start", float(LEFT)), len(buckets) - 1: ("end", float(WIDTH - RIGHT))}
+    x_labels = []
+    for k in picks:
+        anchor, x = edges.get(k, ("middle", round(LEFT + (k + 0.5) * slot, 1)))
+        x_labels.append(Label(x, HEIGHT - 6, label(buckets[k].start), anchor))
     total = sum(b.calls for b in buckets)
     return Chart(
         window,

@@ -74,6 +74,14 @@ def _flatten(node: Any, prefix: str = "") -> list[tuple[str, str]]:
     return [(prefix.rstrip("."), shown)]
 
 
+def compact(number: int) -> str:
+    """A count short enough for a tile: 987, 12.3k, 4.56M."""
+    for threshold, unit, suffix in ((10**9, 10**9, "G"), (10**6, 10**6, "M"), (10**4, 10**3, "k")):
+        if number >= threshold:
+            return f"{number / unit:.3g}{suffix}"
+    return str(number)
+
+
 def _redirect(location: str) -> web.Response:
     """303 See Other: after a POST, the browser loads ``location`` with a GET."""
     return web.Response(status=303, headers={"Location": location})
@@ -103,6 +111,7 @@ class AdminWeb:
             lstrip_blocks=True,
         )
         self._env.filters["ms"] = stats.format_ms
+        self._env.filters["compact"] = compact
         self._static: dict[str, tuple[bytes, str]] = {}
         for entry in resources.files("bot.admin_web").joinpath("static").iterdir():
             suffix = entry.name[entry.name.rfind(".") :]

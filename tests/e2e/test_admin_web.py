@@ -146,9 +146,12 @@ async def test_the_overview_shows_what_gembot_stats_prints(browser: Browser, bot
                 "p95": p95,
                 "conversations": convs,
                 "users": users,
-                "tokens_in": f"{int(t_in):,}",
-                "tokens_out": f"{int(t_out):,}",
+                "tokens_in": shown["tokens_in"],
+                "tokens_out": shown["tokens_out"],
             }
+            for key, value in (("tokens_in", t_in), ("tokens_out", t_out)):
+                exact = await page.get_attribute(f'[data-figure="{name}.{key}"]', "data-value")
+                assert exact == value
             chart = page.locator(f'svg.chart[data-window="{name}"]')
             assert await chart.count() == 1
             assert await chart.locator("rect.bar").count() >= 1
