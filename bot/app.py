@@ -16,6 +16,7 @@ from bot.commands import Commands
 from bot.config import Settings
 from bot.engine import Engine
 from bot.guards.access import AccessPolicy
+from bot.guards.blocklist import BlockList
 from bot.guards.limits import RateLimiter
 from bot.guards.quota import QuotaGuard
 from bot.guards.wordfilter import WordFilter
@@ -46,6 +47,7 @@ class App:
     text_filter: WordFilter | None = None
     started_at: datetime | None = None
     quota: QuotaGuard | None = None
+    blocklist: BlockList | None = None
 
     @classmethod
     async def create(cls, settings: Settings, *, clock: Clock | None = None, migrate: bool = True) -> App:
@@ -94,6 +96,7 @@ class App:
             quota=store.quota,
             clock=clock,
         )
+        blocklist = BlockList(store.blocks, clock)
         engine = Engine(
             settings=settings,
             inbox=store.inbox,
@@ -107,12 +110,14 @@ class App:
             limiter=limiter,
             text_filter=text_filter,
             sequencer=sequencer,
+            blocklist=blocklist,
         )
         app = cls(settings, clock, store, client, metrics, engine, limiter, alerts)
         app._closers += [client.aclose, store.close, sequencer.aclose, alerts.aclose]
         app.started_at = clock.now()
         app.text_filter = text_filter
         app.quota = quota
+        app.blocklist = blocklist
         text_filter.start_watching(settings.filter.reload_interval.total_seconds(), clock.sleep)
         app._closers += [limiter.aclose, text_filter.aclose]
         return app

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import yaml
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot.config import ConfigError, Settings, load_settings, masked_dump
+from bot.config import ConfigError, Settings, config_warnings, load_settings, masked_dump
 from bot.observability.logs import REDACTOR, configure_logging
 
 
@@ -125,6 +125,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(settings.logging.level, settings.logging.format, settings.secret_values())
     if args.command == "check-config":
         print(yaml.safe_dump(masked_dump(settings), sort_keys=False, allow_unicode=True), end="")
+        for warning in config_warnings(settings):
+            print(f"gembot: warning: {warning}", file=sys.stderr)
         return 0
     runners = {
         "migrate": lambda: _migrate(settings),

@@ -382,6 +382,24 @@ class ServerSettings(_Section):
     keepalive_timeout: Annotated[Duration, _within(_SECOND, _HOUR)] = timedelta(seconds=75)
 
 
+ADMIN_TOKEN_MIN_CHARS = 32
+
+
+class AdminWebSettings(_Section):
+    """The ``admin_web:`` section: the admin page on the HTTP server (bot.admin_web)."""
+
+    enabled: bool = False
+    token: Secret = None
+    path: str = Field(default="/admin", pattern=r"^/[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$")
+
+    @field_validator("path")
+    @classmethod
+    def _not_a_server_route(cls, value: str) -> str:
+        if value in ("/healthz", "/readyz", "/metrics"):
+            raise ValueError(f"{value} is one of the server's own routes")
+        return value
+
+
 class LoggingSettings(_Section):
     """The ``logging:`` section."""
 
@@ -405,6 +423,7 @@ class Settings(_Section):
     telegram: TelegramSettings = Field(default_factory=TelegramSettings)
     slack: SlackSettings = Field(default_factory=SlackSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
+    admin_web: AdminWebSettings = Field(default_factory=AdminWebSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
 
     @model_validator(mode="after")
@@ -423,6 +442,14 @@ class Settings(_Section):
             raise _KeyProblem("slack.app_token", "is required in socket mode (an xapp- token)")
         if sl.is_enabled and sl.mode == "http" and sl.signing_secret is None:
             raise _KeyProblem("slack.signing_secret", "is required in http mode")
+        admin = self.admin_web
+        if admin.enabled and (
+            admin.token is None or len(admin.token.get_secret_value()) < ADMIN_TOKEN_MIN_CHARS
+        ):
+            raise _KeyProblem(
+                "admin_web.token",
+                f"is required when admin_web.enabled is true (at least {ADMIN_TOKEN_MIN_CHARS} characters)",
+            )
         return self
 
     def secret_values(self) -> list[str]:
@@ -434,6 +461,7 @@ class Settings(_Section):
             self.slack.bot_token,
             self.slack.app_token,
             self.slack.signing_secret,
+            self.admin_web.token,
         ]
         values = [s.get_secret_value() for s in found if s is not None and s.get_secret_value()]
         # Passwords inside the database and Redis URLs are secrets too, in every spelling.
@@ -461,6 +489,7 @@ _SECRET_DEFAULTS: dict[tuple[str, str], str] = {
     ("slack", "bot_token"): "${SLACK_BOT_TOKEN}",
     ("slack", "app_token"): "${SLACK_APP_TOKEN}",
     ("slack", "signing_secret"): "${SLACK_SIGNING_SECRET}",
+    ("admin_web", "token"): "${GEMBOT_ADMIN_TOKEN}",
 }
 
 _VAR_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -598,3 +627,24 @@ def masked_dump(settings: Settings) -> dict[str, Any]:
     if storage is not None:
         masked["rate_limits"]["storage"] = storage.masked()
     return masked
+
+
+_LOOPBACK_HOSTS = ("localhost", "::1")
+
+
+def is_loopback_host(host: str) -> bool:
+    """Whether ``host`` (a name or an address) only reaches this machine."""
+    host = host.strip("[]").lower()
+    return host in _LOOPBACK_HOSTS or host.startswith("127.") or host.endswith(".localhost")
+
+
+def config_warnings(settings: Settings) -> list[str]:
+    """Risky but valid settings ``gembot check-config`` points out (one line each)."""
+    warnings = []
+    if settings.admin_web.enabled and not is_loopback_host(settings.server.host):
+        warnings.append(
+            f"admin_web is enabled and server.host {settings.server.host} is not loopback: serve "
+            f"{settings.admin_web.path} only behind https (a reverse proxy terminating TLS), or the token "
+            "and the session cookie cross the network in clear"
+        )
+    return warnings

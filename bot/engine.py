@@ -32,6 +32,7 @@ from bot.domain import (
     Typing,
 )
 from bot.guards.access import AccessPolicy
+from bot.guards.blocklist import BlockList
 from bot.guards.filter import TextFilter
 from bot.guards.limits import RateLimiter
 from bot.i18n import Language, format_wait, pick_language, text
@@ -96,6 +97,7 @@ class Engine:
         limiter: RateLimiter | None = None,
         text_filter: TextFilter | None = None,
         sequencer: Sequencer | None = None,
+        blocklist: BlockList | None = None,
     ) -> None:
         self._settings = settings
         self._inbox = inbox
@@ -107,6 +109,7 @@ class Engine:
         self._access = access
         self._limiter = limiter
         self._filter = text_filter
+        self._blocklist = blocklist
         # Per-conversation order: in-process for SQLite, across replicas on PostgreSQL (bot.sequencer).
         self._locks: Sequencer = sequencer if sequencer is not None else LocalSequencer()
         self._finished = Wakeups()
@@ -360,6 +363,17 @@ class Engine:
         # Erasure is a right, not a service: /forget works in any private chat, allowed or not (the
         # sender may have talked to the bot in an allowed group).
         erasing = message.command == "forget" and message.is_private
+        if (
+            not erasing
+            and self._blocklist is not None
+            and message.platform is not Platform.CONSOLE
+            and await self._blocklist.is_blocked(message.platform.value, message.user_id)
+        ):
+            # Blocked from the admin page: refused as an access refusal is.
+            progress.outcome = "blocked"
+            if message.is_private:
+                yield Notice(NoticeKind.NOT_ALLOWED_CHAT, text(lang, "not_allowed_chat"))
+            return
         if not is_admin and not erasing and not self._access.chat_allowed(message):
             progress.outcome = "not_allowed"
             if message.is_private:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
 
@@ -32,6 +34,16 @@ CHECK_TIMEOUT_S: Final = 5.0
 MAX_BODY_BYTES: Final = 2 * 1024 * 1024
 
 
+@dataclass(frozen=True, slots=True)
+class CheckState:
+    """One readiness check as last asked: its problem now (None when fine) and the last one it had."""
+
+    name: str
+    problem: str | None
+    last_problem: str | None
+    last_problem_at: datetime | None
+
+
 class HttpServer:
     """One aiohttp application on ``server.host:server.port``."""
 
@@ -40,6 +52,7 @@ class HttpServer:
         self._metrics = metrics
         self._db = database
         self._checks: dict[str, ReadinessCheck] = {}
+        self._last_problems: dict[str, tuple[datetime, str]] = {}
         self._metrics_refreshers: list[Callable[[], Awaitable[None]]] = []
         self.guard = ConnectionGuard(
             settings.read_timeout.total_seconds(), settings.keepalive_timeout.total_seconds()
@@ -98,10 +111,20 @@ class HttpServer:
         The checks run concurrently, each bounded by :data:`CHECK_TIMEOUT_S`, so a wedged dependency
         makes /readyz answer 503 quickly instead of hanging the orchestrator's probe.
         """
+        return [f"{state.name}: {state.problem}" for state in await self.check_states() if state.problem]
+
+    async def check_states(self) -> list[CheckState]:
+        """Every readiness check asked now (as :meth:`readiness` does), with the last problem it reported."""
         names = ["database", *self._checks]
         checks = [self._database, *self._checks.values()]
         reasons = await asyncio.gather(*(_bounded(check) for check in checks))
-        return [f"{name}: {reason}" for name, reason in zip(names, reasons, strict=True) if reason]
+        states = []
+        for name, reason in zip(names, reasons, strict=True):
+            if reason:
+                self._last_problems[name] = (datetime.now(UTC), reason)
+            at, last = self._last_problems.get(name, (None, None))
+            states.append(CheckState(name, reason, last, at))
+        return states
 
     async def _database(self) -> str | None:
         path = sqlite_file(self._db)

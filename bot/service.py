@@ -111,6 +111,10 @@ async def run_service(settings: Settings) -> int:
 
         server.add_readiness_check("shutdown", shutdown_check)
         server.add_readiness_check("rate_limits", app.rate_limit_storage_problem)
+        if settings.admin_web.enabled:
+            from bot.admin_web import mount_admin_web
+
+            mount_admin_web(server, app)
         # The quota gauges show the current windows (one counts from 0 after a roll-over, on every replica).
         server.add_metrics_refresh(app.refresh_quota_gauges)
         await server.start()

@@ -26,7 +26,7 @@ from bot.config import QuotaSettings
 from bot.i18n import Language
 from bot.observability.metrics import FILTERED, QUOTA, RATE_LIMITED, REFUSAL_ACTION
 from bot.quota_windows import WINDOWS, window_key, window_start
-from bot.store import QuotaCounters, Statistics
+from bot.store import LatencyBucket, QuotaCounters, Statistics
 
 STATS_WINDOWS: tuple[tuple[str, timedelta], ...] = (
     ("1h", timedelta(hours=1)),
@@ -34,6 +34,12 @@ STATS_WINDOWS: tuple[tuple[str, timedelta], ...] = (
     ("30d", timedelta(days=30)),
 )
 PERCENTILES = (0.50, 0.90, 0.95)
+SERIES_BUCKETS: dict[str, timedelta] = {
+    "1h": timedelta(minutes=5),
+    "24h": timedelta(hours=1),
+    "30d": timedelta(days=1),
+}
+"""How finely the admin page's charts cut each window."""
 
 
 def percentile(sorted_values: Sequence[float], fraction: float) -> float | None:
@@ -132,7 +138,25 @@ async def collect(
     return StatsReport(windows=windows, quota=uses)
 
 
-def _ms(value: float | None) -> str:
+async def latency_series(statistics: Statistics, now: datetime) -> dict[str, list[LatencyBucket]]:
+    """Per window of :data:`STATS_WINDOWS`: Gemini calls and latency percentiles bucket by bucket.
+
+    Buckets are aligned to multiples of their size (the last one is the current, partial one), so a
+    chart's bars do not shift with every refresh.
+    """
+    series = {}
+    epoch = datetime(2000, 1, 1, tzinfo=now.tzinfo)
+    for name, delta in STATS_WINDOWS:
+        size = SERIES_BUCKETS[name]
+        current = epoch + ((now - epoch) // size) * size
+        count = int(delta / size)
+        bounds = [current - size * k for k in range(count - 1, -1, -1)] + [now]
+        series[name] = await statistics.call_latency_buckets(bounds, PERCENTILES)
+    return series
+
+
+def format_ms(value: float | None) -> str:
+    """A latency for people: 850ms, 1.25s, or - when unknown."""
     if value is None:
         return "-"
     return f"{value / 1000:.2f}s" if value >= 1000 else f"{value:.0f}ms"
@@ -160,7 +184,7 @@ def render(report: StatsReport, language: Language) -> str:
             lines.append(
                 f"\n【{w.name}】回答 {w.messages_answered}，失败 {w.messages_failed}\n"
                 f"Gemini 请求 {w.requests}，成功率 {rate}\n"
-                f"延迟 P50 {_ms(w.p50_ms)} / P90 {_ms(w.p90_ms)} / P95 {_ms(w.p95_ms)}\n"
+                f"延迟 P50 {format_ms(w.p50_ms)} / P90 {format_ms(w.p90_ms)} / P95 {format_ms(w.p95_ms)}\n"
                 f"错误：{errors}\n"
                 f"拒绝：{_refusals(w, zh)}\n"
                 f"活跃：对话 {w.active_conversations}，用户 {w.active_users}\n"
@@ -170,7 +194,7 @@ def render(report: StatsReport, language: Language) -> str:
             lines.append(
                 f"\n[{w.name}] answered {w.messages_answered}, failed {w.messages_failed}\n"
                 f"Gemini requests {w.requests}, success {rate}\n"
-                f"latency P50 {_ms(w.p50_ms)} / P90 {_ms(w.p90_ms)} / P95 {_ms(w.p95_ms)}\n"
+                f"latency P50 {format_ms(w.p50_ms)} / P90 {format_ms(w.p90_ms)} / P95 {format_ms(w.p95_ms)}\n"
                 f"errors: {errors}\n"
                 f"refused: {_refusals(w, zh)}\n"
                 f"active: {w.active_conversations} conversations, {w.active_users} users\n"

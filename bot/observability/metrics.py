@@ -63,6 +63,7 @@ _EXACT: Final[dict[str, str]] = {
     "taken_over": DUPLICATE,  # another replica's follow-up answered it (told its sender to resend)
     # Accepted-but-not-for-Gemini messages, each answered with a notice.
     "not_allowed": REJECTED,
+    "blocked": REJECTED,  # a user blocked from the admin page
     "unsupported": REJECTED,
     "empty": REJECTED,
     "too_long": REJECTED,

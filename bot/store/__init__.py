@@ -1,5 +1,6 @@
 """Persistence: SQLAlchemy 2 async on SQLite (default) or PostgreSQL, schema owned by Alembic."""
 
+from bot.store.blocks import BlockedUsers
 from bot.store.conversations import Conversations, Exchange
 from bot.store.database import Database
 from bot.store.db import create_engine, read_only
@@ -8,7 +9,7 @@ from bot.store.migrate import upgrade_to_head
 from bot.store.quota import QuotaCounters
 from bot.store.records import AuditRecord, CallRecord, Records
 from bot.store.retention import Retention
-from bot.store.stats import ActivityCounts, Statistics
+from bot.store.stats import ActivityCounts, LatencyBucket, Statistics, UserUsage
 from bot.store.store import Store
 from bot.store.users import Users
 
@@ -16,17 +17,20 @@ __all__ = [
     "ActivityCounts",
     "AnswerStart",
     "AuditRecord",
+    "BlockedUsers",
     "CallRecord",
     "Conversations",
     "Database",
     "EventInbox",
     "Exchange",
+    "LatencyBucket",
     "QuotaCounters",
     "Records",
     "Retention",
     "Statistics",
     "Store",
     "Unanswered",
+    "UserUsage",
     "Users",
     "create_engine",
     "read_only",

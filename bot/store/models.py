@@ -28,6 +28,7 @@ from sqlalchemy.types import TypeDecorator
 __all__ = [
     "AuditRow",
     "Base",
+    "BlockedUser",
     "Conversation",
     "Inbox",
     "LlmCall",
@@ -215,3 +216,15 @@ class QuotaCounter(Base):
     window: Mapped[str] = mapped_column(String(16), primary_key=True)
     window_start: Mapped[str] = mapped_column(String(64), primary_key=True)
     count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class BlockedUser(Base):
+    """A user an admin blocked (from the admin page): every replica refuses their messages."""
+
+    __tablename__ = "blocked_users"
+
+    platform: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    blocked_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    # Who blocked them: the admin page's session id (never the sign-in token).
+    blocked_by: Mapped[str] = mapped_column(String(255))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.store.blocks import BlockedUsers
 from bot.store.conversations import Conversations
 from bot.store.database import Database
 from bot.store.db import create_engine
@@ -34,6 +35,7 @@ class Store:
         self.retention = Retention(self.database)
         self.quota = QuotaCounters(self.database)
         self.statistics = Statistics(self.database)
+        self.blocks = BlockedUsers(self.database)
 
     @classmethod
     async def open(cls, url: str) -> Store:

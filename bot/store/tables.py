@@ -6,9 +6,18 @@ from typing import Final
 
 from sqlalchemy import Table
 
-from bot.store.models import AuditRow, Conversation, Inbox, LlmCall, QuotaCounter, Turn, User
+from bot.store.models import AuditRow, BlockedUser, Conversation, Inbox, LlmCall, QuotaCounter, Turn, User
 
-__all__ = ["audit", "conversations", "inbox", "llm_calls", "quota_counters", "turns", "users"]
+__all__ = [
+    "audit",
+    "blocked_users",
+    "conversations",
+    "inbox",
+    "llm_calls",
+    "quota_counters",
+    "turns",
+    "users",
+]
 
 conversations: Final[Table] = Conversation.__table__  # type: ignore[assignment]
 turns: Final[Table] = Turn.__table__  # type: ignore[assignment]
@@ -17,3 +26,4 @@ llm_calls: Final[Table] = LlmCall.__table__  # type: ignore[assignment]
 users: Final[Table] = User.__table__  # type: ignore[assignment]
 audit: Final[Table] = AuditRow.__table__  # type: ignore[assignment]
 quota_counters: Final[Table] = QuotaCounter.__table__  # type: ignore[assignment]
+blocked_users: Final[Table] = BlockedUser.__table__  # type: ignore[assignment]

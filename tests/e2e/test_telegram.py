@@ -64,9 +64,15 @@ def free_port() -> int:
 
 
 def write_config(
-    directory: Path, port: int, gemini: GeminiEmulator, tg: TelegramEmulator, telegram: dict[str, Any]
+    directory: Path,
+    port: int,
+    gemini: GeminiEmulator,
+    tg: TelegramEmulator,
+    telegram: dict[str, Any],
+    sections: dict[str, Any] | None = None,
 ) -> Path:
-    """The config of one gembot process: the emulators, its own database, INFO logs as JSON."""
+    """The config of one gembot process: the emulators, its own database, INFO logs as JSON (and any
+    further ``sections``)."""
     directory.mkdir(parents=True, exist_ok=True)
     config = base_config(directory / "data" / "gembot.db", gemini.base_url)
     config["gemini"]["api_key"] = "${GEMINI_API_KEY}"
@@ -80,21 +86,30 @@ def write_config(
     }
     config["server"] = {"host": "127.0.0.1", "port": port}
     config["logging"] = {"level": "INFO", "format": "json"}
+    config.update(sections or {})
     path = directory / "config.yaml"
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
     return path
 
 
 async def start_gembot(
-    directory: Path, gemini: GeminiEmulator, tg: TelegramEmulator, **telegram: Any
+    directory: Path,
+    gemini: GeminiEmulator,
+    tg: TelegramEmulator,
+    *,
+    sections: dict[str, Any] | None = None,
+    environ: dict[str, str] | None = None,
+    **telegram: Any,
 ) -> Gembot:
-    """Write a config, start ``python -m bot run`` and wait until /readyz says ready."""
+    """Write a config, start ``python -m bot run`` and wait until /readyz says ready.
+
+    ``sections`` adds config sections, ``environ`` environment variables."""
     port = free_port()
-    path = write_config(directory, port, gemini, tg, telegram)
+    path = write_config(directory, port, gemini, tg, telegram, sections)
     env = {
         k: v for k, v in os.environ.items() if not k.startswith(("GEMINI_", "GEMBOT_", "TELEGRAM_", "SLACK_"))
     }
-    env.update({"GEMINI_API_KEY": API_KEY, "TELEGRAM_BOT_TOKEN": BOT_TOKEN})
+    env.update({"GEMINI_API_KEY": API_KEY, "TELEGRAM_BOT_TOKEN": BOT_TOKEN, **(environ or {})})
     log_path = directory / "gembot.log"
     log_file: BinaryIO = log_path.open("wb")
     process = await asyncio.create_subprocess_exec(
