@@ -51,6 +51,9 @@ def render_chunks(markdown: str, limit: int = MESSAGE_LIMIT) -> list[str]:
 # ----------------------------------------------------------------------------------------------- blocks
 
 
+_QUOTE_MARKERS: Final = re.compile(r"(?m)^(?:> ?)+")
+
+
 def _blocks(nodes: list[SyntaxTreeNode], indent: str) -> list[str]:
     out: list[str] = []
     for node in nodes:
@@ -100,7 +103,11 @@ def _list_lines(node: SyntaxTreeNode, indent: str) -> list[str]:
             if child.type in ("bullet_list", "ordered_list"):
                 lines.extend(_list_lines(child, indent + "    "))
                 continue
-            for block in _block(child, indent):
+            blocks = _block(child, indent)
+            if child.type == "blockquote":
+                # A quote marker counts only at the start of a line: inside an item it is text.
+                blocks = [_QUOTE_MARKERS.sub(lambda m: m[0].replace(">", "&gt;"), b) for b in blocks]
+            for block in blocks:
                 for line in block.split("\n"):
                     if first:
                         lines.append(f"{indent}{marker}{line}")

@@ -81,6 +81,7 @@ def test_render_chunks_of_long_answer() -> None:
 
 @settings(max_examples=150, deadline=None)
 @example("x [" + "a " * 30 + "](b) y", 40)  # a link longer than a piece
+@example("- >", 40)  # a quote inside a list item: its marker is text there, escaped
 @given(st.text(alphabet=st.sampled_from(list("ab <>&*_`~[]()|#-\n")), max_size=1500), st.integers(40, 400))
 def test_split_keeps_every_piece_valid(markdown: str, limit: int) -> None:
     rendered = to_mrkdwn(markdown)
