@@ -70,8 +70,9 @@ class App:
         for problem in model_warnings(
             [gemini.model, *gemini.fallback_models],
             gemini.tools.enabled(),
-            thinking_level=gemini.generation.thinking_level,
-            show_thoughts=gemini.generation.show_thoughts,
+            thinking=gemini.generation.thinking_level is not None
+            or gemini.generation.thinking_budget is not None
+            or gemini.generation.show_thoughts,
         ):
             log.warning("gemini.setting_not_supported", detail=problem)
         metrics = Metrics()

@@ -21,6 +21,10 @@ TOOL_NAMES: Final = (GOOGLE_SEARCH, URL_CONTEXT, CODE_EXECUTION)
 # The REST names (ProtoJSON accepts snake_case too; Google's SDKs send camelCase).
 _WIRE: Final = {GOOGLE_SEARCH: "googleSearch", URL_CONTEXT: "urlContext", CODE_EXECUTION: "codeExecution"}
 THINKING_LEVELS: Final = ("minimal", "low", "medium", "high")
+# A level sent to a 2.5 model as a budget, so one config serves fallbacks of either family. Every value
+# is within each 2.5 model's range (Flash-Lite's smallest budget when thinking is 512, Flash's largest
+# 24576).
+LEVEL_BUDGETS: Final = {"minimal": 512, "low": 1024, "medium": 8192, "high": 24576}
 
 _VERSION = re.compile(r"gemini-(\d+)(?:\.(\d+))?")
 
@@ -74,11 +78,14 @@ def thinking_config(
     model: str | None, *, budget: int | None, level: str | None, include_thoughts: bool
 ) -> dict[str, Any] | None:
     """``generationConfig.thinkingConfig`` for ``model``: Gemini 3 takes a level (or a budget), 2.5 a
-    budget only; never both. None when nothing is to be sent or the model does not think."""
+    budget only (a level becomes its :data:`LEVEL_BUDGETS` budget); never both. None when nothing is to
+    be sent or the model does not think."""
     kind = family(model).thinking
     config: dict[str, Any] = {}
     if kind in ("level", "any") and level is not None:
         config["thinkingLevel"] = level.upper()
+    elif kind == "budget" and level is not None:
+        config["thinkingBudget"] = LEVEL_BUDGETS[level]
     elif kind is not None and budget is not None:
         config["thinkingBudget"] = budget
     if kind is not None and include_thoughts:
@@ -86,10 +93,9 @@ def thinking_config(
     return config or None
 
 
-def model_warnings(
-    models: Iterable[str], tools: Iterable[str], *, thinking_level: str | None, show_thoughts: bool
-) -> list[str]:
-    """One line per configured setting a model will not get (logged once at start)."""
+def model_warnings(models: Iterable[str], tools: Iterable[str], *, thinking: bool) -> list[str]:
+    """One line per configured setting a model will not get (logged once at start); ``thinking``: a
+    thinking setting is configured."""
     wanted = [name for name in TOOL_NAMES if name in set(tools)]
     lines: list[str] = []
     for model in dict.fromkeys(models):
@@ -97,8 +103,6 @@ def model_warnings(
         missing = [name for name in wanted if name not in kind.tools]
         if missing:
             lines.append(f"{model}: does not support {', '.join(missing)}; left out of its requests")
-        if thinking_level is not None and kind.thinking != "level":
-            lines.append(f"{model}: takes no thinking_level; left out of its requests")
-        if show_thoughts and kind.thinking is None:
-            lines.append(f"{model}: does not think; show_thoughts has no effect")
+        if kind.thinking is None and thinking:
+            lines.append(f"{model}: does not think; thinking settings are left out of its requests")
     return lines

@@ -64,11 +64,17 @@ def free_port() -> int:
 
 
 def write_config(
-    directory: Path, port: int, gemini: GeminiEmulator, tg: TelegramEmulator, telegram: dict[str, Any]
+    directory: Path,
+    port: int,
+    gemini: GeminiEmulator,
+    tg: TelegramEmulator,
+    telegram: dict[str, Any],
+    gemini_settings: dict[str, Any] | None = None,
 ) -> Path:
     """The config of one gembot process: the emulators, its own database, INFO logs as JSON."""
     directory.mkdir(parents=True, exist_ok=True)
     config = base_config(directory / "data" / "gembot.db", gemini.base_url)
+    config["gemini"].update(gemini_settings or {})
     config["gemini"]["api_key"] = "${GEMINI_API_KEY}"
     config["telegram"] = {
         "enabled": True,
@@ -86,11 +92,16 @@ def write_config(
 
 
 async def start_gembot(
-    directory: Path, gemini: GeminiEmulator, tg: TelegramEmulator, **telegram: Any
+    directory: Path,
+    gemini: GeminiEmulator,
+    tg: TelegramEmulator,
+    gemini_settings: dict[str, Any] | None = None,
+    **telegram: Any,
 ) -> Gembot:
-    """Write a config, start ``python -m bot run`` and wait until /readyz says ready."""
+    """Write a config, start ``python -m bot run`` and wait until /readyz says ready (``gemini_settings``
+    override keys of the ``gemini:`` section)."""
     port = free_port()
-    path = write_config(directory, port, gemini, tg, telegram)
+    path = write_config(directory, port, gemini, tg, telegram, gemini_settings)
     env = {
         k: v for k, v in os.environ.items() if not k.startswith(("GEMINI_", "GEMBOT_", "TELEGRAM_", "SLACK_"))
     }
