@@ -10,7 +10,9 @@ import pytest
 import pytest_asyncio
 
 from tests.conftest import API_KEY, base_config
-from tests.e2e.grounding_cases import (
+from tests.e2e.test_slack import free_port, start_gembot, stop_gembot, unique
+from tests.fakes.gemini import GeminiEmulator
+from tests.fakes.grounded_cases import (
     CASES,
     CODE,
     ENGLISH,
@@ -22,8 +24,6 @@ from tests.e2e.grounding_cases import (
     Case,
     unmarked,
 )
-from tests.e2e.test_slack import free_port, start_gembot, stop_gembot, unique
-from tests.fakes.gemini import GeminiEmulator
 from tests.fakes.slack import BOT_TOKEN, SIGNING_SECRET, EventSender, SlackEmulator, mention_event, new_ts
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]

@@ -10,7 +10,9 @@ import pytest
 import pytest_asyncio
 
 from tests.conftest import API_KEY
-from tests.e2e.grounding_cases import (
+from tests.e2e.test_telegram import Gembot, next_id, start_gembot, stop_gembot
+from tests.fakes.gemini import DEFAULT_MODELS, ErrorReply, GeminiEmulator
+from tests.fakes.grounded_cases import (
     CASES,
     CODE,
     ENGLISH,
@@ -24,8 +26,6 @@ from tests.e2e.grounding_cases import (
     Case,
     unmarked,
 )
-from tests.e2e.test_telegram import Gembot, next_id, start_gembot, stop_gembot
-from tests.fakes.gemini import DEFAULT_MODELS, ErrorReply, GeminiEmulator
 from tests.fakes.telegram import BotMessage, TelegramEmulator
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
