@@ -22,6 +22,7 @@ from bot.guards.quota import QuotaGuard
 from bot.guards.wordfilter import WordFilter
 from bot.llm.gemini import GeminiClient, GeminiTimeouts
 from bot.llm.policy import AnswerPolicy
+from bot.llm.tools import model_warnings
 from bot.observability.logs import get_logger
 from bot.observability.metrics import Metrics
 from bot.sequencer import LocalSequencer, PostgresSequencer, Sequencer
@@ -68,6 +69,14 @@ class App:
                 total=gemini.timeout.total_seconds(),
             ),
         )
+        for problem in model_warnings(
+            [gemini.model, *gemini.fallback_models],
+            gemini.tools.enabled(),
+            thinking=gemini.generation.thinking_level is not None
+            or gemini.generation.thinking_budget is not None
+            or gemini.generation.show_thoughts,
+        ):
+            log.warning("gemini.setting_not_supported", detail=problem)
         metrics = Metrics()
         limiter = RateLimiter(settings.rate_limits, key_prefix=settings.rate_limits.key_prefix)
         text_filter = WordFilter(settings.filter)

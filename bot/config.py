@@ -143,6 +143,28 @@ class GenerationSettings(_Section):
     top_p: float | None = Field(default=0.9, ge=0, le=1)
     max_output_tokens: int | None = Field(default=2048, ge=1)
     thinking_budget: int | None = Field(default=None, ge=-1)
+    thinking_level: Literal["minimal", "low", "medium", "high"] | None = None
+    show_thoughts: Flag = False
+
+    @model_validator(mode="after")
+    def _one_thinking_setting(self) -> GenerationSettings:
+        if self.thinking_budget is not None and self.thinking_level is not None:
+            raise _KeyProblem(
+                "gemini.generation.thinking_level", "cannot be set together with thinking_budget (use one)"
+            )
+        return self
+
+
+class ToolSettings(_Section):
+    """Gemini's built-in tools (each billed by Google beyond its free tier)."""
+
+    google_search: Flag = False
+    url_context: Flag = False
+    code_execution: Flag = False
+
+    def enabled(self) -> frozenset[str]:
+        """The names of the tools switched on."""
+        return frozenset(name for name, on in self.model_dump().items() if on)
 
 
 class RetrySettings(_Section):
@@ -179,6 +201,8 @@ class GeminiSettings(_Section):
     read_timeout: Annotated[Duration, _within(100 * _MS, 10 * _MINUTE)] = timedelta(seconds=30)
     system_instruction: str = "You are a helpful assistant."
     generation: GenerationSettings = Field(default_factory=GenerationSettings)
+    tools: ToolSettings = Field(default_factory=ToolSettings)
+    max_sources: int = Field(default=5, ge=1, le=20)
     retry: RetrySettings = Field(default_factory=RetrySettings)
     quota: QuotaSettings = Field(default_factory=QuotaSettings)
     admin_alert_interval: Annotated[Duration, _within(10 * _SECOND, 7 * _DAY)] = timedelta(minutes=10)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from bot.domain import Attachment
 from bot.llm.types import ChatMessage
@@ -17,6 +18,7 @@ class PastExchange:
 
     user_text: str
     model_text: str
+    model_parts: tuple[Mapping[str, Any], ...] = ()  # sent instead of model_text when kept
 
 
 def build_contents(
@@ -44,7 +46,7 @@ def build_contents(
     contents: list[ChatMessage] = []
     for exchange in reversed(kept):
         contents.append(ChatMessage(role="user", text=exchange.user_text))
-        contents.append(ChatMessage(role="model", text=exchange.model_text))
+        contents.append(ChatMessage(role="model", text=exchange.model_text, parts=exchange.model_parts))
     contents.append(ChatMessage(role="user", text=new_text, attachments=attachments))
     return tuple(contents)
 

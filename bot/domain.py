@@ -113,11 +113,43 @@ class Notice:
 
 
 @dataclass(frozen=True, slots=True)
+class Link:
+    """A web page an answer refers to, with the title to show for it."""
+
+    uri: str
+    title: str
+
+
+@dataclass(frozen=True, slots=True)
+class Sourcing:
+    """Where an answer came from and how Gemini got there, for the adapter to show with it.
+
+    ``sources`` are numbered in order (the answer's ``[n]`` markers link to them); ``searches`` link to
+    the results of each search Gemini ran; ``failed`` is one short line naming links Gemini could not
+    open; ``thoughts`` is the thought summary, shown collapsed above the answer. The labels are in the
+    user's language.
+    """
+
+    sources: tuple[Link, ...] = ()
+    searches: tuple[Link, ...] = ()
+    failed: str = ""
+    thoughts: str = ""
+    sources_label: str = "Sources"
+    searches_label: str = "Searched"
+    thoughts_label: str = "Thoughts"
+
+    def __bool__(self) -> bool:
+        return bool(self.sources or self.searches or self.failed or self.thoughts)
+
+
+@dataclass(frozen=True, slots=True)
 class FinalAnswer:
-    """The complete reply text. ``notice`` is appended to the same answer when set (e.g. cut short)."""
+    """The complete reply text. ``notice`` is appended to the same answer when set (e.g. cut short);
+    ``sourcing``, when set, is shown with it (sources under it, the thought summary above)."""
 
     text: str
     notice: Notice | None = None
+    sourcing: Sourcing | None = None
 
 
 ReplyEvent = Typing | Delta | FinalAnswer | Notice

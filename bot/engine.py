@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -41,8 +41,9 @@ from bot.llm.notices import failure_notice
 from bot.llm.policy import AnswerPolicy, Attempt, QuotaExceededError
 from bot.llm.types import GenerationParams, LlmRequest, Usage
 from bot.observability.logs import get_logger
-from bot.observability.metrics import REFUSAL_ACTION, REFUSALS, Metrics
+from bot.observability.metrics import REFUSAL_ACTION, REFUSALS, TOOL_CALL_ACTION, Metrics
 from bot.sequencer import LocalSequencer, Sequencer, Wakeups
+from bot.sourcing import AnswerExtras
 from bot.store import AnswerStart, AuditRecord, CallRecord, Conversations, EventInbox, Records
 
 log = get_logger(__name__)
@@ -445,7 +446,7 @@ class Engine:
         gen = settings.gemini.generation
         request = LlmRequest(
             contents=build_contents(
-                [PastExchange(h.user_text, h.model_text) for h in history],
+                [PastExchange(h.user_text, h.model_text, h.model_parts) for h in history],
                 sent_text,
                 max_turns=settings.conversation.max_turns,
                 max_chars=settings.conversation.max_context_chars,
@@ -458,16 +459,21 @@ class Engine:
                 top_p=gen.top_p,
                 max_output_tokens=gen.max_output_tokens,
                 thinking_budget=gen.thinking_budget,
+                thinking_level=gen.thinking_level,
+                include_thoughts=gen.show_thoughts,
             ),
+            tools=settings.gemini.tools.enabled(),
         )
         screen = (
             self._filter.screen_stream() if self._filter is not None and self._filter.check_replies else None
         )
         parts: list[str] = []
+        extras = AnswerExtras()
         finish_reason = ""
         usage = Usage()
         try:
             async for chunk in self._policy.answer(request, progress.attempts.append):
+                extras.add(chunk)
                 if chunk.usage is not None:
                     usage = chunk.usage
                 if chunk.finish_reason:
@@ -489,6 +495,7 @@ class Engine:
             await asyncio.shield(self._record_failure(message, conversation_id, request, progress, None))
             raise
         reply = "".join(parts)
+        model_parts = extras.model_parts()
         if screen is not None:
             rest = screen.finish()
             if screen.flagged and self._filter is not None:
@@ -500,6 +507,7 @@ class Engine:
                     yield Notice(NoticeKind.FILTERED, text(lang, "reply_filtered"))
                     return
                 reply = verdict.text
+                model_parts = None  # the stored parts would hold the words the filter took out
             elif rest:
                 progress.shown.append(rest)
         await self._conversations.save_exchange(
@@ -507,20 +515,27 @@ class Engine:
             user_id=message.user_id,
             user_text=stored_text,
             model_text=reply,
+            model_parts=model_parts,
             prompt_tokens=usage.prompt_tokens,
             output_tokens=usage.output_tokens + usage.thoughts_tokens,
             finish_reason=finish_reason,
             model=progress.attempts[-1].model if progress.attempts else self._policy.model,
             now=self._clock.now(),
             calls=self._call_records(message, conversation_id, progress),
-            audit=self._audit_records(message, request, progress),
+            audit=self._audit_records(message, request, progress, extras.tool_calls()),
         )
         self._observe(progress)
+        for tool, count in extras.tool_calls().items():
+            self._metrics.tool_calls.labels(tool).inc(count)
         progress.outcome = "answered"
         notice = None
         if finish_reason == "MAX_TOKENS":
             notice = Notice(NoticeKind.TRUNCATED, text(lang, "truncated"))
-        yield FinalAnswer(reply, notice)
+        gemini = settings.gemini
+        sourced = extras.finish(
+            reply, lang, max_sources=gemini.max_sources, show_thoughts=gemini.generation.show_thoughts
+        )
+        yield FinalAnswer(sourced.text, notice, sourced.sourcing)
 
     def _failure_event(self, exc: GeminiError, progress: _Progress, lang: Language) -> ReplyEvent:
         progress.outcome = f"gemini_{exc.kind}"
@@ -597,7 +612,11 @@ class Engine:
         ]
 
     def _audit_records(
-        self, message: Incoming, request: LlmRequest, progress: _Progress
+        self,
+        message: Incoming,
+        request: LlmRequest,
+        progress: _Progress,
+        tool_calls: Mapping[str, int] | None = None,
     ) -> list[AuditRecord]:
         gen = request.generation
         # Texts are recorded by their length only: a hash of a short text could be reversed.
@@ -610,16 +629,29 @@ class Engine:
             "top_p": gen.top_p,
             "max_output_tokens": gen.max_output_tokens,
             "thinking_budget": gen.thinking_budget,
+            "thinking_level": gen.thinking_level,
+            "tools": sorted(request.tools),
             "stream": self._settings.gemini.stream,
         }
         now = self._clock.now()
-        return [
+        # One record per search, link read or code run, for /stats; never the query or the link.
+        tool_records = [
+            AuditRecord(now, message.platform.value, message.user_id, TOOL_CALL_ACTION, {}, outcome=tool)
+            for tool, count in (tool_calls or {}).items()
+            for _ in range(count)
+        ]
+        return tool_records + [
             AuditRecord(
                 at=now,
                 platform=message.platform.value,
                 actor_id=message.user_id,
                 action="gemini.generate",
-                params={**params, "attempt": a.attempt, "endpoint": _endpoint_label(a.endpoint)},
+                params={
+                    **params,
+                    "attempt": a.attempt,
+                    "endpoint": _endpoint_label(a.endpoint),
+                    "tool_calls": dict(tool_calls or {}) if a is progress.attempts[-1] else {},
+                },
                 model=a.model,
                 outcome=a.outcome,
             )

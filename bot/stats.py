@@ -24,7 +24,8 @@ from datetime import datetime, timedelta
 
 from bot.config import QuotaSettings
 from bot.i18n import Language
-from bot.observability.metrics import FILTERED, QUOTA, RATE_LIMITED, REFUSAL_ACTION
+from bot.llm.tools import CODE_EXECUTION, GOOGLE_SEARCH, URL_CONTEXT
+from bot.observability.metrics import FILTERED, QUOTA, RATE_LIMITED, REFUSAL_ACTION, TOOL_CALL_ACTION
 from bot.quota_windows import WINDOWS, window_key, window_start
 from bot.store import LatencyBucket, QuotaCounters, Statistics
 
@@ -71,6 +72,7 @@ class WindowStats:
     tokens_in: int
     tokens_out: int
     refusals: dict[str, int] = field(default_factory=dict)
+    tool_calls: dict[str, int] = field(default_factory=dict)  # searches, link reads, code runs
 
     @property
     def success_rate(self) -> float | None:
@@ -117,6 +119,7 @@ async def window_stats(statistics: Statistics, name: str, since: datetime) -> Wi
         tokens_in=sum(t for _, t, _ in outcomes.values()),
         tokens_out=sum(t for _, _, t in outcomes.values()),
         refusals=refusals,
+        tool_calls=await statistics.audit_outcomes(TOOL_CALL_ACTION, since),
     )
 
 
@@ -173,8 +176,24 @@ def _refusals(w: WindowStats, zh: bool) -> str:
     return ("，" if zh else ", ").join(f"{label} {w.refusals.get(key, 0)}" for key, label in names.items())
 
 
+_TOOL_NAMES = {
+    "en": {GOOGLE_SEARCH: "searches", URL_CONTEXT: "links read", CODE_EXECUTION: "code runs"},
+    "zh": {GOOGLE_SEARCH: "搜索", URL_CONTEXT: "读取链接", CODE_EXECUTION: "运行代码"},
+}
+
+
+def _tools(w: WindowStats, zh: bool) -> str:
+    """One more line when Gemini's tools were used in the window, else nothing."""
+    if not any(w.tool_calls.values()):
+        return ""
+    names = _TOOL_NAMES["zh" if zh else "en"]
+    counts = ("，" if zh else ", ").join(f"{label} {w.tool_calls.get(k, 0)}" for k, label in names.items())
+    return ("\n工具：" if zh else "\ntools: ") + counts
+
+
 def render(report: StatsReport, language: Language) -> str:
-    """A compact text for a phone screen: 7 short lines per window, none much wider than 40 characters."""
+    """A compact text for a phone screen: 7 short lines per window (8 when tools were used), none much
+    wider than 40 characters."""
     zh = language == "zh"
     lines = ["📊 gembot 统计" if zh else "📊 gembot stats"]
     for w in report.windows:
@@ -188,7 +207,7 @@ def render(report: StatsReport, language: Language) -> str:
                 f"错误：{errors}\n"
                 f"拒绝：{_refusals(w, zh)}\n"
                 f"活跃：对话 {w.active_conversations}，用户 {w.active_users}\n"
-                f"tokens：入 {w.tokens_in}，出 {w.tokens_out}"
+                f"tokens：入 {w.tokens_in}，出 {w.tokens_out}" + _tools(w, zh)
             )
         else:
             lines.append(
@@ -198,7 +217,7 @@ def render(report: StatsReport, language: Language) -> str:
                 f"errors: {errors}\n"
                 f"refused: {_refusals(w, zh)}\n"
                 f"active: {w.active_conversations} conversations, {w.active_users} users\n"
-                f"tokens: {w.tokens_in} in, {w.tokens_out} out"
+                f"tokens: {w.tokens_in} in, {w.tokens_out} out" + _tools(w, zh)
             )
     quota = "; ".join(f"{q.window} {q.used}/{q.limit if q.limit else '∞'}" for q in report.quota)
     lines.append(("\n配额：" if zh else "\nquota: ") + quota)

@@ -14,7 +14,8 @@ from slack_sdk.errors import SlackApiError
 from adapters.slack.errors import CALL_ERRORS, UNAVAILABLE_ERRORS, error_code, reason
 from adapters.slack.markup import MESSAGE_LIMIT, escape, render_chunks, split
 from adapters.slack.normalize import Job
-from bot.domain import Delta, FinalAnswer, Incoming, Notice, ReplyEvent, Typing
+from adapters.slack.sources import sources_mrkdwn, thoughts_mrkdwn
+from bot.domain import Delta, FinalAnswer, Incoming, Notice, ReplyEvent, Sourcing, Typing
 from bot.observability.logs import get_logger
 
 if TYPE_CHECKING:
@@ -98,7 +99,7 @@ class AnswerWriter:
             self._text += event.text
             await self._progress()
         elif isinstance(event, FinalAnswer):
-            await self._finish(event.text, event.notice)
+            await self._finish(event.text, event.notice, event.sourcing)
         elif isinstance(event, Notice):
             if self._incoming.command is not None:
                 await self._ephemeral(event.text)
@@ -129,10 +130,11 @@ class AnswerWriter:
             return
         await self._sync(render_chunks(self._text[self._offset :]) or [PLACEHOLDER], optional=True)
 
-    async def _finish(self, text: str, notice: Notice | None) -> None:
+    async def _finish(self, text: str, notice: Notice | None, sourcing: Sourcing | None = None) -> None:
         note = notice.text if notice is not None else ""
         if self._native and self._stream_ts is not None:
-            if text.startswith(self._streamed):
+            # Sources and thoughts are mrkdwn lines the stream cannot take: they go through the edits.
+            if text.startswith(self._streamed) and not sourcing:
                 # On failure _stream leaves _offset after what the stream shows: the rest goes below.
                 if await self._stream(text[len(self._streamed) :]):
                     if await self._end_stream(note):
@@ -144,12 +146,14 @@ class AnswerWriter:
                 self._messages, self._shown = list(self._streams), [""] * len(self._streams)
                 self._offset = 0
         chunks = render_chunks(text[self._offset :])
+        thoughts = thoughts_mrkdwn(sourcing)
+        if thoughts and self._offset == 0:
+            chunks = _joined(split(thoughts), chunks)
+        elif thoughts:  # the start of the answer stays in a stream message: the summary goes under it
+            chunks = _joined(chunks, split(thoughts))
+        chunks = _joined(chunks, split(sources_mrkdwn(sourcing)))
         if note:
-            extra = f"_{escape(note)}_"
-            if chunks and len(chunks[-1]) + len(extra) + 2 <= MESSAGE_LIMIT:
-                chunks[-1] += "\n\n" + extra
-            else:
-                chunks.append(extra)
+            chunks = _joined(chunks, [f"_{escape(note)}_"])
         if not chunks and self._streamed and not self._messages:
             return  # a broken stream already shows everything: no "…" after it
         await self._sync(chunks or [PLACEHOLDER])
@@ -310,6 +314,14 @@ class AnswerWriter:
         except SlackApiError as exc:
             log.warning("slack.ephemeral_failed", error=error_code(exc))
             self._lost = True
+
+
+def _joined(first: list[str], then: list[str]) -> list[str]:
+    """``first`` and ``then`` as messages, the pieces where they meet joined when they fit in one."""
+    first, then = [c for c in first if c], [c for c in then if c]
+    if first and then and len(first[-1]) + len(then[0]) + 2 <= MESSAGE_LIMIT:
+        return [*first[:-1], f"{first[-1]}\n\n{then[0]}", *then[1:]]
+    return first + then
 
 
 def _cut(text: str, size: int) -> tuple[str, str]:

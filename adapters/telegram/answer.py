@@ -22,6 +22,7 @@ from adapters.telegram.markup import (
 )
 from adapters.telegram.normalize import Target
 from adapters.telegram.outbox import ChatUnreachableError, Outbox, Scope
+from adapters.telegram.sources import sources_html, thoughts_html
 from bot.domain import Delta, FinalAnswer, Notice, ReplyEvent, Typing
 from bot.observability.logs import get_logger
 
@@ -158,7 +159,13 @@ class AnswerWriter:
         elif isinstance(event, FinalAnswer):
             await self._stop_streaming()
             notice = event.notice.text if event.notice is not None else None
-            await self._finish(render_telegram(event.text, notice=notice) or ["…"], ParseMode.HTML)
+            parts = render_telegram(
+                event.text,
+                notice=notice,
+                head=thoughts_html(event.sourcing),
+                tail=sources_html(event.sourcing),
+            )
+            await self._finish(parts or ["…"], ParseMode.HTML)
         elif isinstance(event, Notice):
             await self._stop_streaming()
             await self._finish(split_plain(event.text, TELEGRAM_TEXT_LIMIT), None)

@@ -304,10 +304,20 @@ def _apply(stack: list[_Tag], tag: _Tag) -> None:
 
 
 def render_telegram(
-    markdown: str, *, notice: str | None = None, limit: int = TELEGRAM_TEXT_LIMIT
+    markdown: str,
+    *,
+    notice: str | None = None,
+    limit: int = TELEGRAM_TEXT_LIMIT,
+    head: str = "",
+    tail: str = "",
 ) -> list[str]:
-    """One answer as Telegram HTML messages; a ``notice`` is appended as plain text to the same answer."""
-    body = telegram_html(markdown) if markdown.strip() else ""
+    """One answer as Telegram HTML messages; a ``notice`` is appended as plain text to the same answer.
+
+    ``head`` and ``tail`` are Telegram HTML put above and under the answer (e.g. thoughts, sources).
+    """
+    body = "\n\n".join(
+        part for part in (head, telegram_html(markdown) if markdown.strip() else "", tail) if part
+    )
     if notice:
         body = f"{body}\n\n{_escape(notice)}" if body else _escape(notice)
     return split_telegram_html(body, limit)

@@ -69,6 +69,10 @@ _EN: dict[str, Entry] = {
     "gemini_busy": "Gemini is rate-limiting the bot. Please try again in {retry}.",
     "cut": "(The answer was cut off before it finished; please ask again.)",
     "truncated": "(The answer reached the length limit and was cut here.)",
+    "sources": "Sources",
+    "searches": "Searched",
+    "thoughts": "Thoughts",
+    "urls_failed": "Could not open {urls}.",
     "empty_reply": "Gemini returned no answer text. Please try again or rephrase.",
     "length_no_text": (
         "Gemini reached the answer length limit before writing any text (its thinking used it up). "
@@ -145,6 +149,10 @@ _ZH: dict[str, Entry] = {
     "gemini_busy": "Gemini 正在限制机器人的请求频率，请在 {retry} 后再试。",
     "cut": "（回答在完成前被中断了，请重新提问。）",
     "truncated": "（回答达到长度上限，在此处被截断。）",
+    "sources": "来源",
+    "searches": "搜索",
+    "thoughts": "思考过程",
+    "urls_failed": "无法打开 {urls}。",
     "empty_reply": "Gemini 没有返回回答文本。请重试或换个说法。",
     "length_no_text": "Gemini 在写出任何回答之前就达到了长度上限（思考用完了额度）。请把问题问得更具体一些。",
     "error": "我这边出了点问题，请再试一次。",

@@ -25,8 +25,10 @@ from bot.llm.errors import (
     error_from_response,
     finish_error,
 )
+from bot.llm.parts import read_parts
 from bot.llm.sse import event_data
-from bot.llm.types import ChatMessage, LlmChunk, LlmRequest, LlmResult, Usage
+from bot.llm.tools import thinking_config, tools_body
+from bot.llm.types import ChatMessage, LlmChunk, LlmRequest, LlmResult, ResponseExtras, Usage
 from bot.transport import ShardedTransport
 
 __all__ = ["GeminiClient", "GeminiTimeouts", "build_request_body", "request_url"]
@@ -54,6 +56,8 @@ def request_url(base_url: str, api_version: str, model: str, method: str) -> str
 
 
 def _content(message: ChatMessage) -> dict[str, Any]:
+    if message.parts:
+        return {"role": message.role, "parts": [dict(part) for part in message.parts]}
     parts: list[dict[str, Any]] = []
     if message.text or not message.attachments:
         parts.append({"text": message.text})
@@ -63,8 +67,11 @@ def _content(message: ChatMessage) -> dict[str, Any]:
     return {"role": message.role, "parts": parts}
 
 
-def build_request_body(request: LlmRequest) -> dict[str, Any]:
-    """The camelCase JSON body of a generateContent call; unset generation fields are left out."""
+def build_request_body(request: LlmRequest, model: str | None = None) -> dict[str, Any]:
+    """The camelCase JSON body of a generateContent call; unset generation fields are left out.
+
+    With ``model`` named, tools and thinking settings it does not take are left out (bot.llm.tools).
+    """
     body: dict[str, Any] = {}
     if request.system_instruction:
         body["systemInstruction"] = {"parts": [{"text": request.system_instruction}]}
@@ -77,10 +84,15 @@ def build_request_body(request: LlmRequest) -> dict[str, Any]:
         config["topP"] = gen.top_p
     if gen.max_output_tokens is not None:
         config["maxOutputTokens"] = gen.max_output_tokens
-    if gen.thinking_budget is not None:
-        config["thinkingConfig"] = {"thinkingBudget": gen.thinking_budget}
+    thinking = thinking_config(
+        model, budget=gen.thinking_budget, level=gen.thinking_level, include_thoughts=gen.include_thoughts
+    )
+    if thinking is not None:
+        config["thinkingConfig"] = thinking
     if config:
         body["generationConfig"] = config
+    if tools := tools_body(model, request.tools):
+        body["tools"] = tools
     return body
 
 
@@ -118,11 +130,16 @@ class _Parsed:
     has_candidate: bool
     model_version: str
     response_id: str
+    extras: ResponseExtras | None = None
+
+
+_METADATA = ("groundingMetadata", "urlContextMetadata")
 
 
 def _parse(payload: Mapping[str, Any]) -> _Parsed:
     """Read one GenerateContentResponse, tolerating missing or oddly typed fields."""
-    texts: list[str] = []
+    read = read_parts(None)
+    metadata: dict[str, Any] = {}
     finish: str | None = None
     has_candidate = False
     candidates = payload.get("candidates")
@@ -133,13 +150,12 @@ def _parse(payload: Mapping[str, Any]) -> _Parsed:
         finish = reason if isinstance(reason, str) and reason else None
         content = candidate.get("content")
         # With thinking under MAX_TOKENS, content may come without "parts".
-        parts = content.get("parts") if isinstance(content, Mapping) else None
-        if isinstance(parts, list):
-            for part in parts:
-                if isinstance(part, Mapping) and not part.get("thought"):
-                    text = part.get("text")
-                    if isinstance(text, str):
-                        texts.append(text)
+        read = read_parts(content.get("parts") if isinstance(content, Mapping) else None)
+        metadata = {k: candidate[k] for k in _METADATA if isinstance(candidate.get(k), Mapping)}
+    extras = None
+    # Plain text parts say nothing the text does not: such a response has no extras.
+    if read.thoughts or metadata or any(set(part) != {"text"} for part in read.kept):
+        extras = ResponseExtras(read.thoughts, read.kept, metadata or None, read.code_runs)
     block: str | None = None
     feedback = payload.get("promptFeedback")
     if isinstance(feedback, Mapping):
@@ -149,13 +165,14 @@ def _parse(payload: Mapping[str, Any]) -> _Parsed:
     version = payload.get("modelVersion")
     response_id = payload.get("responseId")
     return _Parsed(
-        text="".join(texts),
+        text=read.text,
         finish_reason=finish,
         usage=_usage(payload),
         block_reason=block,
         has_candidate=has_candidate,
         model_version=version if isinstance(version, str) else "",
         response_id=response_id if isinstance(response_id, str) else "",
+        extras=extras,
     )
 
 
@@ -269,7 +286,9 @@ class GeminiClient:
     ) -> httpx.Request:
         url = request_url(base_url or self.base_url, self.api_version, model or self.model, method)
         params = {"alt": "sse"} if method == "streamGenerateContent" else None
-        content = json.dumps(build_request_body(request), ensure_ascii=False, separators=(",", ":"))
+        content = json.dumps(
+            build_request_body(request, model or self.model), ensure_ascii=False, separators=(",", ":")
+        )
         return self._http.build_request(
             "POST",
             url,
@@ -333,6 +352,7 @@ class GeminiClient:
             usage=parsed.usage or Usage(),
             model_version=parsed.model_version,
             response_id=parsed.response_id,
+            extras=parsed.extras,
         )
 
     async def stream(
@@ -433,4 +453,4 @@ class GeminiClient:
                 raise finish_error(finish, partial_text=so_far, during_stream=delivered)
             if not so_far:
                 raise EmptyResponseError(finish_reason=finish, during_stream=delivered)
-        return LlmChunk(text=parsed.text, finish_reason=finish, usage=parsed.usage)
+        return LlmChunk(text=parsed.text, finish_reason=finish, usage=parsed.usage, extras=parsed.extras)

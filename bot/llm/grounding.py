@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 from urllib.parse import quote_plus, urlsplit
 
+from bot.domain import Link
+
 SEARCH_URL: Final = "https://www.google.com/search?q="
 _FAILED_STATUSES: Final = frozenset(
     {"URL_RETRIEVAL_STATUS_ERROR", "URL_RETRIEVAL_STATUS_PAYWALL", "URL_RETRIEVAL_STATUS_UNSAFE"}
@@ -25,12 +27,8 @@ _MARKUP = re.compile(r"[*_~`\s]+")
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})", re.MULTILINE)
 
 
-@dataclass(frozen=True, slots=True)
-class Source:
-    """A web page an answer drew on: its link and the title Gemini gave it (often the site's domain)."""
-
-    uri: str
-    title: str
+Source = Link
+"""A web page an answer drew on: its link and the title Gemini gave it (often the site's domain)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +49,7 @@ class Grounding:
     supports: tuple[Support, ...] = ()
     queries: tuple[str, ...] = ()
     failed_urls: tuple[str, ...] = ()
+    urls_read: tuple[str, ...] = ()  # every link Gemini tried to open, failed or not
 
     def __bool__(self) -> bool:
         return bool(self.chunks or self.queries or self.failed_urls)
@@ -74,6 +73,7 @@ class GroundingCollector:
     _supports: list[Support] = field(default_factory=list)
     _queries: list[str] = field(default_factory=list)
     _failed: list[str] = field(default_factory=list)
+    _read: list[str] = field(default_factory=list)
 
     def add(self, candidate: Mapping[str, Any]) -> None:
         """Take in one response candidate's metadata (anything malformed is skipped, never raised)."""
@@ -84,6 +84,8 @@ class GroundingCollector:
         if isinstance(url_context, Mapping):
             for item in _mappings(url_context.get("urlMetadata")):
                 url, status = item.get("retrievedUrl"), item.get("urlRetrievalStatus")
+                if isinstance(url, str) and url not in self._read:
+                    self._read.append(url)
                 if isinstance(url, str) and status in _FAILED_STATUSES and url not in self._failed:
                     self._failed.append(url)
 
@@ -122,7 +124,11 @@ class GroundingCollector:
     def result(self) -> Grounding:
         """What was gathered so far."""
         return Grounding(
-            tuple(self._chunks), tuple(self._supports), tuple(self._queries), tuple(self._failed)
+            tuple(self._chunks),
+            tuple(self._supports),
+            tuple(self._queries),
+            tuple(self._failed),
+            tuple(self._read),
         )
 
 

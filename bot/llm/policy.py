@@ -440,7 +440,9 @@ class AnswerPolicy:
                     yield chunk
         else:
             result = await self._client.generate(request, model=model, base_url=base_url, budget=budget)
-            yield LlmChunk(text=result.text, finish_reason=result.finish_reason, usage=result.usage)
+            yield LlmChunk(
+                text=result.text, finish_reason=result.finish_reason, usage=result.usage, extras=result.extras
+            )
 
     def _alert(self, kind: str, key: str, exc: GeminiError, model: str) -> None:
         """Log ``exc`` as an operator error and tell the admins (the hub sends one per kind per 10 min)."""

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from bot.domain import Attachment
 
@@ -17,6 +18,8 @@ class ChatMessage:
     role: Role
     text: str
     attachments: tuple[Attachment, ...] = ()
+    # A model turn's parts as Gemini sent them (signatures, code execution), sent back instead of ``text``.
+    parts: tuple[Mapping[str, Any], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +30,8 @@ class GenerationParams:
     top_p: float | None = None
     max_output_tokens: int | None = None
     thinking_budget: int | None = None
+    thinking_level: str | None = None
+    include_thoughts: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +41,8 @@ class LlmRequest:
     contents: tuple[ChatMessage, ...]
     system_instruction: str | None = None
     generation: GenerationParams = GenerationParams()
+    # Built-in Gemini tools by config name (bot.llm.tools.TOOL_NAMES); the config's, or a chat's choice.
+    tools: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +56,20 @@ class Usage:
 
 
 @dataclass(frozen=True, slots=True)
+class ResponseExtras:
+    """What a response carries beside its answer text (see bot.llm.parts).
+
+    ``parts`` are the model parts to send back in later turns (no thought text); ``metadata`` holds the
+    candidate's ``groundingMetadata``/``urlContextMetadata``; ``code_runs`` counts executed code parts.
+    """
+
+    thoughts: str = ""
+    parts: tuple[Mapping[str, Any], ...] = ()
+    metadata: Mapping[str, Any] | None = None
+    code_runs: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class LlmChunk:
     """One streamed event: ``text`` is only the new text (thought parts excluded).
 
@@ -59,6 +80,7 @@ class LlmChunk:
     text: str
     finish_reason: str | None = None
     usage: Usage | None = None
+    extras: ResponseExtras | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,3 +92,4 @@ class LlmResult:
     usage: Usage
     model_version: str = ""
     response_id: str = ""
+    extras: ResponseExtras | None = None

@@ -12,6 +12,7 @@ from typing import Final
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.process_collector import ProcessCollector
 
+from bot.llm.tools import TOOL_NAMES
 from bot.quota_windows import WINDOWS
 
 # Gemini answers range from a fraction of a second to a minute; these buckets keep P50/P90/P95 within
@@ -45,6 +46,7 @@ REFUSALS: Final = frozenset({FILTERED, RATE_LIMITED, QUOTA})
 """Outcomes where the message was refused rather than answered or failed (recorded for /stats)."""
 
 REFUSAL_ACTION: Final = "message.refused"
+TOOL_CALL_ACTION: Final = "gemini.tool_call"  # audit rows, outcome = the tool; /stats counts them
 """The audit action recording a refusal (its outcome is the stable label, params.detail the engine's)."""
 
 _EXACT: Final[dict[str, str]] = {
@@ -127,6 +129,12 @@ class Metrics:
         self.refusals = Counter(
             "gembot_refusals", "Messages refused before Gemini, by reason", ["reason"], registry=r
         )
+        self.tool_calls = Counter(
+            "gembot_tool_calls",
+            "Gemini built-in tool use in answers: searches run, links read, code runs",
+            ["tool"],
+            registry=r,
+        )
         self.inflight = Gauge("gembot_inflight_conversations", "Answers being produced now", registry=r)
         self.adapter_reconnects = Counter(
             "gembot_adapter_reconnects", "Adapter reconnections, by platform", ["platform"], registry=r
@@ -137,6 +145,8 @@ class Metrics:
             self.quota_limit.labels(window)
         for direction in ("in", "out"):
             self.tokens.labels(direction)
+        for tool in TOOL_NAMES:
+            self.tool_calls.labels(tool)
 
     def count_message(self, platform: str, detail: str) -> str:
         """Count one handled message; returns its stable outcome label."""

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
@@ -30,7 +31,7 @@ _TOUCH_CONVERSATION: Final = (
 )
 _HISTORY: Final = (
     # Served by ix_turns_conversation_id_created_at: a backward range scan that stops after `limit`.
-    select(_turns.c.user_text, _turns.c.model_text, _turns.c.created_at)
+    select(_turns.c.user_text, _turns.c.model_text, _turns.c.model_parts, _turns.c.created_at)
     .where(_turns.c.conversation_id == bindparam("b_id"), _turns.c.created_at >= bindparam("b_since"))
     .order_by(_turns.c.created_at.desc(), _turns.c.id.desc())
     .limit(bindparam("b_limit"))
@@ -56,6 +57,7 @@ class Exchange:
     user_text: str
     model_text: str
     created_at: datetime
+    model_parts: tuple[Mapping[str, Any], ...] = ()  # what Gemini needs back beside the text, if any
 
 
 class Conversations(Queries):
@@ -133,7 +135,10 @@ class Conversations(Queries):
         params = {"b_id": conversation_id, "b_since": since, "b_limit": limit}
         async with self._reader.connect() as conn:
             rows = (await conn.execute(_HISTORY, params)).all()
-        return [Exchange(row.user_text, row.model_text, row.created_at) for row in reversed(rows)]
+        return [
+            Exchange(row.user_text, row.model_text, row.created_at, _parts(row.model_parts))
+            for row in reversed(rows)
+        ]
 
     async def save_exchange(
         self,
@@ -149,13 +154,18 @@ class Conversations(Queries):
         now: datetime,
         calls: Sequence[CallRecord] = (),
         audit: Sequence[AuditRecord] = (),
+        model_parts: Sequence[Mapping[str, Any]] | None = None,
     ) -> None:
-        """Store a finished exchange with its Gemini calls and audit records, in one transaction."""
+        """Store a finished exchange with its Gemini calls and audit records, in one transaction.
+
+        ``model_parts`` are the reply's parts to send back in later turns (None: ``model_text`` is all).
+        """
         turn = {
             "conversation_id": conversation_id,
             "user_id": user_id,
             "user_text": user_text,
             "model_text": model_text,
+            "model_parts": None if model_parts is None else json.dumps(list(model_parts), ensure_ascii=False),
             "prompt_tokens": prompt_tokens,
             "output_tokens": output_tokens,
             "finish_reason": finish_reason,
@@ -175,3 +185,16 @@ class Conversations(Queries):
         """Delete this conversation's exchanges; returns how many."""
         stmt = delete(_turns).where(_turns.c.conversation_id == conversation_id)
         return await self.run_write(lambda conn: int(conn.execute(stmt).rowcount))
+
+
+def _parts(stored: str | None) -> tuple[Mapping[str, Any], ...]:
+    """Stored model parts back as a tuple (a value that is not a JSON list of objects counts as none)."""
+    if not stored:
+        return ()
+    try:
+        value = json.loads(stored)
+    except ValueError:
+        return ()
+    if not isinstance(value, list):
+        return ()
+    return tuple(part for part in value if isinstance(part, dict))

@@ -119,6 +119,8 @@ class Turn(Base):
     user_id: Mapped[str] = mapped_column(String(255))
     user_text: Mapped[str] = mapped_column(Text)
     model_text: Mapped[str] = mapped_column(Text)
+    # JSON list of the model parts sent back in later turns (bot.llm.parts); null: model_text says it all.
+    model_parts: Mapped[str | None] = mapped_column(Text, nullable=True)
     prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
     output_tokens: Mapped[int] = mapped_column(Integer, default=0)
     finish_reason: Mapped[str] = mapped_column(String(32))

@@ -70,11 +70,13 @@ def write_config(
     tg: TelegramEmulator,
     telegram: dict[str, Any],
     sections: dict[str, Any] | None = None,
+    gemini_settings: dict[str, Any] | None = None,
 ) -> Path:
     """The config of one gembot process: the emulators, its own database, INFO logs as JSON (and any
     further ``sections``)."""
     directory.mkdir(parents=True, exist_ok=True)
     config = base_config(directory / "data" / "gembot.db", gemini.base_url)
+    config["gemini"].update(gemini_settings or {})
     config["gemini"]["api_key"] = "${GEMINI_API_KEY}"
     config["telegram"] = {
         "enabled": True,
@@ -99,13 +101,15 @@ async def start_gembot(
     *,
     sections: dict[str, Any] | None = None,
     environ: dict[str, str] | None = None,
+    gemini_settings: dict[str, Any] | None = None,
     **telegram: Any,
 ) -> Gembot:
     """Write a config, start ``python -m bot run`` and wait until /readyz says ready.
 
-    ``sections`` adds config sections, ``environ`` environment variables."""
+    ``sections`` adds config sections, ``gemini_settings`` overrides keys of the ``gemini:`` section,
+    ``environ`` adds environment variables."""
     port = free_port()
-    path = write_config(directory, port, gemini, tg, telegram, sections)
+    path = write_config(directory, port, gemini, tg, telegram, sections, gemini_settings)
     env = {
         k: v for k, v in os.environ.items() if not k.startswith(("GEMINI_", "GEMBOT_", "TELEGRAM_", "SLACK_"))
     }

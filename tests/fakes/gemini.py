@@ -133,6 +133,13 @@ class Reply:
     characters. ``usage`` replaces the final ``usageMetadata``. ``thoughts`` counts thinking tokens and, when
     the request asks ``includeThoughts`` (or ``show_thoughts``), is sent as a ``thought: true`` part.
     ``latency`` (before the first byte) and ``chunk_delay`` override the emulator's.
+
+    Grounded answers (fields as in the API reference's ``Candidate``): ``grounding`` is sent as the
+    candidate's ``groundingMetadata`` and ``url_context`` as its ``urlContextMetadata``, on the last chunk
+    of a stream (as Gemini sends them). ``parts`` replaces the text with these model parts (e.g.
+    ``executableCode``/``codeExecutionResult``, signed text), streamed one part per event. ``signature``
+    is a ``thoughtSignature``: on the text part of a JSON answer, on a last ``{"text": ""}`` part of a
+    stream (both observed).
     """
 
     text: str | None = None
@@ -143,6 +150,10 @@ class Reply:
     usage: dict[str, int] | None = None
     thoughts: str | None = None
     show_thoughts: bool = False
+    grounding: Mapping[str, Any] | None = None
+    url_context: Mapping[str, Any] | None = None
+    parts: list[dict[str, Any]] | None = None
+    signature: str | None = None
 
 
 @dataclass(frozen=True)
@@ -596,11 +607,77 @@ def _check_number(value: Any, integral: bool, path: str) -> None:
         raise _Invalid(f"Invalid value at '{path}' ({kind}), {json.dumps(value)[:40]}", path)
 
 
-def _validate(body: Any, model: str) -> None:
+_TOOL_KEYS = _both(
+    [
+        "functionDeclarations",
+        "googleSearchRetrieval",
+        "codeExecution",
+        "googleSearch",
+        "urlContext",
+        "computerUse",
+        "fileSearch",
+        "googleMaps",
+    ]
+)
+_TOOL_TITLES = {
+    "googleSearch": "Search Grounding",
+    "urlContext": "Url Context",
+    "codeExecution": "Code execution",
+}
+_LEVELS = ("THINKING_LEVEL_UNSPECIFIED", "MINIMAL", "LOW", "MEDIUM", "HIGH")
+
+
+def _thinking_generation(model: str) -> int:
+    """3 for Gemini 3 (thinkingLevel), 2 for Gemini 2.5 and names the emulator does not know
+    (thinkingBudget), 0 for an older Gemini that does not think."""
+    match = re.match(r"gemini-(\d+)(?:\.(\d+))?", model)
+    if match is None:
+        return 2
+    version = (int(match.group(1)), int(match.group(2) or 0))
+    return 3 if version >= (3, 0) else 2 if version >= (2, 5) else 0
+
+
+def _check_tools(tools: Any, model: str, rejected: Iterable[str]) -> None:
+    if not isinstance(tools, list):
+        raise _Invalid("Invalid value at 'tools'", "tools")
+    for i, tool in enumerate(tools):
+        path = f"tools[{i}]"
+        if not isinstance(tool, Mapping):
+            raise _Invalid(f"Invalid value at '{path}'", path)
+        _unknown(tool, _TOOL_KEYS, path)
+        for key in tool:
+            camel = re.sub(r"_([a-z])", lambda m: m.group(1).upper(), key)
+            if camel in rejected:
+                title = _TOOL_TITLES.get(camel, camel)
+                raise _Invalid(f"{title} is not supported for models/{model}.", path)
+
+
+def _check_thinking(thinking: Mapping[str, Any], model: str) -> None:
+    path = "generation_config.thinking_config"
+    generation = _thinking_generation(model)
+    budget, level = _get(thinking, "thinkingBudget"), _get(thinking, "thinkingLevel")
+    if generation == 0:
+        raise _Invalid("Thinking is not enabled for this model.", path)
+    if level is not None:
+        if generation < 3:
+            raise _Invalid("Thinking level is not supported for this model.", f"{path}.thinking_level")
+        if level not in _LEVELS:
+            raise _Invalid(
+                f"Invalid value at '{path}.thinking_level' (type.googleapis.com/google.ai.generativelanguage."
+                f"v1beta.ThinkingConfig.ThinkingLevel), {json.dumps(level)[:40]}",
+                f"{path}.thinking_level",
+            )
+        if budget is not None:
+            raise _Invalid("You can only set only one of thinking budget and thinking level.", path)
+
+
+def _validate(body: Any, model: str, rejected_tools: Iterable[str] = ()) -> None:
     """Raise _Invalid the way Gemini rejects a GenerateContentRequest."""
     if not isinstance(body, Mapping):
         raise _Invalid("Invalid JSON payload received. Expected an object.")
     _unknown(body, _TOP_KEYS, "")
+    if _get(body, "tools") is not None:
+        _check_tools(_get(body, "tools"), model, rejected_tools)
     contents = body.get("contents")
     if not isinstance(contents, list) or not contents:
         raise _Invalid("* GenerateContentRequest.contents: contents is not specified\n", "contents")
@@ -647,6 +724,7 @@ def _validate(body: Any, model: str) -> None:
         if not isinstance(thinking, Mapping):
             raise _Invalid(f"Invalid value at '{path}'", path)
         _unknown(thinking, _THINKING_KEYS, path)
+        _check_thinking(thinking, model)
         budget = _get(thinking, "thinkingBudget")
         if budget is not None:
             _check_number(budget, True, f"{path}.thinking_budget")
@@ -712,6 +790,8 @@ class GeminiEmulator(LoopbackServer):
         # After a stream's last event; "" ends the body right after its data line, as a proxy may.
         self.sse_last_separator = sse_separator if sse_last_separator is None else sse_last_separator
         self.record = record  # off for long benchmark runs: the list would grow without bound
+        # model -> the tools (REST names, e.g. "googleSearch") it answers with a 400 naming the tool
+        self.rejected_tools: dict[str, set[str]] = {}
         self.default: Behaviour = Reply()
         self.requests: list[RecordedRequest] = []
         self.base_url = ""
@@ -914,7 +994,7 @@ class GeminiEmulator(LoopbackServer):
         if action == "countTokens":
             return None
         try:
-            _validate(body, model)
+            _validate(body, model, self.rejected_tools.get(model, ()))
         except _Invalid as exc:
             return _json(400, exc.body())
         return None
@@ -975,7 +1055,11 @@ class _Call:
         return "echo: " + (_text_of(users[-1]) if users else "")
 
     def _response(
-        self, parts: list[dict[str, Any]], finish: str | None, usage: dict[str, Any] | None
+        self,
+        parts: list[dict[str, Any]],
+        finish: str | None,
+        usage: dict[str, Any] | None,
+        metadata: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         content: dict[str, Any] = {"role": "model"}
         if parts:
@@ -983,6 +1067,7 @@ class _Call:
         candidate: dict[str, Any] = {"content": content}
         if finish is not None:
             candidate["finishReason"] = finish
+        candidate.update(metadata or {})
         candidate["index"] = 0
         out: dict[str, Any] = {"candidates": [candidate]}
         if usage is not None:
@@ -1044,6 +1129,13 @@ class _Call:
 
     async def reply(self, reply: Reply) -> web.StreamResponse:
         text = reply.text if reply.text is not None else None
+        metadata: dict[str, Any] = {}
+        if reply.grounding is not None:
+            metadata["groundingMetadata"] = reply.grounding
+        if reply.url_context is not None:
+            metadata["urlContextMetadata"] = reply.url_context
+        if reply.parts is not None:
+            return await self._reply_parts(reply, metadata)
         if reply.chunks is not None:
             pieces = list(reply.chunks)
             text = "".join(pieces)
@@ -1058,9 +1150,10 @@ class _Call:
         show_thoughts = bool(reply.thoughts) and (reply.show_thoughts or self._include_thoughts())
         thought_part = [{"text": reply.thoughts, "thought": True}] if show_thoughts else []
 
+        signed = {"thoughtSignature": reply.signature} if reply.signature else {}
         if not self.stream:
-            parts = thought_part + ([{"text": text}] if text else [])
-            return _json(200, self._response(parts, reply.finish_reason, final))
+            parts = thought_part + ([{"text": text, **signed}] if text or signed else [])
+            return _json(200, self._response(parts, reply.finish_reason, final, metadata))
 
         chunks: list[dict[str, Any]] = []
         n = len(pieces)
@@ -1070,7 +1163,33 @@ class _Call:
             so_far += piece
             usage = final if last else _usage_meta(self.prompt_tokens, _tokens(so_far), thoughts_tokens)
             parts = (thought_part if i == 0 else []) + ([{"text": piece}] if piece else [])
-            chunks.append(self._response(parts, reply.finish_reason if last else None, usage))
+            if last and signed:
+                parts.append({"text": "", **signed})
+            finish = reply.finish_reason if last else None
+            chunks.append(self._response(parts, finish, usage, metadata if last else None))
+        delay = self.emu.chunk_delay if reply.chunk_delay is None else reply.chunk_delay
+        return await self._send_stream(chunks, delay)
+
+    async def _reply_parts(self, reply: Reply, metadata: Mapping[str, Any]) -> web.StreamResponse:
+        """An answer made of ``reply.parts`` as given (thought parts only when thoughts were asked for)."""
+        parts = [p for p in reply.parts or [] if not p.get("thought") or self._include_thoughts()]
+        shown = "".join(str(p.get("text", "")) for p in parts if not p.get("thought"))
+        final = (
+            dict(reply.usage)
+            if reply.usage is not None
+            else _usage_meta(self.prompt_tokens, _tokens(shown), _tokens(reply.thoughts or ""))
+        )
+        if not self.stream:
+            return _json(200, self._response(parts, reply.finish_reason, final, metadata))
+        chunks = [
+            self._response(
+                [part],
+                reply.finish_reason if i == len(parts) - 1 else None,
+                final if i == len(parts) - 1 else None,
+                metadata if i == len(parts) - 1 else None,
+            )
+            for i, part in enumerate(parts)
+        ]
         delay = self.emu.chunk_delay if reply.chunk_delay is None else reply.chunk_delay
         return await self._send_stream(chunks, delay)
 

@@ -85,6 +85,18 @@ def test_duration_format_round_trips(ms: int) -> None:
         ("conversation:\n  language: fr\n", ENV, "conversation.language:"),
         ("gemini: [1, 2\n", ENV, "not valid YAML at line"),
         ("- a\n- b\n", ENV, "the top level must be a mapping"),
+        (
+            "gemini:\n  generation:\n    thinking_budget: 512\n    thinking_level: low\n",
+            ENV,
+            "gemini.generation.thinking_level cannot be set together with thinking_budget",
+        ),
+        ("gemini:\n  generation:\n    thinking_level: extreme\n", ENV, "gemini.generation.thinking_level:"),
+        (
+            "gemini:\n  tools:\n    google_search: 1\n",
+            ENV,
+            "gemini.tools.google_search: must be true or false",
+        ),
+        ("gemini:\n  max_sources: 0\n", ENV, "gemini.max_sources:"),
     ],
 )
 def test_errors_are_one_clear_line(tmp_path: Path, yaml_text: str, env: dict[str, str], message: str) -> None:
@@ -134,6 +146,15 @@ def test_check_config_masks_secrets(
     assert "retention: 12h" in out
     settings = load_settings(path, {**ENV, "DB_PASSWORD": "pg-pa55word"})
     assert {"pg-pa55word", "redis-pa55"} <= set(settings.secret_values())  # redacted from logs by value
+
+
+def test_check_config_refuses_both_thinking_settings(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GEMINI_API_KEY", "k")
+    path = write(tmp_path, "gemini:\n  generation:\n    thinking_budget: 0\n    thinking_level: high\n")
+    assert main(["check-config", "--config", str(path)]) == 2
+    assert "thinking_level cannot be set together with thinking_budget" in capsys.readouterr().err
 
 
 def test_check_config_error_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -17,7 +17,7 @@ from bot.store import create_engine, read_only, upgrade_to_head
 from bot.store.models import Base
 from tests.integration.store.conftest import sqlite_url
 
-HEAD = "0003"  # the newest migration
+HEAD = "0004"  # the newest migration
 EXPECTED_TABLES = {
     "alembic_version",
     "audit",

@@ -1,0 +1,39 @@
+"""An answer's sources, searches, unread links and thought summary as Slack mrkdwn."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from adapters.slack.markup import escape
+from adapters.sourcing import Markup, sources_block, thoughts_glimpse
+from bot.domain import Link, Sourcing
+
+THOUGHTS_LIMIT: Final = 2500
+
+
+def _link(link: Link) -> str:
+    url = escape(link.uri).replace("|", "%7C")
+    title = escape(link.title.replace("\n", " "))
+    return f"<{url}|{title}>" if title else f"<{url}>"
+
+
+_MRKDWN: Final = Markup(
+    link=_link,
+    bold=lambda text: f"*{escape(text)}*",
+    italic=lambda text: f"_{escape(text)}_",
+    plain=escape,
+)
+
+
+def thoughts_mrkdwn(sourcing: Sourcing | None) -> str:
+    """The thought summary as a quote headed by its label, or ''."""
+    thoughts = thoughts_glimpse(sourcing, THOUGHTS_LIMIT)
+    if sourcing is None or not thoughts:
+        return ""
+    quoted = "\n".join(f">{escape(line)}" for line in thoughts.splitlines())
+    return f">_{escape(sourcing.thoughts_label)}_\n{quoted}"
+
+
+def sources_mrkdwn(sourcing: Sourcing | None) -> str:
+    """The numbered sources, the searches Gemini ran and the unread links, as mrkdwn lines, or ''."""
+    return sources_block(sourcing, _MRKDWN)
