@@ -1,8 +1,9 @@
 """The conversation pipeline: one incoming message in, one answer out as a stream of reply events.
 
-Steps (DESIGN.md): per-chat order, inbox dedup, access, commands, input checks, rate limits, the word
-filter, context from the store, the Gemini answer under the policy, the exchange stored in one
-transaction, metrics and one structured log line for every outcome.
+Steps: per-chat order, inbox dedup, access, commands, input checks and the word filter, the quota, rate
+limits (bot.guards.steps), context from the store, the Gemini answer under the policy, the exchange stored
+in one transaction, then the outcome's accounting (bot.outcomes): metrics and one structured log line for
+every outcome.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -24,7 +25,6 @@ from bot.domain import (
     FinalAnswer,
     FollowUp,
     Incoming,
-    MessageKind,
     Notice,
     NoticeKind,
     Platform,
@@ -32,31 +32,21 @@ from bot.domain import (
     Typing,
 )
 from bot.guards.access import AccessPolicy
-from bot.guards.filter import TextFilter
+from bot.guards.filter import StreamScreen, TextFilter
 from bot.guards.limits import RateLimiter
-from bot.i18n import Language, format_wait, pick_language, text
+from bot.guards.steps import Rejection, access_rejection, checked_text, rate_rejection
+from bot.i18n import Language, pick_language, text
 from bot.llm.errors import GeminiError, ResponseBlockedError
 from bot.llm.notices import failure_notice
-from bot.llm.policy import AnswerPolicy, Attempt, QuotaExceededError
+from bot.llm.policy import AnswerPolicy, QuotaExceededError
 from bot.llm.types import GenerationParams, LlmRequest, Usage
 from bot.observability.logs import get_logger
-from bot.observability.metrics import REFUSAL_ACTION, REFUSALS, Metrics
+from bot.observability.metrics import Metrics
+from bot.outcomes import OutcomeAccounting, Progress
 from bot.sequencer import LocalSequencer, Sequencer
-from bot.store import AuditRecord, CallRecord, Conversations, EventInbox, Records
+from bot.store import Conversations, EventInbox, Exchange, Records
 
 log = get_logger(__name__)
-
-
-@dataclass(slots=True)
-class _Progress:
-    """What happened while answering one message (for the inbox, metrics and the log line)."""
-
-    outcome: str = "error"
-    answered: bool = False
-    completed: bool = False  # the answer ran to its end (not cancelled or closed half-way)
-    undelivered: bool = False  # the adapter could not show the answer (see Engine.note_undelivered)
-    shown: list[str] = field(default_factory=list)
-    attempts: list[Attempt] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +55,15 @@ class ChatMove:
 
     granted: bool
     conversations: int
+
+
+@dataclass(slots=True)
+class _Answer:
+    """Gemini's answer as it streams in: its text parts, finish reason and token usage."""
+
+    parts: list[str] = field(default_factory=list)
+    finish_reason: str = ""
+    usage: Usage = field(default_factory=Usage)
 
 
 class Engine:
@@ -99,7 +98,10 @@ class Engine:
         # Per-conversation order: in-process for SQLite, across replicas on PostgreSQL (bot.sequencer).
         self._locks: Sequencer = sequencer if sequencer is not None else LocalSequencer()
         self._commands = commands
-        self._answering: dict[tuple[str, str], _Progress] = {}  # (platform, event id) -> progress
+        self._outcomes = OutcomeAccounting(
+            inbox=inbox, records=records, metrics=metrics, clock=clock, stream=settings.gemini.stream
+        )
+        self._answering: dict[tuple[str, str], Progress] = {}  # (platform, event id) -> progress
 
     @property
     def locks_in_use(self) -> int:
@@ -237,7 +239,7 @@ class Engine:
                 self._metrics.count_message(platform, "taken_over")
                 log.warning("message.taken_over", platform=platform, event_id=message.event_id)
                 return
-            progress = _Progress()
+            progress = Progress()
             key = (platform, message.event_id)
             self._answering[key] = progress
             self._metrics.inflight.inc()
@@ -259,113 +261,45 @@ class Engine:
             finally:
                 self._metrics.inflight.dec()
                 self._answering.pop(key, None)
-                await self._finish(message, progress, started)
-
-    async def _finish(self, message: Incoming, progress: _Progress, started: float) -> None:
-        if progress.undelivered:
-            progress.outcome = "undelivered"
-        if not progress.completed and not progress.answered and not progress.undelivered:
-            # Cancelled or closed before any answer (shutdown, the adapter gave up): the row stays
-            # unfinished, so a follow-up tells the sender to resend instead of leaving them in silence.
-            progress.outcome = "interrupted"
-        else:
-            status = "undelivered" if progress.undelivered else "answered" if progress.answered else "failed"
-            try:
-                await asyncio.shield(
-                    self._inbox.finish_event(
-                        message.platform.value, message.event_id, status, self._clock.now()
-                    )
-                )
-            except Exception:
-                log.exception(
-                    "inbox.finish_failed", platform=message.platform.value, event_id=message.event_id
-                )
-        outcome = self._metrics.count_message(message.platform.value, progress.outcome)
-        if outcome in REFUSALS:
-            # Refusals go to the audit table too, so /stats counts them the same on every replica.
-            refusal = AuditRecord(
-                at=self._clock.now(),
-                platform=message.platform.value,
-                actor_id=message.user_id,
-                action=REFUSAL_ACTION,
-                params={"detail": progress.outcome},
-                outcome=outcome,
-            )
-            try:
-                await asyncio.shield(self._records.record_audit([refusal]))
-            except Exception:
-                log.exception("audit.refusal_failed", platform=message.platform.value)
-        log.info(
-            "message.handled",
-            platform=message.platform.value,
-            event_id=message.event_id,
-            outcome=progress.outcome,
-            gemini_attempts=len(progress.attempts),
-            duration_ms=round((time.perf_counter() - started) * 1000, 1),
-        )
+                await self._outcomes.finish(message, progress, started)
 
     def _language(self, message: Incoming) -> Language:
         return pick_language(message.language, self._settings.conversation.language)
 
-    async def _respond(self, message: Incoming, progress: _Progress) -> AsyncGenerator[ReplyEvent, None]:
+    async def _respond(self, message: Incoming, progress: Progress) -> AsyncGenerator[ReplyEvent, None]:
         lang = self._language(message)
         is_admin = self._access.is_admin(message)
-        # Erasure is a right, not a service: /forget works in any private chat, allowed or not (the
-        # sender may have talked to the bot in an allowed group).
-        erasing = message.command == "forget" and message.is_private
-        if not is_admin and not erasing and not self._access.chat_allowed(message):
-            progress.outcome = "not_allowed"
-            if message.is_private:
-                yield Notice(NoticeKind.NOT_ALLOWED_CHAT, text(lang, "not_allowed_chat"))
-            return
-        now = self._clock.now()
-        if message.command is not None:
+        rejection = access_rejection(message, self._access, is_admin=is_admin, lang=lang)
+        if rejection is None and message.command is not None:
             progress.outcome = "command"
-            yield await self._commands.run(message, CommandContext(language=lang, is_admin=is_admin, now=now))
+            context = CommandContext(language=lang, is_admin=is_admin, now=self._clock.now())
+            yield await self._commands.run(message, context)
             return
-        if message.kind is MessageKind.UNSUPPORTED:
-            progress.outcome = "unsupported"
-            yield Notice(NoticeKind.UNSUPPORTED, text(lang, "unsupported"))
-            return
-        user_text = message.text.strip()
-        if not user_text and not message.attachments:
-            progress.outcome = "empty"
-            yield Notice(NoticeKind.EMPTY, text(lang, "empty"))
-            return
-        limit = self._settings.conversation.max_message_chars
-        if len(user_text) > limit:
-            progress.outcome = "too_long"
-            yield Notice(NoticeKind.TOO_LONG, text(lang, "too_long", length=len(user_text), limit=limit))
-            return
-        if self._filter is not None:
-            verdict = self._filter.check(user_text)
-            if verdict.flagged:
-                self._metrics.refusals.labels("filter").inc()
-                if self._filter.action == "block":
-                    progress.outcome = "filtered"
-                    yield Notice(NoticeKind.FILTERED, text(lang, "filtered"))
-                    return
-                user_text = verdict.text
-        full = self._policy.known_quota_refusal()
-        if full is not None:
-            # Refused before the rate limits spend anything: refused messages do not count (CONTRACT).
-            yield self._failure_event(full, progress, lang)
-            return
-        if self._limiter is not None and not is_admin:
-            refusal = await self._limiter.acquire(message)
-            if refusal is not None:
-                progress.outcome = "rate_limited"
-                self._metrics.refusals.labels(f"rate_limit_{refusal.scope}").inc()
-                key = "rate_limited" if refusal.scope == "user" else "rate_limited_chat"
-                yield Notice(
-                    NoticeKind.RATE_LIMITED, text(lang, key, retry=format_wait(refusal.retry_after, lang))
-                )
+        checked = rejection or checked_text(
+            message,
+            lang,
+            max_chars=self._settings.conversation.max_message_chars,
+            text_filter=self._filter,
+            metrics=self._metrics,
+        )
+        if isinstance(checked, str):
+            full = self._policy.known_quota_refusal()
+            if full is not None:
+                # Refused before the rate limits spend anything: refused messages do not count against them.
+                yield self._failure_event(full, progress, lang)
                 return
-        async for event in self._converse(message, user_text, lang, progress):
+            if self._limiter is not None and not is_admin:
+                checked = await rate_rejection(message, self._limiter, self._metrics, lang) or checked
+        if isinstance(checked, Rejection):
+            progress.outcome = checked.outcome
+            if checked.notice is not None:
+                yield checked.notice
+            return
+        async for event in self._converse(message, checked, lang, progress):
             yield event
 
     async def _converse(
-        self, message: Incoming, user_text: str, lang: Language, progress: _Progress
+        self, message: Incoming, user_text: str, lang: Language, progress: Progress
     ) -> AsyncIterator[ReplyEvent]:
         settings = self._settings
         yield Typing()
@@ -381,8 +315,54 @@ class Engine:
             stored_text = " ".join([*(a.placeholder for a in message.attachments), sent_text]).strip()
         else:
             stored_text = sent_text
+        request = self._request(message, sent_text, history)
+        screen = (
+            self._filter.screen_stream() if self._filter is not None and self._filter.check_replies else None
+        )
+        answer = _Answer()
+        try:
+            async for delta in self._stream(request, screen, progress, answer):
+                yield delta
+        except GeminiError as exc:
+            await self._outcomes.record_failure(message, conversation_id, request, progress, exc)
+            yield self._failure_event(exc, progress, lang)
+            return
+        except (asyncio.CancelledError, GeneratorExit):
+            # Cut off (shutdown, the adapter gave up): the attempts made were counted by the quota and
+            # are recorded all the same.
+            await asyncio.shield(
+                self._outcomes.record_failure(message, conversation_id, request, progress, None)
+            )
+            raise
+        reply = self._screened_reply("".join(answer.parts), screen, progress)
+        if reply is None:
+            await self._outcomes.record_failure(message, conversation_id, request, progress, None)
+            yield Notice(NoticeKind.FILTERED, text(lang, "reply_filtered"))
+            return
+        await self._conversations.save_exchange(
+            conversation_id=conversation_id,
+            user_id=message.user_id,
+            user_text=stored_text,
+            model_text=reply,
+            prompt_tokens=answer.usage.prompt_tokens,
+            output_tokens=answer.usage.output_tokens + answer.usage.thoughts_tokens,
+            finish_reason=answer.finish_reason,
+            model=progress.attempts[-1].model if progress.attempts else self._policy.model,
+            now=self._clock.now(),
+            calls=self._outcomes.call_records(message, conversation_id, progress),
+            audit=self._outcomes.audit_records(message, request, progress),
+        )
+        self._outcomes.observe(progress)
+        progress.outcome = "answered"
+        notice = None
+        if answer.finish_reason == "MAX_TOKENS":
+            notice = Notice(NoticeKind.TRUNCATED, text(lang, "truncated"))
+        yield FinalAnswer(reply, notice)
+
+    def _request(self, message: Incoming, sent_text: str, history: Sequence[Exchange]) -> LlmRequest:
+        settings = self._settings
         gen = settings.gemini.generation
-        request = LlmRequest(
+        return LlmRequest(
             contents=build_contents(
                 [PastExchange(h.user_text, h.model_text) for h in history],
                 sent_text,
@@ -399,69 +379,41 @@ class Engine:
                 thinking_budget=gen.thinking_budget,
             ),
         )
-        screen = (
-            self._filter.screen_stream() if self._filter is not None and self._filter.check_replies else None
-        )
-        parts: list[str] = []
-        finish_reason = ""
-        usage = Usage()
-        try:
-            async for chunk in self._policy.answer(request, progress.attempts.append):
-                if chunk.usage is not None:
-                    usage = chunk.usage
-                if chunk.finish_reason:
-                    finish_reason = chunk.finish_reason
-                if not chunk.text:
-                    continue
-                parts.append(chunk.text)
-                visible = screen.feed(chunk.text) if screen is not None else chunk.text
-                if visible:
-                    progress.shown.append(visible)
-                    yield Delta(visible)
-        except GeminiError as exc:
-            await self._record_failure(message, conversation_id, request, progress, exc)
-            yield self._failure_event(exc, progress, lang)
-            return
-        except (asyncio.CancelledError, GeneratorExit):
-            # Cut off (shutdown, the adapter gave up): the attempts made were counted by the quota and
-            # are recorded all the same.
-            await asyncio.shield(self._record_failure(message, conversation_id, request, progress, None))
-            raise
-        reply = "".join(parts)
-        if screen is not None:
-            rest = screen.finish()
-            if screen.flagged and self._filter is not None:
-                verdict = self._filter.check(reply)
-                if self._filter.action == "block":
-                    progress.outcome = "reply_filtered"
-                    self._metrics.refusals.labels("filter_reply").inc()
-                    await self._record_failure(message, conversation_id, request, progress, None)
-                    yield Notice(NoticeKind.FILTERED, text(lang, "reply_filtered"))
-                    return
-                reply = verdict.text
-            elif rest:
-                progress.shown.append(rest)
-        await self._conversations.save_exchange(
-            conversation_id=conversation_id,
-            user_id=message.user_id,
-            user_text=stored_text,
-            model_text=reply,
-            prompt_tokens=usage.prompt_tokens,
-            output_tokens=usage.output_tokens + usage.thoughts_tokens,
-            finish_reason=finish_reason,
-            model=progress.attempts[-1].model if progress.attempts else self._policy.model,
-            now=self._clock.now(),
-            calls=self._call_records(message, conversation_id, progress),
-            audit=self._audit_records(message, request, progress),
-        )
-        self._observe(progress)
-        progress.outcome = "answered"
-        notice = None
-        if finish_reason == "MAX_TOKENS":
-            notice = Notice(NoticeKind.TRUNCATED, text(lang, "truncated"))
-        yield FinalAnswer(reply, notice)
 
-    def _failure_event(self, exc: GeminiError, progress: _Progress, lang: Language) -> ReplyEvent:
+    async def _stream(
+        self, request: LlmRequest, screen: StreamScreen | None, progress: Progress, answer: _Answer
+    ) -> AsyncIterator[Delta]:
+        """Gemini's answer into ``answer``, what the reply filter lets through shown as deltas."""
+        async for chunk in self._policy.answer(request, progress.attempts.append):
+            if chunk.usage is not None:
+                answer.usage = chunk.usage
+            if chunk.finish_reason:
+                answer.finish_reason = chunk.finish_reason
+            if not chunk.text:
+                continue
+            answer.parts.append(chunk.text)
+            visible = screen.feed(chunk.text) if screen is not None else chunk.text
+            if visible:
+                progress.shown.append(visible)
+                yield Delta(visible)
+
+    def _screened_reply(self, reply: str, screen: StreamScreen | None, progress: Progress) -> str | None:
+        """The reply to store and show after the reply filter, None when the filter blocks it."""
+        if screen is None:
+            return reply
+        rest = screen.finish()
+        if screen.flagged and self._filter is not None:
+            verdict = self._filter.check(reply)
+            if self._filter.action == "block":
+                progress.outcome = "reply_filtered"
+                self._metrics.refusals.labels("filter_reply").inc()
+                return None
+            return verdict.text
+        if rest:
+            progress.shown.append(rest)
+        return reply
+
+    def _failure_event(self, exc: GeminiError, progress: Progress, lang: Language) -> ReplyEvent:
         progress.outcome = f"gemini_{exc.kind}"
         if isinstance(exc, QuotaExceededError):
             progress.outcome = "quota"
@@ -475,96 +427,3 @@ class Engine:
                 return FinalAnswer(partial, notice)
             return FinalAnswer(partial, Notice(NoticeKind.CUT, text(lang, "cut")))
         return notice
-
-    async def _record_failure(
-        self,
-        message: Incoming,
-        conversation_id: int,
-        request: LlmRequest,
-        progress: _Progress,
-        exc: GeminiError | None,
-    ) -> None:
-        if exc is not None:
-            log.warning(
-                "gemini.failed",
-                platform=message.platform.value,
-                event_id=message.event_id,
-                kind=exc.kind,
-                http_status=exc.http_status,
-                gemini_status=exc.status,
-                reason=exc.message[:300],
-            )
-        self._observe(progress)
-        try:
-            await self._records.record_calls(
-                self._call_records(message, conversation_id, progress),
-                self._audit_records(message, request, progress),
-            )
-        except Exception:
-            log.exception("llm_calls.record_failed", platform=message.platform.value)
-
-    def _observe(self, progress: _Progress) -> None:
-        for attempt in progress.attempts:
-            endpoint = _endpoint_label(attempt.endpoint)
-            self._metrics.gemini_requests.labels(
-                attempt.model, endpoint, attempt.outcome, str(attempt.http_status or 0)
-            ).inc()
-            self._metrics.gemini_latency.labels(attempt.model).observe(attempt.latency_s)
-            self._metrics.tokens.labels("in").inc(attempt.usage.prompt_tokens)
-            self._metrics.tokens.labels("out").inc(
-                attempt.usage.output_tokens + attempt.usage.thoughts_tokens
-            )
-
-    def _call_records(self, message: Incoming, conversation_id: int, progress: _Progress) -> list[CallRecord]:
-        now = self._clock.now()
-        return [
-            CallRecord(
-                at=now,
-                platform=message.platform.value,
-                model=a.model,
-                endpoint=a.endpoint,
-                attempt=a.attempt,
-                outcome=a.outcome,
-                http_status=a.http_status,
-                gemini_status=a.gemini_status,
-                latency_ms=a.latency_s * 1000,
-                prompt_tokens=a.usage.prompt_tokens,
-                output_tokens=a.usage.output_tokens + a.usage.thoughts_tokens,
-                conversation_id=conversation_id,
-            )
-            for a in progress.attempts
-        ]
-
-    def _audit_records(
-        self, message: Incoming, request: LlmRequest, progress: _Progress
-    ) -> list[AuditRecord]:
-        gen = request.generation
-        # Texts are recorded by their length only: a hash of a short text could be reversed.
-        params: dict[str, object] = {
-            "system_instruction_chars": len(request.system_instruction or ""),
-            "contents": len(request.contents),
-            "text_chars": sum(len(c.text) for c in request.contents),
-            "attachments": sum(len(c.attachments) for c in request.contents),
-            "temperature": gen.temperature,
-            "top_p": gen.top_p,
-            "max_output_tokens": gen.max_output_tokens,
-            "thinking_budget": gen.thinking_budget,
-            "stream": self._settings.gemini.stream,
-        }
-        now = self._clock.now()
-        return [
-            AuditRecord(
-                at=now,
-                platform=message.platform.value,
-                actor_id=message.user_id,
-                action="gemini.generate",
-                params={**params, "attempt": a.attempt, "endpoint": _endpoint_label(a.endpoint)},
-                model=a.model,
-                outcome=a.outcome,
-            )
-            for a in progress.attempts
-        ]
-
-
-def _endpoint_label(base_url: str) -> str:
-    return base_url.split("://", 1)[-1].split("/", 1)[0]
