@@ -8,20 +8,18 @@ every outcome.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import AsyncGenerator, AsyncIterator
+from dataclasses import dataclass
 from datetime import datetime
 
+from bot.answerer import Answerer
 from bot.clock import Clock
 from bot.commands import CommandContext, Commands
 from bot.config import Settings
-from bot.context import PastExchange, build_contents, speaker_prefixed
 from bot.domain import (
     ANSWER_MESSAGE,
-    Delta,
     FinalAnswer,
     FollowUp,
     Incoming,
@@ -29,22 +27,18 @@ from bot.domain import (
     NoticeKind,
     Platform,
     ReplyEvent,
-    Typing,
 )
 from bot.guards.access import AccessPolicy
-from bot.guards.filter import StreamScreen, TextFilter
+from bot.guards.filter import TextFilter
 from bot.guards.limits import RateLimiter
 from bot.guards.steps import Rejection, access_rejection, checked_text, rate_rejection
 from bot.i18n import Language, pick_language, text
-from bot.llm.errors import GeminiError, ResponseBlockedError
-from bot.llm.notices import failure_notice
-from bot.llm.policy import AnswerPolicy, QuotaExceededError
-from bot.llm.types import GenerationParams, LlmRequest, Usage
+from bot.llm.policy import AnswerPolicy
 from bot.observability.logs import get_logger
 from bot.observability.metrics import Metrics
 from bot.outcomes import OutcomeAccounting, Progress
 from bot.sequencer import LocalSequencer, Sequencer
-from bot.store import Conversations, EventInbox, Exchange, Records
+from bot.store import Conversations, EventInbox, Records
 
 log = get_logger(__name__)
 
@@ -55,15 +49,6 @@ class ChatMove:
 
     granted: bool
     conversations: int
-
-
-@dataclass(slots=True)
-class _Answer:
-    """Gemini's answer as it streams in: its text parts, finish reason and token usage."""
-
-    parts: list[str] = field(default_factory=list)
-    finish_reason: str = ""
-    usage: Usage = field(default_factory=Usage)
 
 
 class Engine:
@@ -88,7 +73,6 @@ class Engine:
         self._settings = settings
         self._inbox = inbox
         self._conversations = conversations
-        self._records = records
         self._policy = policy
         self._clock = clock
         self._metrics = metrics
@@ -100,6 +84,15 @@ class Engine:
         self._commands = commands
         self._outcomes = OutcomeAccounting(
             inbox=inbox, records=records, metrics=metrics, clock=clock, stream=settings.gemini.stream
+        )
+        self._answerer = Answerer(
+            settings=settings,
+            conversations=conversations,
+            policy=policy,
+            clock=clock,
+            metrics=metrics,
+            outcomes=self._outcomes,
+            text_filter=text_filter,
         )
         self._answering: dict[tuple[str, str], Progress] = {}  # (platform, event id) -> progress
 
@@ -286,7 +279,7 @@ class Engine:
             full = self._policy.known_quota_refusal()
             if full is not None:
                 # Refused before the rate limits spend anything: refused messages do not count against them.
-                yield self._failure_event(full, progress, lang)
+                yield self._answerer.failure_event(full, progress, lang)
                 return
             if self._limiter is not None and not is_admin:
                 checked = await rate_rejection(message, self._limiter, self._metrics, lang) or checked
@@ -295,135 +288,5 @@ class Engine:
             if checked.notice is not None:
                 yield checked.notice
             return
-        async for event in self._converse(message, checked, lang, progress):
+        async for event in self._answerer.answer(message, checked, lang, progress):
             yield event
-
-    async def _converse(
-        self, message: Incoming, user_text: str, lang: Language, progress: Progress
-    ) -> AsyncIterator[ReplyEvent]:
-        settings = self._settings
-        yield Typing()
-        now = self._clock.now()
-        conversation_id = await self._conversations.open_conversation(
-            message.platform.value, message.chat_key, message.thread_key, now
-        )
-        history = await self._conversations.history(
-            conversation_id, limit=settings.conversation.max_turns, since=now - settings.storage.retention
-        )
-        sent_text = speaker_prefixed(user_text, message.user_name, is_private=message.is_private)
-        if message.attachments:
-            stored_text = " ".join([*(a.placeholder for a in message.attachments), sent_text]).strip()
-        else:
-            stored_text = sent_text
-        request = self._request(message, sent_text, history)
-        screen = (
-            self._filter.screen_stream() if self._filter is not None and self._filter.check_replies else None
-        )
-        answer = _Answer()
-        try:
-            async for delta in self._stream(request, screen, progress, answer):
-                yield delta
-        except GeminiError as exc:
-            await self._outcomes.record_failure(message, conversation_id, request, progress, exc)
-            yield self._failure_event(exc, progress, lang)
-            return
-        except (asyncio.CancelledError, GeneratorExit):
-            # Cut off (shutdown, the adapter gave up): the attempts made were counted by the quota and
-            # are recorded all the same.
-            await asyncio.shield(
-                self._outcomes.record_failure(message, conversation_id, request, progress, None)
-            )
-            raise
-        reply = self._screened_reply("".join(answer.parts), screen, progress)
-        if reply is None:
-            await self._outcomes.record_failure(message, conversation_id, request, progress, None)
-            yield Notice(NoticeKind.FILTERED, text(lang, "reply_filtered"))
-            return
-        await self._conversations.save_exchange(
-            conversation_id=conversation_id,
-            user_id=message.user_id,
-            user_text=stored_text,
-            model_text=reply,
-            prompt_tokens=answer.usage.prompt_tokens,
-            output_tokens=answer.usage.output_tokens + answer.usage.thoughts_tokens,
-            finish_reason=answer.finish_reason,
-            model=progress.attempts[-1].model if progress.attempts else self._policy.model,
-            now=self._clock.now(),
-            calls=self._outcomes.call_records(message, conversation_id, progress),
-            audit=self._outcomes.audit_records(message, request, progress),
-        )
-        self._outcomes.observe(progress)
-        progress.outcome = "answered"
-        notice = None
-        if answer.finish_reason == "MAX_TOKENS":
-            notice = Notice(NoticeKind.TRUNCATED, text(lang, "truncated"))
-        yield FinalAnswer(reply, notice)
-
-    def _request(self, message: Incoming, sent_text: str, history: Sequence[Exchange]) -> LlmRequest:
-        settings = self._settings
-        gen = settings.gemini.generation
-        return LlmRequest(
-            contents=build_contents(
-                [PastExchange(h.user_text, h.model_text) for h in history],
-                sent_text,
-                max_turns=settings.conversation.max_turns,
-                max_chars=settings.conversation.max_context_chars,
-                system_chars=len(settings.gemini.system_instruction),
-                attachments=message.attachments,
-            ),
-            system_instruction=settings.gemini.system_instruction or None,
-            generation=GenerationParams(
-                temperature=gen.temperature,
-                top_p=gen.top_p,
-                max_output_tokens=gen.max_output_tokens,
-                thinking_budget=gen.thinking_budget,
-            ),
-        )
-
-    async def _stream(
-        self, request: LlmRequest, screen: StreamScreen | None, progress: Progress, answer: _Answer
-    ) -> AsyncIterator[Delta]:
-        """Gemini's answer into ``answer``, what the reply filter lets through shown as deltas."""
-        async for chunk in self._policy.answer(request, progress.attempts.append):
-            if chunk.usage is not None:
-                answer.usage = chunk.usage
-            if chunk.finish_reason:
-                answer.finish_reason = chunk.finish_reason
-            if not chunk.text:
-                continue
-            answer.parts.append(chunk.text)
-            visible = screen.feed(chunk.text) if screen is not None else chunk.text
-            if visible:
-                progress.shown.append(visible)
-                yield Delta(visible)
-
-    def _screened_reply(self, reply: str, screen: StreamScreen | None, progress: Progress) -> str | None:
-        """The reply to store and show after the reply filter, None when the filter blocks it."""
-        if screen is None:
-            return reply
-        rest = screen.finish()
-        if screen.flagged and self._filter is not None:
-            verdict = self._filter.check(reply)
-            if self._filter.action == "block":
-                progress.outcome = "reply_filtered"
-                self._metrics.refusals.labels("filter_reply").inc()
-                return None
-            return verdict.text
-        if rest:
-            progress.shown.append(rest)
-        return reply
-
-    def _failure_event(self, exc: GeminiError, progress: Progress, lang: Language) -> ReplyEvent:
-        progress.outcome = f"gemini_{exc.kind}"
-        if isinstance(exc, QuotaExceededError):
-            progress.outcome = "quota"
-            if exc.before_gemini:  # a retry refused after Gemini was called is not a refusal "before Gemini"
-                self._metrics.refusals.labels("quota").inc()
-        notice = failure_notice(exc, lang)
-        if progress.shown:
-            # What was already shown stays; the user learns it was cut, in the same answer.
-            partial = "".join(progress.shown)
-            if isinstance(exc, ResponseBlockedError):
-                return FinalAnswer(partial, notice)
-            return FinalAnswer(partial, Notice(NoticeKind.CUT, text(lang, "cut")))
-        return notice
