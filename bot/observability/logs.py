@@ -133,8 +133,15 @@ REDACTOR = Redactor()
 def configure_logging(
     level: str = "INFO", fmt: str = "json", secrets: Iterable[str] = (), stream: TextIO | None = None
 ) -> None:
-    """Route structlog and stdlib logging through the redactor to one handler on stderr."""
+    """Route structlog and stdlib logging through the redactor to one handler on ``stream`` (stderr).
+
+    ``fmt`` is ``json`` (one object per line), ``console`` (for people) or ``auto``: console when the
+    stream is a terminal, JSON otherwise.
+    """
     REDACTOR.add_secrets(secrets)
+    stream = stream or sys.stderr
+    if fmt == "auto":
+        fmt = "console" if stream.isatty() else "json"
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
@@ -161,7 +168,7 @@ def configure_logging(
             renderer,
         ],
     )
-    handler = logging.StreamHandler(stream or sys.stderr)
+    handler = logging.StreamHandler(stream)
     handler.setFormatter(formatter)
     root = logging.getLogger()
     for old in list(root.handlers):
@@ -171,6 +178,8 @@ def configure_logging(
     # httpx logs every request URL at INFO, and Telegram's URLs carry the bot token.
     for noisy in ("httpx", "httpcore", "telegram.ext", "aiosqlite", "asyncio"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
+    # Alembic says which plugins and migrations it runs at INFO on every start: nothing an operator acts on.
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.getLevelName(level)))
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:
