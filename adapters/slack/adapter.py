@@ -241,15 +241,15 @@ class SlackAdapter:
     async def _on_event(self, body: dict[str, Any], context: AsyncBoltContext) -> None:
         job = normalize_event(body, context.bot_user_id or self._bot_user_id, context.bot_id or self._bot_id)
         if job is not None:
-            self.accept(job)
+            self.enqueue(job)
 
     async def _on_command(self, ack: AsyncAck, body: dict[str, Any]) -> None:
         job = normalize_command(body)
         if job is not None:
-            self.accept(job)
+            self.enqueue(job)
         await ack()
 
-    def accept(self, job: Job) -> None:
+    def enqueue(self, job: Job) -> None:
         """Queue ``job`` behind the answers of its conversation (synchronously, so arrival order holds)."""
         if self._stopping:
             log.warning("slack.dropped_on_shutdown", event_id=job.incoming.event_id)
