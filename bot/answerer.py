@@ -68,10 +68,6 @@ class Answerer:
             conversation_id, limit=settings.conversation.max_turns, since=now - settings.storage.retention
         )
         sent_text = speaker_prefixed(user_text, message.user_name, is_private=message.is_private)
-        if message.attachments:
-            stored_text = " ".join([*(a.placeholder for a in message.attachments), sent_text]).strip()
-        else:
-            stored_text = sent_text
         request = self._request(message, sent_text, history)
         screen = (
             self._filter.screen_stream() if self._filter is not None and self._filter.check_replies else None
@@ -99,7 +95,7 @@ class Answerer:
         await self._conversations.save_exchange(
             conversation_id=conversation_id,
             user_id=message.user_id,
-            user_text=stored_text,
+            user_text=_stored_text(message, sent_text),
             model_text=reply,
             prompt_tokens=answer.usage.prompt_tokens,
             output_tokens=answer.usage.output_tokens + answer.usage.thoughts_tokens,
@@ -185,3 +181,10 @@ class Answerer:
                 return FinalAnswer(partial, notice)
             return FinalAnswer(partial, Notice(NoticeKind.CUT, text(lang, "cut")))
         return notice
+
+
+def _stored_text(message: Incoming, sent_text: str) -> str:
+    """The user's side of the exchange as stored: attachments by their placeholders, then the text."""
+    if message.attachments:
+        return " ".join([*(a.placeholder for a in message.attachments), sent_text]).strip()
+    return sent_text

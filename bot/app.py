@@ -13,7 +13,7 @@ from types import TracebackType
 from bot.alerts import AlertHub
 from bot.clock import Clock, SystemClock
 from bot.commands import Commands
-from bot.config import Settings
+from bot.config import GeminiSettings, Settings
 from bot.engine import Engine
 from bot.guards.access import AccessPolicy
 from bot.guards.limits import RateLimiter
@@ -55,17 +55,7 @@ class App:
             await upgrade_to_head(settings.storage.url)
         store = await Store.open(settings.storage.url)
         gemini = settings.gemini
-        api_key = gemini.api_key.get_secret_value() if gemini.api_key is not None else ""
-        client = GeminiClient(
-            api_key=api_key,
-            base_url=gemini.base_url,
-            model=gemini.model,
-            timeouts=GeminiTimeouts(
-                connect=gemini.connect_timeout.total_seconds(),
-                read=gemini.read_timeout.total_seconds(),
-                total=gemini.timeout.total_seconds(),
-            ),
-        )
+        client = gemini_client(gemini)
         metrics = Metrics()
         limiter = RateLimiter(settings.rate_limits, key_prefix=settings.rate_limits.key_prefix)
         text_filter = WordFilter(settings.filter)
@@ -169,3 +159,18 @@ class App:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.aclose()
+
+
+def gemini_client(gemini: GeminiSettings) -> GeminiClient:
+    """The Gemini REST client the ``gemini:`` section describes."""
+    api_key = gemini.api_key.get_secret_value() if gemini.api_key is not None else ""
+    return GeminiClient(
+        api_key=api_key,
+        base_url=gemini.base_url,
+        model=gemini.model,
+        timeouts=GeminiTimeouts(
+            connect=gemini.connect_timeout.total_seconds(),
+            read=gemini.read_timeout.total_seconds(),
+            total=gemini.timeout.total_seconds(),
+        ),
+    )
