@@ -28,7 +28,7 @@ from tests.fakes.slack import (
     new_ts,
 )
 from tests.fakes.telegram import TelegramEmulator
-from tests.unit.adapters.conftest import AppFactory, until_ready
+from tests.integration.adapters.conftest import AppFactory, until_ready
 
 PROMPT = 3.0  # seconds within which the next message of the chat must be answered
 
