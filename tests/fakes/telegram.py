@@ -1,4 +1,4 @@
-"""An emulator of the Telegram Bot API (aiohttp, 127.0.0.1), faithful to shared/reference/telegram-slack.md.
+"""An emulator of the Telegram Bot API (aiohttp, 127.0.0.1), faithful to the Bot API's documented wire format.
 
 It speaks what python-telegram-bot speaks: ``POST /bot<token>/<method>`` with form-encoded fields whose
 non-string values are JSON strings, ``{"ok": true, "result": ...}`` on success and the real error statuses and
