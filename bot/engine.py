@@ -97,6 +97,11 @@ class Engine:
         self._answering: dict[tuple[str, str], Progress] = {}  # (platform, event id) -> progress
 
     @property
+    def sequencer(self) -> Sequencer:
+        """What keeps each conversation's messages in order (in-process, or across replicas)."""
+        return self._locks
+
+    @property
     def locks_in_use(self) -> int:
         """How many conversations currently have a lock (bounded by in-flight work)."""
         return len(self._locks)

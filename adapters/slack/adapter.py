@@ -257,7 +257,9 @@ class SlackAdapter:
         previous = self._tails.get(job.key)
         done = asyncio.Event()
         self._tails[job.key] = done
-        task = asyncio.create_task(self._process(job, previous, done))
+        task = asyncio.create_task(
+            self._process(job, previous, done), name=f"slack-answer-{job.incoming.event_id}"
+        )
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
