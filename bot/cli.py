@@ -1,4 +1,4 @@
-"""``gembot run | console | check-config | migrate | purge | stats``."""
+"""``gembot run | console | check-config | migrate | purge | stats | copy-db``."""
 
 from __future__ import annotations
 
