@@ -115,7 +115,6 @@ LONG_ON_PURPOSE: dict[str, str] = {
     "adapters.telegram.adapter.TelegramAdapter": "PTB's Application life cycle, the update intake and the "
     "follow-ups share the Application and the per-update state; the media and native-surface work reshapes "
     "its intake next, and splits it along the seams that work leaves",
-    "adapters.slack.adapter.SlackAdapter": "within the ~300 tolerance (313)",
     "adapters.telegram.answer.AnswerWriter": "within the ~300 tolerance (312)",
     "bot.store.migrations.versions.0001_initial.upgrade": "the initial schema, stated once; a released "
     "migration is never edited",
