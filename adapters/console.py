@@ -8,6 +8,7 @@ import os
 import re
 import sys
 import uuid
+from pathlib import Path
 from typing import BinaryIO, TextIO
 
 from adapters.base import Alerts
@@ -16,7 +17,6 @@ from bot.engine import Engine
 from bot.i18n import Language, pick_language, text
 
 EXIT_WORDS = frozenset({"exit", "quit", "退出"})
-COMMANDS = frozenset({"start", "help", "reset", "stats", "forget"})
 
 
 # Terminal control: CSI sequences, OSC/DCS/SOS/PM/APC strings (up to BEL or ST), other two-character
@@ -43,7 +43,7 @@ def parse_line(line: str) -> tuple[str | None, str]:
     return None, line
 
 
-class ConsoleRenderer:
+class AnswerPrinter:
     """Prints an answer as it streams; the final text completes what the deltas already showed."""
 
     def __init__(self, out: TextIO, *, interactive: bool) -> None:
@@ -88,8 +88,76 @@ class ConsoleRenderer:
         return shown
 
 
-async def _read_line(stream: BinaryIO) -> bytes:
-    return await asyncio.to_thread(stream.readline)
+class LineReader:
+    """The user's lines: through ``readline`` (line editing, a history kept across sessions) on a terminal,
+    else whole lines from the stream, undecodable ones reported as None."""
+
+    def __init__(self, source: BinaryIO, *, interactive: bool) -> None:
+        self._source = source
+        self._interactive = interactive
+        self._history: Path | None = _open_history() if interactive else None
+
+    async def read(self) -> str | None:
+        """The next line without its line ending; raises EOFError at the end of the input."""
+        if self._interactive:
+            try:
+                return await asyncio.to_thread(input, "you> ")
+            except UnicodeDecodeError:
+                return None
+        raw = await asyncio.to_thread(self._source.readline)
+        if not raw:
+            raise EOFError
+        try:
+            return raw.decode("utf-8").rstrip("\r\n")
+        except UnicodeDecodeError:
+            return None
+
+    def close(self) -> None:
+        """Save the line history (readable by its owner only)."""
+        if self._history is not None:
+            import readline
+
+            readline.write_history_file(self._history)
+            self._history.chmod(0o600)
+
+
+def history_path() -> Path:
+    """The console's line history: ``$XDG_STATE_HOME/gembot/history``, else ``~/.gembot_history``."""
+    state = os.environ.get("XDG_STATE_HOME")
+    return Path(state) / "gembot" / "history" if state else Path.home() / ".gembot_history"
+
+
+def _open_history() -> Path | None:
+    try:
+        import readline
+    except ImportError:  # no GNU readline (Windows): plain input() still works
+        return None
+    path = history_path()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.close(os.open(path, os.O_CREAT | os.O_APPEND, 0o600))
+        readline.read_history_file(path)
+    except OSError:
+        return None
+    readline.set_history_length(1000)
+    return path
+
+
+def to_incoming(line: str, user_id: str, language: Language) -> Incoming:
+    """One typed line as a message of the console user (``/name args`` is the command ``name``)."""
+    command, args = parse_line(line)
+    return Incoming(
+        platform=Platform.CONSOLE,
+        chat_key=user_id,
+        user_id=user_id,
+        user_name=user_id,
+        text=line if command is None else args,
+        event_id=f"console-{uuid.uuid4().hex}",
+        language=language,
+        command=command,
+        command_args=args if command is not None else "",
+        operator=True,
+    )
 
 
 async def converse(
@@ -109,10 +177,11 @@ async def converse(
     """
     source = stdin or sys.stdin.buffer
     out = stdout or sys.stdout
-    interactive = source is sys.stdin.buffer and sys.stdin.isatty()
+    interactive = source is sys.stdin.buffer and sys.stdin.isatty() and out is sys.stdout
     user_id = user or os.environ.get("GEMBOT_CONSOLE_USER") or _login_name()
     language = pick_language(os.environ.get("LANG"), language)
-    renderer = ConsoleRenderer(out, interactive=interactive)
+    printer = AnswerPrinter(out, interactive=interactive)
+    reader = LineReader(source, interactive=interactive)
 
     async def show_alert(alert: AdminAlert) -> None:
         # The console's user is the operator: alerts go to stderr, beside the replies.
@@ -124,36 +193,20 @@ async def converse(
             out.write(text(language, "console_banner", model=model) + "\n")
             out.flush()
         while True:
-            if interactive:
-                out.write("you> ")
-                out.flush()
-            raw = await _read_line(source)
-            if not raw:
-                break
             try:
-                line = raw.decode("utf-8").rstrip("\r\n")
-            except UnicodeDecodeError:
+                line = await reader.read()
+            except EOFError:
+                break
+            if line is None:
                 out.write("(That line is not valid UTF-8 text, so it was not sent. Please type it again.)\n")
                 out.flush()
                 continue
             if line.strip().lower() in EXIT_WORDS:
                 break
-            command, args = parse_line(line)
-            message = Incoming(
-                platform=Platform.CONSOLE,
-                chat_key=user_id,
-                user_id=user_id,
-                user_name=user_id,
-                text=line if command is None else args,
-                event_id=f"console-{uuid.uuid4().hex}",
-                language=language,
-                command=command,
-                command_args=args if command is not None else "",
-                operator=True,
-            )
-            await renderer.render(engine.handle(message))
+            await printer.render(engine.handle(to_incoming(line, user_id, language)))
     finally:
         unsubscribe()
+        reader.close()
     return 0
 
 

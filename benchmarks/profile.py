@@ -109,7 +109,7 @@ async def run(workdir: Path, gemini_url: str, users: int, seconds: float) -> dic
         proc = await start_gembot(workdir / "gembot-profile", gemini_url, tg.base_url)
         spies: list[asyncio.subprocess.Process] = []
         try:
-            loop = asyncio.create_task(throughput._closed_loop(tg, proc, users, 2.0, seconds, 8_000_000))
+            loop = asyncio.create_task(throughput.closed_loop(tg, proc, users, 2.0, seconds, 8_000_000))
             await asyncio.sleep(2.0)
             spies.append(
                 await asyncio.create_subprocess_exec(

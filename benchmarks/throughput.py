@@ -23,7 +23,7 @@ from benchmarks.common import (
 )
 
 
-async def _closed_loop(
+async def closed_loop(
     tg: BenchTelegram, proc: Process, users: int, warmup: float, seconds: float, first_id: int
 ) -> dict[str, Any]:
     crowd = Users(tg, first_id, users)
@@ -78,7 +78,7 @@ async def run_echo(workdir: Path, users: int, warmup: float, seconds: float) -> 
     async with BenchTelegram() as tg:
         proc = await start_echo(workdir / "echo-throughput", tg.base_url)
         try:
-            return await _closed_loop(tg, proc, users, warmup, seconds, 4_000_000)
+            return await closed_loop(tg, proc, users, warmup, seconds, 4_000_000)
         finally:
             await stop(proc)
 
@@ -89,6 +89,6 @@ async def run_gembot(
     async with BenchTelegram() as tg:
         proc = await start_gembot(workdir / "gembot-throughput", gemini_url, tg.base_url)
         try:
-            return await _closed_loop(tg, proc, users, warmup, seconds, 5_000_000)
+            return await closed_loop(tg, proc, users, warmup, seconds, 5_000_000)
         finally:
             await stop(proc)

@@ -13,7 +13,7 @@ from types import TracebackType
 from bot.alerts import AlertHub
 from bot.clock import Clock, SystemClock
 from bot.commands import Commands
-from bot.config import Settings
+from bot.config import GeminiSettings, Settings
 from bot.engine import Engine
 from bot.guards.access import AccessPolicy
 from bot.guards.blocklist import BlockList
@@ -58,25 +58,8 @@ class App:
             await upgrade_to_head(settings.storage.url)
         store = await Store.open(settings.storage.url)
         gemini = settings.gemini
-        api_key = gemini.api_key.get_secret_value() if gemini.api_key is not None else ""
-        client = GeminiClient(
-            api_key=api_key,
-            base_url=gemini.base_url,
-            model=gemini.model,
-            timeouts=GeminiTimeouts(
-                connect=gemini.connect_timeout.total_seconds(),
-                read=gemini.read_timeout.total_seconds(),
-                total=gemini.timeout.total_seconds(),
-            ),
-        )
-        for problem in model_warnings(
-            [gemini.model, *gemini.fallback_models],
-            gemini.tools.enabled(),
-            thinking=gemini.generation.thinking_level is not None
-            or gemini.generation.thinking_budget is not None
-            or gemini.generation.show_thoughts,
-        ):
-            log.warning("gemini.setting_not_supported", detail=problem)
+        client = gemini_client(gemini)
+        warn_unsupported_settings(gemini)
         metrics = Metrics()
         limiter = RateLimiter(settings.rate_limits, key_prefix=settings.rate_limits.key_prefix)
         text_filter = WordFilter(settings.filter)
@@ -90,12 +73,7 @@ class App:
             alerts=alerts,
             language=settings.conversation.language,
         )
-        # Per-conversation order across replicas: PostgreSQL advisory locks (SQLite: in-process only).
-        sequencer: Sequencer = (
-            PostgresSequencer(settings.storage.url, waiters=settings.storage.lock_connections)
-            if store.engine.dialect.name == "postgresql"
-            else LocalSequencer()
-        )
+        sequencer = conversation_sequencer(settings, store)
         commands = Commands(
             settings=settings,
             conversations=store.conversations,
@@ -183,3 +161,37 @@ class App:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.aclose()
+
+
+def conversation_sequencer(settings: Settings, store: Store) -> Sequencer:
+    """Per-conversation order: PostgreSQL advisory locks across replicas, in-process on SQLite."""
+    if store.engine.dialect.name == "postgresql":
+        return PostgresSequencer(settings.storage.url, waiters=settings.storage.lock_connections)
+    return LocalSequencer()
+
+
+def warn_unsupported_settings(gemini: GeminiSettings) -> None:
+    """One warning at start per model that will not get a configured tool or thinking setting."""
+    for problem in model_warnings(
+        [gemini.model, *gemini.fallback_models],
+        gemini.tools.enabled(),
+        thinking=gemini.generation.thinking_level is not None
+        or gemini.generation.thinking_budget is not None
+        or gemini.generation.show_thoughts,
+    ):
+        log.warning("gemini.setting_not_supported", detail=problem)
+
+
+def gemini_client(gemini: GeminiSettings) -> GeminiClient:
+    """The Gemini REST client the ``gemini:`` section describes."""
+    api_key = gemini.api_key.get_secret_value() if gemini.api_key is not None else ""
+    return GeminiClient(
+        api_key=api_key,
+        base_url=gemini.base_url,
+        model=gemini.model,
+        timeouts=GeminiTimeouts(
+            connect=gemini.connect_timeout.total_seconds(),
+            read=gemini.read_timeout.total_seconds(),
+            total=gemini.timeout.total_seconds(),
+        ),
+    )

@@ -1,9 +1,10 @@
-"""``gembot run | console | check-config | migrate | purge | stats``."""
+"""``gembot run | console | check-config | migrate | purge | stats | copy-db``."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -47,6 +48,11 @@ def _parser() -> argparse.ArgumentParser:
         if name == "console":
             cmd.add_argument(
                 "--user", metavar="NAME", help="the console user's id (default: your login name)"
+            )
+            cmd.add_argument(
+                "--verbose",
+                action="store_true",
+                help="log at the configured level on stderr (default: warnings and errors only)",
             )
     return parser
 
@@ -122,7 +128,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"gembot: config error: {exc}", file=sys.stderr)
         return 2
-    configure_logging(settings.logging.level, settings.logging.format, settings.secret_values())
+    level = settings.logging.level
+    if args.command == "console" and not args.verbose:
+        # The conversation is on the same terminal: only what needs the operator's eyes interrupts it.
+        level = max(level, "WARNING", key=logging.getLevelName)
+    configure_logging(level, settings.logging.format, settings.secret_values())
     if args.command == "check-config":
         print(yaml.safe_dump(masked_dump(settings), sort_keys=False, allow_unicode=True), end="")
         for warning in config_warnings(settings):

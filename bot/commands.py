@@ -1,4 +1,4 @@
-"""The chat commands of CONTRACT.md: /start, /help, /reset, /stats, /forget."""
+"""The chat commands: /start, /help, /reset, /stats, /forget."""
 
 from __future__ import annotations
 

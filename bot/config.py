@@ -428,7 +428,8 @@ class LoggingSettings(_Section):
     """The ``logging:`` section."""
 
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
-    format: Literal["json", "console"] = "json"
+    # auto: human-readable when stderr is a terminal, JSON otherwise.
+    format: Literal["auto", "json", "console"] = "auto"
 
     @field_validator("level", mode="before")
     @classmethod

@@ -1,50 +1,51 @@
 """The conversation pipeline: one incoming message in, one answer out as a stream of reply events.
 
-Steps (DESIGN.md): per-chat order, inbox dedup, access, commands, input checks, rate limits, the word
-filter, context from the store, the Gemini answer under the policy, the exchange stored in one
-transaction, metrics and one structured log line for every outcome.
+Steps: per-chat order, inbox dedup, access, commands, input checks and the word filter, the quota, rate
+limits (bot.guards.steps), context from the store, the Gemini answer under the policy, the exchange stored
+in one transaction, then the outcome's accounting (bot.outcomes): metrics and one structured log line for
+every outcome.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import AsyncGenerator, AsyncIterator
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from bot.answerer import Answerer
 from bot.clock import Clock
 from bot.commands import CommandContext, Commands
 from bot.config import Settings
-from bot.context import PastExchange, build_contents, speaker_prefixed
 from bot.domain import (
     ANSWER_MESSAGE,
-    Delta,
     FinalAnswer,
     FollowUp,
     Incoming,
-    MessageKind,
     Notice,
     NoticeKind,
     Platform,
     ReplyEvent,
-    Typing,
 )
 from bot.guards.access import AccessPolicy
 from bot.guards.blocklist import BlockList
 from bot.guards.filter import TextFilter
 from bot.guards.limits import RateLimiter
-from bot.i18n import Language, format_wait, pick_language, text
-from bot.llm.errors import GeminiError, ResponseBlockedError
-from bot.llm.notices import failure_notice
-from bot.llm.policy import AnswerPolicy, Attempt, QuotaExceededError
-from bot.llm.types import GenerationParams, LlmRequest, Usage
+from bot.guards.steps import (
+    Rejection,
+    access_rejection,
+    blocked_rejection,
+    checked_text,
+    rate_rejection,
+)
+from bot.i18n import Language, pick_language, text
+from bot.llm.policy import AnswerPolicy
 from bot.observability.logs import get_logger
-from bot.observability.metrics import REFUSAL_ACTION, REFUSALS, TOOL_CALL_ACTION, Metrics
+from bot.observability.metrics import Metrics
+from bot.outcomes import OutcomeAccounting, Progress
 from bot.sequencer import LocalSequencer, Sequencer, Wakeups
-from bot.sourcing import AnswerExtras
-from bot.store import AnswerStart, AuditRecord, CallRecord, Conversations, EventInbox, Records
+from bot.store import AnswerStart, Conversations, EventInbox, Records
 
 log = get_logger(__name__)
 
@@ -58,18 +59,6 @@ def longest_answer(settings: Settings) -> timedelta:
     """Longer than any answer can take (Gemini's retry deadline, the shutdown grace and a margin): a
     message unfinished for longer was left by a dead process."""
     return settings.gemini.retry.deadline + settings.server.shutdown_grace + timedelta(minutes=2)
-
-
-@dataclass(slots=True)
-class _Progress:
-    """What happened while answering one message (for the inbox, metrics and the log line)."""
-
-    outcome: str = "error"
-    answered: bool = False
-    completed: bool = False  # the answer ran to its end (not cancelled or closed half-way)
-    undelivered: bool = False  # the adapter could not show the answer (see Engine.note_undelivered)
-    shown: list[str] = field(default_factory=list)
-    attempts: list[Attempt] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +92,6 @@ class Engine:
         self._settings = settings
         self._inbox = inbox
         self._conversations = conversations
-        self._records = records
         self._policy = policy
         self._clock = clock
         self._metrics = metrics
@@ -116,7 +104,24 @@ class Engine:
         self._finished = Wakeups()
         self._longest_answer = longest_answer(settings)
         self._commands = commands
-        self._answering: dict[tuple[str, str], _Progress] = {}  # (platform, event id) -> progress
+        self._outcomes = OutcomeAccounting(
+            inbox=inbox, records=records, metrics=metrics, clock=clock, stream=settings.gemini.stream
+        )
+        self._answerer = Answerer(
+            settings=settings,
+            conversations=conversations,
+            policy=policy,
+            clock=clock,
+            metrics=metrics,
+            outcomes=self._outcomes,
+            text_filter=text_filter,
+        )
+        self._answering: dict[tuple[str, str], Progress] = {}  # (platform, event id) -> progress
+
+    @property
+    def sequencer(self) -> Sequencer:
+        """What keeps each conversation's messages in order (in-process, or across replicas)."""
+        return self._locks
 
     @property
     def locks_in_use(self) -> int:
@@ -255,7 +260,7 @@ class Engine:
                 self._metrics.count_message(platform, "taken_over")
                 log.warning("message.taken_over", platform=platform, event_id=message.event_id)
                 return
-            progress = _Progress()
+            progress = Progress()
             key = (platform, message.event_id)
             self._answering[key] = progress
             self._metrics.inflight.inc()
@@ -277,7 +282,8 @@ class Engine:
             finally:
                 self._metrics.inflight.dec()
                 self._answering.pop(key, None)
-                await self._finish(message, progress, started)
+                await self._outcomes.finish(message, progress, started)
+                self._finished.notify(message.conversation_key)
 
     @contextlib.asynccontextmanager
     async def _turn(self, message: Incoming, accepted: bool) -> AsyncIterator[AnswerStart | None]:
@@ -311,353 +317,39 @@ class Engine:
             await self._finished.wait(key, recheck)
             recheck = min(recheck * 2, _MAX_RECHECK)
 
-    async def _finish(self, message: Incoming, progress: _Progress, started: float) -> None:
-        if progress.undelivered:
-            progress.outcome = "undelivered"
-        if not progress.completed and not progress.answered and not progress.undelivered:
-            # Cancelled or closed before any answer (shutdown, the adapter gave up): the row stays
-            # unfinished, so a follow-up tells the sender to resend instead of leaving them in silence.
-            progress.outcome = "interrupted"
-        else:
-            status = "undelivered" if progress.undelivered else "answered" if progress.answered else "failed"
-            try:
-                await asyncio.shield(
-                    self._inbox.finish_event(
-                        message.platform.value, message.event_id, status, self._clock.now()
-                    )
-                )
-            except Exception:
-                log.exception(
-                    "inbox.finish_failed", platform=message.platform.value, event_id=message.event_id
-                )
-            self._finished.notify(message.conversation_key)
-        outcome = self._metrics.count_message(message.platform.value, progress.outcome)
-        if outcome in REFUSALS:
-            # Refusals go to the audit table too, so /stats counts them the same on every replica.
-            refusal = AuditRecord(
-                at=self._clock.now(),
-                platform=message.platform.value,
-                actor_id=message.user_id,
-                action=REFUSAL_ACTION,
-                params={"detail": progress.outcome},
-                outcome=outcome,
-            )
-            try:
-                await asyncio.shield(self._records.record_audit([refusal]))
-            except Exception:
-                log.exception("audit.refusal_failed", platform=message.platform.value)
-        log.info(
-            "message.handled",
-            platform=message.platform.value,
-            event_id=message.event_id,
-            outcome=progress.outcome,
-            gemini_attempts=len(progress.attempts),
-            duration_ms=round((time.perf_counter() - started) * 1000, 1),
-        )
-
     def _language(self, message: Incoming) -> Language:
         return pick_language(message.language, self._settings.conversation.language)
 
-    async def _respond(self, message: Incoming, progress: _Progress) -> AsyncGenerator[ReplyEvent, None]:
+    async def _respond(self, message: Incoming, progress: Progress) -> AsyncGenerator[ReplyEvent, None]:
         lang = self._language(message)
         is_admin = self._access.is_admin(message)
-        # Erasure is a right, not a service: /forget works in any private chat, allowed or not (the
-        # sender may have talked to the bot in an allowed group).
-        erasing = message.command == "forget" and message.is_private
-        if (
-            not erasing
-            and self._blocklist is not None
-            and message.platform is not Platform.CONSOLE
-            and await self._blocklist.is_blocked(message.platform.value, message.user_id)
-        ):
-            # Blocked from the admin page: refused as an access refusal is.
-            progress.outcome = "blocked"
-            if message.is_private:
-                yield Notice(NoticeKind.NOT_ALLOWED_CHAT, text(lang, "not_allowed_chat"))
-            return
-        if not is_admin and not erasing and not self._access.chat_allowed(message):
-            progress.outcome = "not_allowed"
-            if message.is_private:
-                yield Notice(NoticeKind.NOT_ALLOWED_CHAT, text(lang, "not_allowed_chat"))
-            return
-        now = self._clock.now()
-        if message.command is not None:
+        rejection = await blocked_rejection(message, self._blocklist, lang) or access_rejection(
+            message, self._access, is_admin=is_admin, lang=lang
+        )
+        if rejection is None and message.command is not None:
             progress.outcome = "command"
-            yield await self._commands.run(message, CommandContext(language=lang, is_admin=is_admin, now=now))
+            context = CommandContext(language=lang, is_admin=is_admin, now=self._clock.now())
+            yield await self._commands.run(message, context)
             return
-        if message.kind is MessageKind.UNSUPPORTED:
-            progress.outcome = "unsupported"
-            yield Notice(NoticeKind.UNSUPPORTED, text(lang, "unsupported"))
-            return
-        user_text = message.text.strip()
-        if not user_text and not message.attachments:
-            progress.outcome = "empty"
-            yield Notice(NoticeKind.EMPTY, text(lang, "empty"))
-            return
-        limit = self._settings.conversation.max_message_chars
-        if len(user_text) > limit:
-            progress.outcome = "too_long"
-            yield Notice(NoticeKind.TOO_LONG, text(lang, "too_long", length=len(user_text), limit=limit))
-            return
-        if self._filter is not None:
-            verdict = self._filter.check(user_text)
-            if verdict.flagged:
-                self._metrics.refusals.labels("filter").inc()
-                if self._filter.action == "block":
-                    progress.outcome = "filtered"
-                    yield Notice(NoticeKind.FILTERED, text(lang, "filtered"))
-                    return
-                user_text = verdict.text
-        full = self._policy.known_quota_refusal()
-        if full is not None:
-            # Refused before the rate limits spend anything: refused messages do not count (CONTRACT).
-            yield self._failure_event(full, progress, lang)
-            return
-        if self._limiter is not None and not is_admin:
-            refusal = await self._limiter.acquire(message)
-            if refusal is not None:
-                progress.outcome = "rate_limited"
-                self._metrics.refusals.labels(f"rate_limit_{refusal.scope}").inc()
-                key = "rate_limited" if refusal.scope == "user" else "rate_limited_chat"
-                yield Notice(
-                    NoticeKind.RATE_LIMITED, text(lang, key, retry=format_wait(refusal.retry_after, lang))
-                )
+        checked = rejection or checked_text(
+            message,
+            lang,
+            max_chars=self._settings.conversation.max_message_chars,
+            text_filter=self._filter,
+            metrics=self._metrics,
+        )
+        if isinstance(checked, str):
+            full = self._policy.known_quota_refusal()
+            if full is not None:
+                # Refused before the rate limits spend anything: refused messages do not count against them.
+                yield self._answerer.failure_event(full, progress, lang)
                 return
-        async for event in self._converse(message, user_text, lang, progress):
-            yield event
-
-    async def _converse(
-        self, message: Incoming, user_text: str, lang: Language, progress: _Progress
-    ) -> AsyncIterator[ReplyEvent]:
-        settings = self._settings
-        yield Typing()
-        now = self._clock.now()
-        conversation_id = await self._conversations.open_conversation(
-            message.platform.value, message.chat_key, message.thread_key, now
-        )
-        history = await self._conversations.history(
-            conversation_id, limit=settings.conversation.max_turns, since=now - settings.storage.retention
-        )
-        sent_text = speaker_prefixed(user_text, message.user_name, is_private=message.is_private)
-        if message.attachments:
-            stored_text = " ".join([*(a.placeholder for a in message.attachments), sent_text]).strip()
-        else:
-            stored_text = sent_text
-        gen = settings.gemini.generation
-        request = LlmRequest(
-            contents=build_contents(
-                [PastExchange(h.user_text, h.model_text, h.model_parts) for h in history],
-                sent_text,
-                max_turns=settings.conversation.max_turns,
-                max_chars=settings.conversation.max_context_chars,
-                system_chars=len(settings.gemini.system_instruction),
-                attachments=message.attachments,
-            ),
-            system_instruction=settings.gemini.system_instruction or None,
-            generation=GenerationParams(
-                temperature=gen.temperature,
-                top_p=gen.top_p,
-                max_output_tokens=gen.max_output_tokens,
-                thinking_budget=gen.thinking_budget,
-                thinking_level=gen.thinking_level,
-                include_thoughts=gen.show_thoughts,
-            ),
-            tools=settings.gemini.tools.enabled(),
-        )
-        screen = (
-            self._filter.screen_stream() if self._filter is not None and self._filter.check_replies else None
-        )
-        parts: list[str] = []
-        extras = AnswerExtras()
-        finish_reason = ""
-        usage = Usage()
-        try:
-            async for chunk in self._policy.answer(request, progress.attempts.append):
-                extras.add(chunk)
-                if chunk.usage is not None:
-                    usage = chunk.usage
-                if chunk.finish_reason:
-                    finish_reason = chunk.finish_reason
-                if not chunk.text:
-                    continue
-                parts.append(chunk.text)
-                visible = screen.feed(chunk.text) if screen is not None else chunk.text
-                if visible:
-                    progress.shown.append(visible)
-                    yield Delta(visible)
-        except GeminiError as exc:
-            await self._record_failure(message, conversation_id, request, progress, exc)
-            yield self._failure_event(exc, progress, lang)
+            if self._limiter is not None and not is_admin:
+                checked = await rate_rejection(message, self._limiter, self._metrics, lang) or checked
+        if isinstance(checked, Rejection):
+            progress.outcome = checked.outcome
+            if checked.notice is not None:
+                yield checked.notice
             return
-        except (asyncio.CancelledError, GeneratorExit):
-            # Cut off (shutdown, the adapter gave up): the attempts made were counted by the quota and
-            # are recorded all the same.
-            await asyncio.shield(self._record_failure(message, conversation_id, request, progress, None))
-            raise
-        reply = "".join(parts)
-        model_parts = extras.model_parts()
-        if screen is not None:
-            rest = screen.finish()
-            if screen.flagged and self._filter is not None:
-                verdict = self._filter.check(reply)
-                if self._filter.action == "block":
-                    progress.outcome = "reply_filtered"
-                    self._metrics.refusals.labels("filter_reply").inc()
-                    await self._record_failure(message, conversation_id, request, progress, None)
-                    yield Notice(NoticeKind.FILTERED, text(lang, "reply_filtered"))
-                    return
-                reply = verdict.text
-                model_parts = None  # the stored parts would hold the words the filter took out
-            elif rest:
-                progress.shown.append(rest)
-        await self._conversations.save_exchange(
-            conversation_id=conversation_id,
-            user_id=message.user_id,
-            user_text=stored_text,
-            model_text=reply,
-            model_parts=model_parts,
-            prompt_tokens=usage.prompt_tokens,
-            output_tokens=usage.output_tokens + usage.thoughts_tokens,
-            finish_reason=finish_reason,
-            model=progress.attempts[-1].model if progress.attempts else self._policy.model,
-            now=self._clock.now(),
-            calls=self._call_records(message, conversation_id, progress),
-            audit=self._audit_records(message, request, progress, extras.tool_calls()),
-        )
-        self._observe(progress)
-        for tool, count in extras.tool_calls().items():
-            self._metrics.tool_calls.labels(tool).inc(count)
-        progress.outcome = "answered"
-        notice = None
-        if finish_reason == "MAX_TOKENS":
-            notice = Notice(NoticeKind.TRUNCATED, text(lang, "truncated"))
-        gemini = settings.gemini
-        sourced = extras.finish(
-            reply, lang, max_sources=gemini.max_sources, show_thoughts=gemini.generation.show_thoughts
-        )
-        yield FinalAnswer(sourced.text, notice, sourced.sourcing)
-
-    def _failure_event(self, exc: GeminiError, progress: _Progress, lang: Language) -> ReplyEvent:
-        progress.outcome = f"gemini_{exc.kind}"
-        if isinstance(exc, QuotaExceededError):
-            progress.outcome = "quota"
-            if exc.before_gemini:  # a retry refused after Gemini was called is not a refusal "before Gemini"
-                self._metrics.refusals.labels("quota").inc()
-        notice = failure_notice(exc, lang)
-        if progress.shown:
-            # What was already shown stays; the user learns it was cut, in the same answer.
-            partial = "".join(progress.shown)
-            if isinstance(exc, ResponseBlockedError):
-                return FinalAnswer(partial, notice)
-            return FinalAnswer(partial, Notice(NoticeKind.CUT, text(lang, "cut")))
-        return notice
-
-    async def _record_failure(
-        self,
-        message: Incoming,
-        conversation_id: int,
-        request: LlmRequest,
-        progress: _Progress,
-        exc: GeminiError | None,
-    ) -> None:
-        if exc is not None:
-            log.warning(
-                "gemini.failed",
-                platform=message.platform.value,
-                event_id=message.event_id,
-                kind=exc.kind,
-                http_status=exc.http_status,
-                gemini_status=exc.status,
-                reason=exc.message[:300],
-            )
-        self._observe(progress)
-        try:
-            await self._records.record_calls(
-                self._call_records(message, conversation_id, progress),
-                self._audit_records(message, request, progress),
-            )
-        except Exception:
-            log.exception("llm_calls.record_failed", platform=message.platform.value)
-
-    def _observe(self, progress: _Progress) -> None:
-        for attempt in progress.attempts:
-            endpoint = _endpoint_label(attempt.endpoint)
-            self._metrics.gemini_requests.labels(
-                attempt.model, endpoint, attempt.outcome, str(attempt.http_status or 0)
-            ).inc()
-            self._metrics.gemini_latency.labels(attempt.model).observe(attempt.latency_s)
-            self._metrics.tokens.labels("in").inc(attempt.usage.prompt_tokens)
-            self._metrics.tokens.labels("out").inc(
-                attempt.usage.output_tokens + attempt.usage.thoughts_tokens
-            )
-
-    def _call_records(self, message: Incoming, conversation_id: int, progress: _Progress) -> list[CallRecord]:
-        now = self._clock.now()
-        return [
-            CallRecord(
-                at=now,
-                platform=message.platform.value,
-                model=a.model,
-                endpoint=a.endpoint,
-                attempt=a.attempt,
-                outcome=a.outcome,
-                http_status=a.http_status,
-                gemini_status=a.gemini_status,
-                latency_ms=a.latency_s * 1000,
-                prompt_tokens=a.usage.prompt_tokens,
-                output_tokens=a.usage.output_tokens + a.usage.thoughts_tokens,
-                conversation_id=conversation_id,
-            )
-            for a in progress.attempts
-        ]
-
-    def _audit_records(
-        self,
-        message: Incoming,
-        request: LlmRequest,
-        progress: _Progress,
-        tool_calls: Mapping[str, int] | None = None,
-    ) -> list[AuditRecord]:
-        gen = request.generation
-        # Texts are recorded by their length only: a hash of a short text could be reversed.
-        params: dict[str, object] = {
-            "system_instruction_chars": len(request.system_instruction or ""),
-            "contents": len(request.contents),
-            "text_chars": sum(len(c.text) for c in request.contents),
-            "attachments": sum(len(c.attachments) for c in request.contents),
-            "temperature": gen.temperature,
-            "top_p": gen.top_p,
-            "max_output_tokens": gen.max_output_tokens,
-            "thinking_budget": gen.thinking_budget,
-            "thinking_level": gen.thinking_level,
-            "tools": sorted(request.tools),
-            "stream": self._settings.gemini.stream,
-        }
-        now = self._clock.now()
-        # One record per search, link read or code run, for /stats; never the query or the link.
-        tool_records = [
-            AuditRecord(now, message.platform.value, message.user_id, TOOL_CALL_ACTION, {}, outcome=tool)
-            for tool, count in (tool_calls or {}).items()
-            for _ in range(count)
-        ]
-        return tool_records + [
-            AuditRecord(
-                at=now,
-                platform=message.platform.value,
-                actor_id=message.user_id,
-                action="gemini.generate",
-                params={
-                    **params,
-                    "attempt": a.attempt,
-                    "endpoint": _endpoint_label(a.endpoint),
-                    "tool_calls": dict(tool_calls or {}) if a is progress.attempts[-1] else {},
-                },
-                model=a.model,
-                outcome=a.outcome,
-            )
-            for a in progress.attempts
-        ]
-
-
-def _endpoint_label(base_url: str) -> str:
-    return base_url.split("://", 1)[-1].split("/", 1)[0]
+        async for event in self._answerer.answer(message, checked, lang, progress):
+            yield event

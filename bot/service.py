@@ -78,21 +78,8 @@ async def run_service(settings: Settings) -> int:
             file=sys.stderr,
         )
         return 2
-    stop = asyncio.Event()
-    interrupt = asyncio.Event()
-
-    def on_signal(sig: signal.Signals) -> None:
-        # The first SIGINT/SIGTERM starts a graceful stop; a SIGINT during it (Ctrl-C again) cuts the
-        # grace period short. A repeated SIGTERM changes nothing.
-        if not stop.is_set():
-            stop.set()
-        elif sig is signal.SIGINT:
-            interrupt.set()
-
     # Before the start-up (migrations, connections): a stop asked for meanwhile ends it cleanly, exit 0.
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, on_signal, sig)
+    stop, interrupt = _stop_signals()
     async with await App.create(settings) as app:
         if stop.is_set():
             log.info("gembot.stopped_during_start")
@@ -139,6 +126,24 @@ async def run_service(settings: Settings) -> int:
             )
             await server.stop()
     return 0
+
+
+def _stop_signals() -> tuple[asyncio.Event, asyncio.Event]:
+    """(stop, interrupt): the first SIGINT/SIGTERM sets stop, a graceful stop; a SIGINT during it (Ctrl-C
+    again) sets interrupt, cutting the grace period short. A repeated SIGTERM changes nothing."""
+    stop = asyncio.Event()
+    interrupt = asyncio.Event()
+
+    def on_signal(sig: signal.Signals) -> None:
+        if not stop.is_set():
+            stop.set()
+        elif sig is signal.SIGINT:
+            interrupt.set()
+
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal, sig)
+    return stop, interrupt
 
 
 async def follow_up_forever(app: App, adapters: Sequence[Adapter]) -> None:

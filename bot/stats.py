@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from bot.config import QuotaSettings
-from bot.i18n import Language
+from bot.i18n import Language, text
 from bot.llm.tools import CODE_EXECUTION, GOOGLE_SEARCH, URL_CONTEXT
 from bot.observability.metrics import FILTERED, QUOTA, RATE_LIMITED, REFUSAL_ACTION, TOOL_CALL_ACTION
 from bot.quota_windows import WINDOWS, window_key, window_start
@@ -165,60 +165,65 @@ def format_ms(value: float | None) -> str:
     return f"{value / 1000:.2f}s" if value >= 1000 else f"{value:.0f}ms"
 
 
-_REFUSAL_NAMES = {
-    "en": {FILTERED: "filter", RATE_LIMITED: "rate limit", QUOTA: "quota"},
-    "zh": {FILTERED: "过滤", RATE_LIMITED: "限速", QUOTA: "配额"},
+_REFUSAL_KEYS = {
+    FILTERED: "stats_refused_filter",
+    RATE_LIMITED: "stats_refused_rate_limit",
+    QUOTA: "stats_refused_quota",
 }
 
 
-def _refusals(w: WindowStats, zh: bool) -> str:
-    names = _REFUSAL_NAMES["zh" if zh else "en"]
-    return ("，" if zh else ", ").join(f"{label} {w.refusals.get(key, 0)}" for key, label in names.items())
+def _refusals(w: WindowStats, language: Language) -> str:
+    return text(language, "stats_separator").join(
+        text(language, key, count=w.refusals.get(name, 0)) for name, key in _REFUSAL_KEYS.items()
+    )
 
 
-_TOOL_NAMES = {
-    "en": {GOOGLE_SEARCH: "searches", URL_CONTEXT: "links read", CODE_EXECUTION: "code runs"},
-    "zh": {GOOGLE_SEARCH: "搜索", URL_CONTEXT: "读取链接", CODE_EXECUTION: "运行代码"},
+_TOOL_KEYS = {
+    GOOGLE_SEARCH: "stats_tool_searches",
+    URL_CONTEXT: "stats_tool_links",
+    CODE_EXECUTION: "stats_tool_code_runs",
 }
 
 
-def _tools(w: WindowStats, zh: bool) -> str:
+def _tools(w: WindowStats, language: Language) -> str:
     """One more line when Gemini's tools were used in the window, else nothing."""
     if not any(w.tool_calls.values()):
         return ""
-    names = _TOOL_NAMES["zh" if zh else "en"]
-    counts = ("，" if zh else ", ").join(f"{label} {w.tool_calls.get(k, 0)}" for k, label in names.items())
-    return ("\n工具：" if zh else "\ntools: ") + counts
+    counts = text(language, "stats_separator").join(
+        text(language, key, count=w.tool_calls.get(tool, 0)) for tool, key in _TOOL_KEYS.items()
+    )
+    return "\n" + text(language, "stats_tools", tools=counts)
 
 
 def render(report: StatsReport, language: Language) -> str:
-    """A compact text for a phone screen: 7 short lines per window (8 when tools were used), none much
-    wider than 40 characters."""
-    zh = language == "zh"
-    lines = ["📊 gembot 统计" if zh else "📊 gembot stats"]
+    """A compact text for a phone screen: 7 short lines per window (8 when Gemini's tools were used), none
+    much wider than 40 characters."""
+    lines = [text(language, "stats_title")]
     for w in report.windows:
         rate = "-" if w.success_rate is None else f"{w.success_rate * 100:.1f}%"
-        errors = ", ".join(f"{k} {v}" for k, v in w.errors.items()) or ("无" if zh else "none")
-        if zh:
-            lines.append(
-                f"\n【{w.name}】回答 {w.messages_answered}，失败 {w.messages_failed}\n"
-                f"Gemini 请求 {w.requests}，成功率 {rate}\n"
-                f"延迟 P50 {format_ms(w.p50_ms)} / P90 {format_ms(w.p90_ms)} / P95 {format_ms(w.p95_ms)}\n"
-                f"错误：{errors}\n"
-                f"拒绝：{_refusals(w, zh)}\n"
-                f"活跃：对话 {w.active_conversations}，用户 {w.active_users}\n"
-                f"tokens：入 {w.tokens_in}，出 {w.tokens_out}" + _tools(w, zh)
+        errors = ", ".join(f"{k} {v}" for k, v in w.errors.items()) or text(language, "stats_no_errors")
+        lines.append(
+            "\n"
+            + text(
+                language,
+                "stats_window",
+                window=w.name,
+                answered=w.messages_answered,
+                failed=w.messages_failed,
+                requests=w.requests,
+                rate=rate,
+                p50=format_ms(w.p50_ms),
+                p90=format_ms(w.p90_ms),
+                p95=format_ms(w.p95_ms),
+                errors=errors,
+                refused=_refusals(w, language),
+                conversations=text(language, "stats_conversations", count=w.active_conversations),
+                users=text(language, "stats_users", count=w.active_users),
+                tokens_in=w.tokens_in,
+                tokens_out=w.tokens_out,
             )
-        else:
-            lines.append(
-                f"\n[{w.name}] answered {w.messages_answered}, failed {w.messages_failed}\n"
-                f"Gemini requests {w.requests}, success {rate}\n"
-                f"latency P50 {format_ms(w.p50_ms)} / P90 {format_ms(w.p90_ms)} / P95 {format_ms(w.p95_ms)}\n"
-                f"errors: {errors}\n"
-                f"refused: {_refusals(w, zh)}\n"
-                f"active: {w.active_conversations} conversations, {w.active_users} users\n"
-                f"tokens: {w.tokens_in} in, {w.tokens_out} out" + _tools(w, zh)
-            )
+            + _tools(w, language)
+        )
     quota = "; ".join(f"{q.window} {q.used}/{q.limit if q.limit else '∞'}" for q in report.quota)
-    lines.append(("\n配额：" if zh else "\nquota: ") + quota)
+    lines.append("\n" + text(language, "stats_quota", quota=quota))
     return "\n".join(lines)

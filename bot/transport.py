@@ -37,6 +37,11 @@ class ShardedTransport(httpx.AsyncBaseTransport):
         """How many pools requests are spread over."""
         return len(self._shards)
 
+    @property
+    def busy(self) -> tuple[int, ...]:
+        """Requests in flight on each shard, responses still being read included."""
+        return tuple(self._busy)
+
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         """Send ``request`` on the shard with the fewest requests in flight."""
         index = min(range(len(self._shards)), key=self._busy.__getitem__)

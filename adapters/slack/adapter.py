@@ -34,6 +34,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from adapters.slack.answer import AnswerWriter
 from adapters.slack.errors import error_code
 from adapters.slack.normalize import Job, normalize_command, normalize_event
+from adapters.slack.users import UserDirectory
 from adapters.slack.verify import refusal
 from bot.domain import ANSWER_MESSAGE, AdminAlert, FollowUp, Incoming, Platform
 from bot.observability.logs import get_logger
@@ -48,8 +49,6 @@ log = get_logger(__name__)
 
 EVENTS_PATH: Final = "/slack/events"
 _THREAD_CACHE: Final = 10_000
-_USER_CACHE: Final = 5_000
-_USER_TTL: Final = 3600.0
 
 
 def _drop_token_warning(record: logging.LogRecord) -> bool:
@@ -124,7 +123,7 @@ class SlackAdapter:
         self._arriving = LocalSequencer()
         self._tasks: set[asyncio.Task[None]] = set()
         self._threads: OrderedDict[tuple[str, str], None] = OrderedDict()
-        self._users: OrderedDict[str, tuple[float, str, str | None]] = OrderedDict()
+        self._users = UserDirectory(self.client, self._clock)
         self.native_streaming = settings.stream
         self.status_available = True
         if self._http_mode:
@@ -324,10 +323,10 @@ class SlackAdapter:
                         "slack.inbox_unavailable", error=exc.__class__.__name__, detail=str(exc)[:200]
                     )
                     return BoltResponse(status=503, body="not recorded")
-            self.accept(job, accepted)
+            self.enqueue(job, accepted)
         return None
 
-    def accept(self, job: Job, accepted: bool) -> None:
+    def enqueue(self, job: Job, accepted: bool) -> None:
         """Queue ``job`` (``accepted``: recorded by this delivery) behind the answers of its conversation."""
         if self._stopping:
             log.warning("slack.dropped_on_shutdown", event_id=job.incoming.event_id)
@@ -335,7 +334,9 @@ class SlackAdapter:
         previous = self._tails.get(job.key)
         done = asyncio.Event()
         self._tails[job.key] = done
-        task = asyncio.create_task(self._process(job, accepted, previous, done))
+        task = asyncio.create_task(
+            self._process(job, accepted, previous, done), name=f"slack-answer-{job.incoming.event_id}"
+        )
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -371,7 +372,7 @@ class SlackAdapter:
             if not await self._in_bot_thread(job.key):
                 return None
             incoming = replace(incoming, addressed_to_bot=True)
-        name, language = await self._user_info(incoming.user_id)
+        name, language = await self._users.lookup(incoming.user_id)
         return replace(
             incoming,
             user_name=incoming.user_name or name,
@@ -404,28 +405,6 @@ class SlackAdapter:
             self._remember_thread(key)
             return True
         return False
-
-    async def _user_info(self, user: str) -> tuple[str, str | None]:
-        now = self._clock.monotonic()
-        cached = self._users.get(user)
-        if cached is not None and cached[0] > now:
-            return cached[1], cached[2]
-        name, locale = "", None
-        try:
-            info = await self.client.users_info(user=user, include_locale=True)
-            data = info.get("user") or {}
-            profile = data.get("profile") or {}
-            name = str(profile.get("display_name") or profile.get("real_name") or data.get("real_name") or "")
-            locale = data.get("locale") or None
-        except SlackApiError as exc:
-            log.info("slack.users_info_failed", error=error_code(exc))
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            log.info("slack.users_info_failed", error=exc.__class__.__name__)
-        self._users[user] = (now + _USER_TTL, name, locale)
-        self._users.move_to_end(user)
-        while len(self._users) > _USER_CACHE:
-            self._users.popitem(last=False)
-        return name, locale
 
     @property
     def answering(self) -> int:

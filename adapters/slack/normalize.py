@@ -59,7 +59,7 @@ def _profile_name(event: Mapping[str, Any]) -> str:
 def _mention_command(text: str) -> tuple[str, str] | None:
     """(command, rest of the text) when the first word after the leading mention is a command word.
 
-    CONTRACT.md: the commands are "the same words as the first word after a mention of the bot", so
+    In Slack the commands are the same words as the first word after a mention of the bot, so
     ``@gembot help me`` shows the help. ``reset`` and ``forget`` erase history, so they count only
     as the whole message (``@gembot reset``, ``@gembot Forget!``): ``@gembot forget what I said,
     then ...`` is a message for Gemini, not an erasure of every exchange of the sender.

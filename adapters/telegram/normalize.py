@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from telegram import Message, MessageEntity, PhotoSize, Update
@@ -91,6 +92,38 @@ def ordering_key(update: object) -> tuple[int, int] | None:
     return (update.effective_chat.id, thread or 0)
 
 
+def _command(
+    message: Message, text: str, entities: Sequence[MessageEntity], me: BotIdentity, *, private: bool
+) -> tuple[str | None, str] | None:
+    """(command, its arguments) of a message that starts with one, (None, "") of one that does not, None
+    when the command is for another bot (or, in a group, not one of the bot's)."""
+    first = entities[0] if entities else None
+    if first is None or first.type != MessageEntity.BOT_COMMAND or first.offset != 0:
+        return None, ""
+    token = _entity_text(message, first)
+    if not token:
+        return None, ""
+    name, _, addressee = token[1:].partition("@")
+    if addressee and addressee.lower() != me.username.lower():
+        return None
+    name = name.lower()
+    if not private and not addressee and name not in COMMANDS:
+        return None
+    return name, text[len(token) :].strip()
+
+
+def _sender(message: Message, *, anonymous_admin: bool) -> tuple[str, str, str | None]:
+    """(user id, display name, language) of the message's sender."""
+    if anonymous_admin:
+        chat = message.chat
+        # The language is GroupAnonymousBot's, not the admin's.
+        return anonymous_admin_id(chat.id), message.author_signature or chat.title or "Admin", None
+    user = message.from_user
+    assert user is not None
+    user_id = str(user.id)
+    return user_id, user.first_name or user.username or user_id, user.language_code
+
+
 def normalize(update: Update, me: BotIdentity, settings: TelegramSettings) -> Normalized | None:
     """The ``Incoming`` for a new user message, or None for anything the bot does not answer.
 
@@ -115,21 +148,10 @@ def normalize(update: Update, me: BotIdentity, settings: TelegramSettings) -> No
     text = message.text if message.text is not None else (message.caption or "")
     entities = message.entities if message.text is not None else message.caption_entities
 
-    command: str | None = None
-    command_args = ""
-    first = entities[0] if entities else None
-    token = ""
-    if first is not None and first.type == MessageEntity.BOT_COMMAND and first.offset == 0:
-        token = _entity_text(message, first)
-    if token:
-        name, _, addressee = token[1:].partition("@")
-        if addressee and addressee.lower() != me.username.lower():
-            return None
-        name = name.lower()
-        if not private and not addressee and name not in COMMANDS:
-            return None
-        command = name
-        command_args = text[len(token) :].strip()
+    parsed = _command(message, text, entities, me, private=private)
+    if parsed is None:
+        return None
+    command, command_args = parsed
 
     mentioned = any(_mentions(message, entity, me) for entity in entities)
     replied = message.reply_to_message
@@ -150,15 +172,7 @@ def normalize(update: Update, me: BotIdentity, settings: TelegramSettings) -> No
         elif message.text is None and message.caption is None:
             return None  # a service message: members joined, title changed, pinned...
 
-    user = message.from_user
-    if anonymous_admin:
-        user_id = anonymous_admin_id(chat.id)
-        user_name = message.author_signature or chat.title or "Admin"
-        language = None  # GroupAnonymousBot's, not the admin's
-    else:
-        user_id = str(user.id)
-        user_name = user.first_name or user.username or user_id
-        language = user.language_code
+    user_id, user_name, language = _sender(message, anonymous_admin=anonymous_admin)
     topic = message.message_thread_id if message.is_topic_message else None
     incoming = Incoming(
         platform=Platform.TELEGRAM,

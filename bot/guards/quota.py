@@ -83,8 +83,8 @@ class QuotaGuard:
         """The refusal a request would meet now by the counts last read, without asking the database.
 
         The engine asks before it spends the sender's rate limit, so a message the quota will refuse
-        does not count against it (CONTRACT.md); a cap another replica filled since is still caught by
-        :meth:`acquire`. On a tie the longer window names the refusal (it frees last).
+        does not count against it (a refused message never counts); a cap another replica filled since
+        is still caught by :meth:`acquire`. On a tie the longer window names the refusal (it frees last).
         """
         now = self._clock.now()
         found: QuotaRefusal | None = None

@@ -1,6 +1,6 @@
 """The sensitive-word filter: one Aho-Corasick automaton (pyahocorasick) per word-list version.
 
-Matching runs over normalized text (:mod:`bot.guards.normalize`). Words of spaced scripts (Latin, Greek,
+Matching runs over folded text (:mod:`bot.guards.fold`). Words of spaced scripts (Latin, Greek,
 Cyrillic, digits) must match whole words, so ``ass`` does not hit ``class``; Chinese words match
 anywhere. A hit that lies inside an occurrence of an allowed word is not flagged. Masking replaces the
 original characters of each hit (separators inside it included) by as many ``*``.
@@ -22,7 +22,7 @@ import ahocorasick
 
 from bot.config import FilterSettings
 from bot.guards.filter import StreamScreen, Verdict
-from bot.guards.normalize import Normalized, Normalizer, is_word_char, normalize, normalize_word, word_gaps
+from bot.guards.fold import FoldedText, TextFolder, fold, fold_word, is_word_char, word_gaps
 from bot.guards.words import never_matches, read_words_file
 from bot.observability.logs import get_logger
 
@@ -54,7 +54,7 @@ class WordList:
         self.never_matching: str | None = None
         """Why a listed or allowed word normalizes to nothing (see :func:`never_matching`), if one does."""
         for word in words:
-            key = normalize_word(word)
+            key = fold_word(word)
             if not key and self.never_matching is None:
                 self.never_matching = never_matches(word)
             if key:
@@ -63,7 +63,7 @@ class WordList:
                 if not word.strip().isalnum():
                     entry.gaps |= word_gaps(word)
         for word in allow:
-            key = normalize_word(word)
+            key = fold_word(word)
             if not key and self.never_matching is None:
                 self.never_matching = never_matches(word)
             if key:
@@ -78,7 +78,7 @@ class WordList:
         self.size = sum(1 for entry in entries.values() if entry.listed)
         self.longest = max((len(k) for k in entries), default=0)
 
-    def find(self, norm: Normalized, start: int = 0) -> list[Span]:
+    def find(self, norm: FoldedText, start: int = 0) -> list[Span]:
         """Flagged spans (normalized indices, end exclusive) of hits beginning at or after ``start``.
 
         Allowed occurrences are looked for from ``start - longest`` so that one covering a hit is seen.
@@ -118,7 +118,7 @@ def _outside(hits: list[Span], allowed: list[Span]) -> list[Span]:
     return kept
 
 
-def _original_spans(norm: Normalized, spans: Iterable[Span]) -> list[Span]:
+def _original_spans(norm: FoldedText, spans: Iterable[Span]) -> list[Span]:
     return [(norm.origin[b], norm.origin_end[e - 1]) for b, e in spans]
 
 
@@ -141,7 +141,7 @@ class _Screen:
     def __init__(self, words: WordList, *, mask: bool) -> None:
         self._words = words
         self._mask = mask
-        self._normalizer = Normalizer()
+        self._folder = TextFolder()
         self._raw = ""
         self._shown = 0  # original characters already returned
         self._settled = 0  # normalized characters whose verdict is final
@@ -156,7 +156,7 @@ class _Screen:
         if self._words.size == 0:
             return delta  # nothing listed: nothing to hold back
         self._raw += delta
-        self._normalizer.feed(delta)
+        self._folder.feed(delta)
         return self._advance(final=False)
 
     def finish(self) -> str:
@@ -165,7 +165,7 @@ class _Screen:
         return self._advance(final=True)
 
     def _advance(self, *, final: bool) -> str:
-        norm = self._normalizer.result
+        norm = self._folder.result
         n = len(norm)
         settled = n if final else max(0, n - self._hold)
         if settled > self._settled or final:
@@ -210,7 +210,7 @@ class WordFilter:
         return self._words
 
     def check(self, text: str) -> Verdict:
-        norm = normalize(text)
+        norm = fold(text)
         spans = _original_spans(norm, self._words.find(norm))
         if not spans:
             return Verdict(flagged=False, text=text)

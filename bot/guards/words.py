@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Final
 
-from bot.guards.normalize import normalize_word
+from bot.guards.fold import fold_word
 
 _LETTER_OR_DIGIT: Final = re.compile(r"[^\W_]")
 
@@ -32,7 +32,7 @@ def never_matching(words: Iterable[str]) -> str | None:
     (a start with 50 000 words stays fast); :class:`WordList` checks exactly what it normalizes.
     """
     for word in words:
-        if _LETTER_OR_DIGIT.search(word) is None and not normalize_word(word):
+        if _LETTER_OR_DIGIT.search(word) is None and not fold_word(word):
             return never_matches(word)
     return None
 

@@ -15,6 +15,28 @@ PluralCategory = Literal["one", "other"]
 Entry = str | Mapping[PluralCategory, str]
 
 _EN: dict[str, Entry] = {
+    "stats_title": "📊 gembot stats",
+    "stats_window": (
+        "[{window}] answered {answered}, failed {failed}\n"
+        "Gemini requests {requests}, success {rate}\n"
+        "latency P50 {p50} / P90 {p90} / P95 {p95}\n"
+        "errors: {errors}\n"
+        "refused: {refused}\n"
+        "active: {conversations}, {users}\n"
+        "tokens: {tokens_in} in, {tokens_out} out"
+    ),
+    "stats_no_errors": "none",
+    "stats_separator": ", ",
+    "stats_refused_filter": "filter {count}",
+    "stats_refused_rate_limit": "rate limit {count}",
+    "stats_refused_quota": "quota {count}",
+    "stats_conversations": {"one": "{count} conversation", "other": "{count} conversations"},
+    "stats_users": {"one": "{count} user", "other": "{count} users"},
+    "stats_quota": "quota: {quota}",
+    "stats_tools": "tools: {tools}",
+    "stats_tool_searches": {"one": "{count} search", "other": "{count} searches"},
+    "stats_tool_links": {"one": "{count} link read", "other": "{count} links read"},
+    "stats_tool_code_runs": {"one": "{count} code run", "other": "{count} code runs"},
     "help": (
         "Hi! I am {bot_name}, an assistant powered by Google Gemini. Send me a message and I will answer; "
         "{memory}\n\n"
@@ -109,6 +131,28 @@ _EN: dict[str, Entry] = {
 }
 
 _ZH: dict[str, Entry] = {
+    "stats_title": "📊 gembot 统计",
+    "stats_window": (
+        "【{window}】回答 {answered}，失败 {failed}\n"
+        "Gemini 请求 {requests}，成功率 {rate}\n"
+        "延迟 P50 {p50} / P90 {p90} / P95 {p95}\n"
+        "错误：{errors}\n"
+        "拒绝：{refused}\n"
+        "活跃：{conversations}，{users}\n"
+        "tokens：入 {tokens_in}，出 {tokens_out}"
+    ),
+    "stats_no_errors": "无",
+    "stats_separator": "，",
+    "stats_refused_filter": "过滤 {count}",
+    "stats_refused_rate_limit": "限速 {count}",
+    "stats_refused_quota": "配额 {count}",
+    "stats_conversations": {"other": "对话 {count}"},
+    "stats_users": {"other": "用户 {count}"},
+    "stats_quota": "配额：{quota}",
+    "stats_tools": "工具：{tools}",
+    "stats_tool_searches": {"other": "搜索 {count}"},
+    "stats_tool_links": {"other": "读取链接 {count}"},
+    "stats_tool_code_runs": {"other": "运行代码 {count}"},
     "help": (
         "你好！我是 {bot_name}，由 Google Gemini 驱动的助手。给我发消息我就会回答；"
         "{memory}\n\n"

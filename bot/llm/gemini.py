@@ -6,7 +6,7 @@ import asyncio
 import base64
 import contextlib
 import json
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, TypeVar
@@ -393,16 +393,7 @@ class GeminiClient:
             self._http.send(self._build(request, "streamGenerateContent", model, base_url), stream=True)
         )
         try:
-            if response.status_code != 200:
-                body = await guarded(response.aread())
-                raise self._redact(error_from_response(response.status_code, body))
-            content_type = response.headers.get("content-type", "").partition(";")[0].strip().lower()
-            if content_type != "text/event-stream":
-                body = await guarded(response.aread())
-                err = error_from_response(200, body)
-                if err.http_status == 200:
-                    err = ServerError(f"expected an SSE stream, got {content_type or 'no content type'}")
-                raise self._redact(err)
+            await self._expect_event_stream(response, guarded)
             events = event_data(response.aiter_text())
             try:
                 while True:
@@ -424,6 +415,21 @@ class GeminiClient:
         finally:
             await response.aclose()
         raise StreamCutError(partial_text="".join(sent), during_stream=delivered)
+
+    async def _expect_event_stream(
+        self, response: httpx.Response, guarded: Callable[[Awaitable[bytes]], Awaitable[bytes]]
+    ) -> None:
+        """Raise the typed failure of a response that is not a 200 SSE stream (body read by ``guarded``)."""
+        if response.status_code != 200:
+            body = await guarded(response.aread())
+            raise self._redact(error_from_response(response.status_code, body))
+        content_type = response.headers.get("content-type", "").partition(";")[0].strip().lower()
+        if content_type != "text/event-stream":
+            body = await guarded(response.aread())
+            err = error_from_response(200, body)
+            if err.http_status == 200:
+                err = ServerError(f"expected an SSE stream, got {content_type or 'no content type'}")
+            raise self._redact(err)
 
     def _chunk(self, data: str, sent: list[str], delivered: bool) -> LlmChunk | None:
         """The chunk for one SSE event's data, None to skip it, or raise the typed failure it carries."""

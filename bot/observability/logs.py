@@ -134,8 +134,14 @@ REDACTOR = Redactor()
 def configure_logging(
     level: str = "INFO", fmt: str = "json", secrets: Iterable[str] = (), stream: TextIO | None = None
 ) -> None:
-    """Route structlog and stdlib logging through the redactor to one handler on stderr."""
+    """Route structlog and stdlib logging through the redactor to one handler on ``stream`` (stderr).
+
+    ``fmt`` is ``json`` (one object per line), ``console`` (for people) or ``auto``: console when the
+    stream is a terminal, JSON otherwise.
+    """
     REDACTOR.add_secrets(secrets)
+    if fmt == "auto":
+        fmt = "console" if (stream or sys.stderr).isatty() else "json"
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
@@ -199,6 +205,8 @@ _QUIET = (
     "slack_bolt",
     "slack_sdk",
     "aiohttp.access",
+    # Alembic says which plugins and migrations it runs at INFO on every start: nothing an operator acts on.
+    "alembic",
 )
 EXHAUSTION_INTERVAL_S = 60.0
 """At most one "out of descriptors" line per interval: asyncio logs one per failed accept."""

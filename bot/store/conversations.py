@@ -94,8 +94,8 @@ class Conversations(Queries):
             self._conversation_ids.popitem(last=False)
         return conversation_id
 
-    # Added for the Slack adapter (issue 5): a thread message without a mention is addressed to the bot
-    # only when the bot already holds that thread's conversation. Read-only; creates nothing.
+    # A thread message without a mention is addressed to the bot only when the bot already holds that
+    # thread's conversation. Read-only; creates nothing.
     async def conversation_exists(self, platform: str, chat_key: str, thread_key: str) -> bool:
         """Whether a conversation row exists for (platform, chat_key, thread_key)."""
         stmt = select(_conversations.c.id).where(

@@ -18,7 +18,7 @@ from bot.store.tables import turns as _turns
 __all__ = ["Retention"]
 
 # Retention deletes in batches so one purge never holds SQLite's write lock for long.
-_PURGE_BATCH: Final = 2000
+PURGE_BATCH: Final = 2000
 
 
 class Retention(Queries):
@@ -63,22 +63,22 @@ class Retention(Queries):
         c = _inbox.c
         condition = (c.received_at < before) & ((c.chat_key.is_not(None)) | (c.reply_to.is_not(None)))
         while True:
-            batch = select(c.id).where(condition).limit(_PURGE_BATCH).scalar_subquery()
+            batch = select(c.id).where(condition).limit(PURGE_BATCH).scalar_subquery()
             cleared = update(_inbox).where(c.id.in_(batch))
             stmt = cleared.values(chat_key=None, thread_key=None, reply_to=None, language=None)
             rowcount = await self.run_write(_rowcount_of(stmt))
             total += rowcount
-            if rowcount < _PURGE_BATCH:
+            if rowcount < PURGE_BATCH:
                 return total
 
     async def _delete_batched(self, table: Table, condition: Any) -> int:
         total = 0
         while True:
-            batch = select(table.c.id).where(condition).limit(_PURGE_BATCH).scalar_subquery()
+            batch = select(table.c.id).where(condition).limit(PURGE_BATCH).scalar_subquery()
             stmt = delete(table).where(table.c.id.in_(batch))
             rowcount = await self.run_write(_rowcount_of(stmt))
             total += rowcount
-            if rowcount < _PURGE_BATCH:
+            if rowcount < PURGE_BATCH:
                 return total
 
 

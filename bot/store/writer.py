@@ -43,6 +43,11 @@ class SqliteWriter:
         self._queue: list[tuple[WriteOp, asyncio.Future[Any]]] = []
         self._draining: asyncio.Task[None] | None = None
 
+    @property
+    def engine(self) -> Engine:
+        """The synchronous engine the writer commits on (for event listeners)."""
+        return self._engine
+
     async def run(self, op: Callable[[Connection], T]) -> T:
         """Run ``op`` in a write transaction (possibly shared with other writes) and return its result."""
         loop = asyncio.get_running_loop()

@@ -160,3 +160,63 @@ async def test_terminal_control_sequences_in_an_answer_are_not_printed(
     )
     assert status == 0, err
     assert out == "Hello red 1mlink\tok\n"
+
+
+async def in_terminal(*args: str, typed: list[bytes], env: dict[str, str]) -> tuple[int, str]:
+    """Run ``python -m bot ARGS`` with stdin, stdout and stderr on one pseudo-terminal, each line of
+    ``typed`` typed at a ``you>`` prompt; returns (status, everything the terminal showed)."""
+    import pty
+
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("GEMINI_", "GEMBOT_", "XDG_"))}
+    environment.update(env)
+    main, terminal = pty.openpty()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", *args, stdin=terminal, stdout=terminal, stderr=terminal, env=environment
+    )
+    os.close(terminal)
+    to_type = list(typed)
+    shown = bytearray()
+    while True:
+        if to_type and shown.count(b"you> ") > len(typed) - len(to_type):
+            os.write(main, to_type.pop(0))
+        try:
+            chunk = await asyncio.wait_for(asyncio.to_thread(os.read, main, 4096), timeout=60)
+        except OSError:  # EIO: every process holding the terminal is gone
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(main)
+    status = await asyncio.wait_for(process.wait(), timeout=60)
+    return status, shown.decode("utf-8", "replace").replace("\r\n", "\n")
+
+
+async def test_in_a_terminal_only_the_conversation_shows(gemini: GeminiEmulator, tmp_path: Path) -> None:
+    config = write_config(tmp_path, gemini.base_url, logging={"level": "INFO"})
+    env = {"GEMINI_API_KEY": API_KEY, "HOME": str(tmp_path), "LANG": "C"}
+    status, shown = await in_terminal("console", "--config", str(config), typed=[b"hi\n", b"exit\n"], env=env)
+    assert status == 0, shown
+    lines = [line for line in shown.splitlines() if line.strip()]
+    assert lines[0].startswith("gembot console")
+    assert "gembot> echo: hi" in lines
+    assert not [
+        line for line in lines if "alembic" in line.lower() or "message.handled" in line or "{" in line
+    ]
+    assert len(lines) == 4, lines  # the banner, "you> hi", the answer, "you> exit"
+    history = tmp_path / ".gembot_history"
+    assert history.read_text(encoding="utf-8").split() == ["hi", "exit"]
+    assert history.stat().st_mode & 0o777 == 0o600
+
+
+async def test_verbose_console_logs_for_people_on_a_terminal(gemini: GeminiEmulator, tmp_path: Path) -> None:
+    config = write_config(tmp_path, gemini.base_url, logging={"level": "INFO"})
+    env = {"GEMINI_API_KEY": API_KEY, "HOME": str(tmp_path), "LANG": "C"}
+    status, shown = await in_terminal(
+        "console", "--verbose", "--config", str(config), typed=[b"hi\n", b"exit\n"], env=env
+    )
+    assert status == 0, shown
+    handled = [line for line in shown.splitlines() if "message.handled" in line]
+    assert len(handled) == 1
+    assert not handled[0].lstrip().startswith("{")  # structlog's console renderer, not JSON
+    assert "outcome=answered" in handled[0]
+    assert "alembic" not in shown.lower()

@@ -1,7 +1,7 @@
 """``gembot run`` as a subprocess: /healthz, /readyz, /metrics after real traffic, and the Dockerfile's
 HEALTHCHECK command against it.
 
-A platform must be enabled: with none, ``gembot run`` exits 2 when stdin is not a terminal (CONTRACT: a
+A platform must be enabled: with none, ``gembot run`` exits 2 when stdin is not a terminal (a
 container started without tokens should fail loudly, not sit "healthy" doing nothing). So the process runs
 the Telegram adapter against the Telegram Bot API emulator.
 """

@@ -577,7 +577,7 @@ async def test_webhook_refuses_wrong_or_missing_secret(webhook: Gembot) -> None:
     tg = webhook.tg
     group = tg.group(ALLOWED_GROUP, "Allowed", supergroup=True)
     tia = tg.user(next_id(), "Tia")
-    message = tg._user_message(group, tia, "@gembot_test_bot sneaky", None, None, None, None, None, None)
+    message = tg.user_message(group, tia, "@gembot_test_bot sneaky", None, None, None, None, None, None)
     update = {"update_id": 9_000_001, "message": message}
     assert await post_update(webhook, update, None) == 403
     assert await post_update(webhook, update, "wrong-secret") == 403

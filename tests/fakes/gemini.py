@@ -1,4 +1,4 @@
-"""An emulator of the Gemini REST API (aiohttp, 127.0.0.1), faithful to shared/reference/gemini-api.md.
+"""An emulator of the Gemini REST API (aiohttp, 127.0.0.1), faithful to its documented wire format.
 
 Typical use::
 

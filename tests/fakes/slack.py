@@ -1,6 +1,5 @@
-"""An emulator of the Slack Web API and Socket Mode (aiohttp, 127.0.0.1).
-
-Built from shared/reference/telegram-slack.md.
+"""An emulator of the Slack Web API and Socket Mode (aiohttp, 127.0.0.1), following their documented wire
+formats.
 
 Typical use::
 

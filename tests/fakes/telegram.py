@@ -1,4 +1,4 @@
-"""An emulator of the Telegram Bot API (aiohttp, 127.0.0.1), faithful to shared/reference/telegram-slack.md.
+"""An emulator of the Telegram Bot API (aiohttp, 127.0.0.1), faithful to the Bot API's documented wire format.
 
 It speaks what python-telegram-bot speaks: ``POST /bot<token>/<method>`` with form-encoded fields whose
 non-string values are JSON strings, ``{"ok": true, "result": ...}`` on success and the real error statuses and
@@ -431,7 +431,7 @@ class TelegramEmulator(LoopbackServer):
         ``photo``: the sizes' bytes, smallest first. ``kind``: "sticker", "voice", "document", "video",
         "location"... for unsupported content. Returns the message object.
         """
-        message = self._user_message(chat, user, text, reply_to, thread_id, photo, caption, kind, extra)
+        message = self.user_message(chat, user, text, reply_to, thread_id, photo, caption, kind, extra)
         self.inject({"message": message})
         return message
 
@@ -490,8 +490,8 @@ class TelegramEmulator(LoopbackServer):
         """A group becoming a supergroup: the service messages in both chats, as Telegram sends them."""
         new_chat = self.group(new_chat_id, old_chat.get("title", "Group"), supergroup=True)
         self._migrated[old_chat["id"]] = new_chat_id
-        self.inject({"message": self._service(old_chat, user, migrate_to_chat_id=new_chat_id)})
-        self.inject({"message": self._service(new_chat, user, migrate_from_chat_id=old_chat["id"])})
+        self.inject({"message": self.service_message(old_chat, user, migrate_to_chat_id=new_chat_id)})
+        self.inject({"message": self.service_message(new_chat, user, migrate_from_chat_id=old_chat["id"])})
         return new_chat
 
     def inject(self, update: dict[str, Any]) -> int:
@@ -528,13 +528,13 @@ class TelegramEmulator(LoopbackServer):
                 message["is_topic_message"] = True
         return message
 
-    def _service(self, chat: dict[str, Any], user: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    def service_message(self, chat: dict[str, Any], user: dict[str, Any], **fields: Any) -> dict[str, Any]:
         message = self._base(chat, user, None)
         message.update(fields)
         self._messages[(chat["id"], message["message_id"])] = message
         return message
 
-    def _user_message(
+    def user_message(
         self,
         chat: dict[str, Any],
         user: dict[str, Any],

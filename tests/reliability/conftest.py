@@ -1,7 +1,7 @@
 """The reliability suite's harness: sizes, a faulty Gemini, ``gembot run`` as a process, answer accounting.
 
 Sizes: the CI size runs by default (the whole directory well under 90 s on 2 cores);
-``GEMBOT_RELIABILITY_SCALE=full`` runs the sizes of issue 9 (2,000 soak messages from 200 users, larger
+``GEMBOT_RELIABILITY_SCALE=full`` runs the full sizes (2,000 soak messages from 200 users, larger
 crash loads, ten times the hypothesis examples). ``GEMBOT_RELIABILITY_SEED`` changes the fault seed
 (default 9). ``GEMBOT_RELIABILITY_REPORT=path`` appends each run's figures there as JSON lines; the
 figures are printed too (``pytest -s``).

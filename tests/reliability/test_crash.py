@@ -10,7 +10,7 @@ What Telegram and Slack do meanwhile: an update fetched by getUpdates is acknowl
 getUpdates (PTB sends it at once), so an acknowledged update is never delivered again; an update not yet
 acknowledged is delivered again after the restart. Slack does not redeliver an event it got a 200 for.
 
-Promises (CONTRACT.md: never silence, never two answers; issue 9): every message that was accepted but
+Promises (never silence, never two answers): every message that was accepted but
 not answered is answered after the restart or the user is told to resend it (the engine records each
 message on arrival and, after a restart, follows up every unanswered one with a "please send it again"
 notice quoting it: see docs/reliability.md, "Crash recovery"); a reply

@@ -1,4 +1,4 @@
-"""Fuzz: config files. Promise (CONTRACT.md, "Command line"): a bad config exits with one clear line naming
+"""Fuzz: config files. Promise: a bad config exits with one clear line naming
 the key and what is wrong, never a traceback. Here: ``settings_from_mapping`` and ``load_settings`` give
 valid ``Settings`` or raise ``ConfigError`` with a one-line message, for any mapping or file content.
 """

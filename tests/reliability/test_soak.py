@@ -1,6 +1,6 @@
 """Soak: many users on Telegram and Slack at once, with Gemini faults, Telegram 429s and Slack redeliveries.
 
-Promises checked (CONTRACT.md, "Behaviour in chat"): every accepted message gets exactly one answer (the
+Promises checked: every accepted message gets exactly one answer (the
 reply or a clear notice), also when Slack delivers an event twice; answers within a conversation come in
 the order of the messages; and the database is consistent afterwards: every inbox row answered, one
 stored exchange per successful Gemini answer (none for a notice or a cut reply), every Gemini HTTP

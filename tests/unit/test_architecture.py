@@ -106,3 +106,60 @@ def test_no_module_imports_back_into_one_that_imports_it() -> None:
         if name not in state:
             visit(name)
     assert not cycles, "\n".join(" -> ".join(cycle) for cycle in cycles)
+
+
+MAX_CLASS_LINES = 300
+MAX_FUNCTION_LINES = 60
+# Each exception says why the size is the clearest shape; anything else over the limits is split.
+LONG_ON_PURPOSE: dict[str, str] = {
+    "adapters.telegram.adapter.TelegramAdapter": "PTB's Application life cycle, the update intake and the "
+    "follow-ups share the Application and the per-update state; the media and native-surface work reshapes "
+    "its intake next, and splits it along the seams that work leaves",
+    "adapters.telegram.answer.AnswerWriter": "within the ~300 tolerance (318, with the sources of an answer)",
+    "adapters.slack.adapter.SlackAdapter": "the http-mode intake (signature, workspace guard, record "
+    "before the ack) joined the adapter in the same round as the package split; it moves to an intake "
+    "module of its own next, with the media and native-surface work that reshapes the intake",
+    "adapters.slack.adapter.SlackAdapter.__init__": "the Bolt app, its two Web API clients and the listeners "
+    "are wired in one place; goes with the intake split above",
+    "bot.observability.metrics.Metrics.__init__": "one declaration per metric, read as the list of metrics",
+    "bot.admin_web.charts.latency_chart": "one SVG drawn top to bottom (axes, bars, three lines, legend)",
+    "bot.store.migrations.versions.0001_initial.upgrade": "the initial schema, stated once; a released "
+    "migration is never edited",
+    "adapters.telegram.normalize.normalize": "one top-to-bottom reading of a Telegram message (sender, "
+    "addressee, content); its command and sender parts are functions of their own",
+    "adapters.telegram.markup.split_telegram_html": "one walk over the HTML carrying the open tags; pieces "
+    "would pass that state back and forth",
+    "adapters.slack.normalize.normalize_event": "the Events API's ignore rules, one after another",
+}
+
+
+def _sizes() -> Iterator[tuple[str, str, int, int]]:
+    """(module, qualified name, lines, limit) of every class and function of bot/ and adapters/."""
+    for name, path in MODULES.items():
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+
+        def walk(node: ast.AST, prefix: str, module: str = name) -> Iterator[tuple[str, str, int, int]]:
+            for child in ast.iter_child_nodes(node):
+                if isinstance(child, ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+                    qualified = f"{prefix}{child.name}"
+                    limit = MAX_CLASS_LINES if isinstance(child, ast.ClassDef) else MAX_FUNCTION_LINES
+                    assert child.end_lineno is not None
+                    yield module, qualified, child.end_lineno - child.lineno + 1, limit
+                    yield from walk(child, qualified + ".")
+
+        yield from walk(tree, "")
+
+
+def test_no_class_or_function_is_longer_than_the_limits_without_a_reason() -> None:
+    too_long = {
+        f"{module}.{qualified}": lines
+        for module, qualified, lines, limit in _sizes()
+        if lines > limit and f"{module}.{qualified}" not in LONG_ON_PURPOSE
+    }
+    assert not too_long
+
+
+def test_every_size_exception_is_still_needed() -> None:
+    sizes = {f"{module}.{qualified}": (lines, limit) for module, qualified, lines, limit in _sizes()}
+    stale = {name for name in LONG_ON_PURPOSE if name not in sizes or sizes[name][0] <= sizes[name][1]}
+    assert not stale

@@ -30,14 +30,14 @@ async def test_requests_spread_over_shards_and_release_when_read() -> None:
         async with httpx.AsyncClient(transport=transport) as client:
             pending = [asyncio.create_task(client.get(f"http://127.0.0.1:{port}/")) for _ in range(8)]
             await asyncio.sleep(0.3)
-            assert transport._busy == [2, 2, 2, 2]
+            assert transport.busy == (2, 2, 2, 2)
             gate.set()
             responses = await asyncio.gather(*pending)
             assert [r.text for r in responses] == ["ok"] * 8
-            assert transport._busy == [0, 0, 0, 0]
+            assert transport.busy == (0, 0, 0, 0)
             async with client.stream("GET", f"http://127.0.0.1:{port}/") as streamed:
-                assert sum(transport._busy) == 1
+                assert sum(transport.busy) == 1
                 await streamed.aread()
-            assert sum(transport._busy) == 0
+            assert sum(transport.busy) == 0
     finally:
         await runner.cleanup()

@@ -221,7 +221,7 @@ def test_install_and_command_lines_in_a_fresh_virtualenv(tmp_path: Path) -> None
     migrated = run("migrate")
     assert migrated.returncode == 0, migrated.stderr
     assert (data / "gembot.db").exists()
-    # The CMD with no platform configured and no terminal: exit 2 with one clear line (CONTRACT).
+    # The CMD with no platform configured and no terminal: exit 2 with one clear line.
     [cmd] = [json.loads(i.args) for i in found if i.keyword == "CMD"]
     started = run(*cmd[1:])
     assert started.returncode == 2

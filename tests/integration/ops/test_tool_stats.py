@@ -30,7 +30,7 @@ async def test_tool_use_is_counted_and_audited_without_the_queries(
     now = app.clock.now()
     report = await stats.collect(app.store.statistics, app.store.quota, app.settings.gemini.quota, now)
     assert report.windows[0].tool_calls == {"google_search": 2, "code_execution": 1, "url_context": 2}
-    assert "tools: searches 2, links read 2, code runs 1" in stats.render(report, "en")
+    assert "tools: 2 searches, 2 links read, 1 code run" in stats.render(report, "en")
     assert "工具：搜索 2，读取链接 2，运行代码 1" in stats.render(report, "zh")
     metrics = app.metrics.render().decode()
     assert 'gembot_tool_calls_total{tool="google_search"} 2.0' in metrics

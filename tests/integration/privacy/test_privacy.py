@@ -166,7 +166,9 @@ async def test_a_full_console_run_leaks_no_secret_to_logs_audit_or_database(
         Reply(text="Mail me at someone@example.com"),
     )
     lines = "hello\nplease fail\nsecond\n/stats\n/help\nbadword\n/forget\n/reset\nthird\n"
-    status, out, err = await gembot("console", "--config", str(config), stdin=lines.encode(), env=secrets)
+    status, out, err = await gembot(
+        "console", "--verbose", "--config", str(config), stdin=lines.encode(), env=secrets
+    )
     assert status == 0, err
     assert "message.handled" in err  # the logs were written, so the check below means something
     db_path = tmp_path / "data" / "gembot.db"

@@ -153,8 +153,9 @@ async def test_no_caps_means_nothing_is_counted(make_app: AppMaker, clock: FakeC
 async def test_a_message_the_quota_refuses_does_not_count_against_the_rate_limits(
     make_app: AppMaker, gemini: Emulator, clock: FakeClock
 ) -> None:
-    """CONTRACT.md: refused messages do not count. With 2 messages a minute allowed per user, the one the
-    quota refused in between does not use the second: the next one after the quota frees is answered."""
+    """Refused messages do not count against the rate limits. With 2 messages a minute allowed per user,
+    the one the quota refused in between does not use the second: the next one after the quota frees is
+    answered."""
     app: App = await make_app(
         gemini={"quota": {"requests_per_minute": 1}}, rate_limits={"per_user": "2/minute", "per_chat": ""}
     )

@@ -34,7 +34,7 @@ async def test_one_conversation_split_across_replicas_is_answered_in_order_with_
             expected += [("user", earlier), ("model", f"echo: {earlier}")]
         assert request.contents() == [*expected, ("user", texts[i])]
     for app in (a, b):
-        sequencer = app.engine._locks
+        sequencer = app.engine.sequencer
         assert isinstance(sequencer, PostgresSequencer)
         assert sequencer.contended > 0  # they really met in PostgreSQL's lock queue
         assert app.engine.locks_in_use == 0

@@ -23,8 +23,11 @@ async def sequencers(pg_url: str) -> AsyncIterator[list[PostgresSequencer]]:
         await sequencer.aclose()
 
 
-async def advisory_locks(url: str, key: tuple[str, ...] | None = None) -> list[tuple[int, bool]]:
-    """(pid, granted) of every advisory lock on ``key`` (or on any key) in the database."""
+async def advisory_locks(
+    url: str, key: tuple[str, ...] | None = None, *, keys: list[tuple[str, ...]] | None = None
+) -> list[tuple[int, bool]]:
+    """(pid, granted) of every advisory lock on ``key``, or on any of ``keys`` (or on any key) in the
+    database (other test runs on the same database hold locks of their own: name the keys when counting)."""
     engine = create_engine(url)
     try:
         async with engine.connect() as conn:
@@ -35,8 +38,9 @@ async def advisory_locks(url: str, key: tuple[str, ...] | None = None) -> list[t
                     "(SELECT oid FROM pg_database WHERE datname = current_database())"
                 )
             )
-            wanted = None if key is None else advisory_key(key, lock_namespace(url))
-            return [(row.pid, row.granted) for row in rows if wanted is None or row.id == wanted]
+            chosen = [key] if key is not None else keys
+            wanted = None if chosen is None else {advisory_key(k, lock_namespace(url)) for k in chosen}
+            return [(row.pid, row.granted) for row in rows if wanted is None or row.id in wanted]
     finally:
         await engine.dispose()
 
@@ -108,12 +112,13 @@ async def test_many_conversations_share_one_connection(
 
     tasks = [asyncio.create_task(answer(n)) for n in range(200)]
     await asyncio.wait_for(inside.wait(), 10)
-    locks = await advisory_locks(pg_url)
+    keys = [("slack", f"C{n}", "") for n in range(200)]
+    locks = await advisory_locks(pg_url, keys=keys)
     assert len(locks) == 200 and all(granted for _, granted in locks)
     assert len({pid for pid, _ in locks}) == 1  # one holder connection for every conversation
     go.set()
     await asyncio.gather(*tasks)
-    assert await advisory_locks(pg_url) == []
+    assert await advisory_locks(pg_url, keys=keys) == []
     assert sequencer.contended == 0 and len(sequencer) == 0
 
 

@@ -34,7 +34,7 @@ async def test_purge_counts(store: Store) -> None:
 
 
 async def test_purge_in_batches(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("bot.store.retention._PURGE_BATCH", 4)
+    monkeypatch.setattr("bot.store.retention.PURGE_BATCH", 4)
     conv = await store.conversations.open_conversation("telegram", "1", "", T0)
     for n in range(10):
         await save(store, conv, n, T0)

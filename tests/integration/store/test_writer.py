@@ -46,7 +46,7 @@ async def test_queued_writes_share_commits_in_queue_order(writer: SqliteWriter) 
         nonlocal commits
         commits += 1
 
-    event.listen(writer._engine, "commit", count)
+    event.listen(writer.engine, "commit", count)
     results = await asyncio.gather(*(writer.run(insert(f"v{n}")) for n in range(100)))
     assert results == list(range(1, 101))  # run in the order they were queued
     assert commits < 100  # queued together, committed together

@@ -74,7 +74,7 @@ def test_thread_reply_without_mention_needs_membership() -> None:
 def test_command_word_after_mention_and_files() -> None:
     job = normalize_event(event_callback(mention_event("Reset!", channel="C1", user="U1")), BOT_USER_ID)
     assert job is not None and job.incoming.command == "reset"
-    # CONTRACT.md: the first word after the mention is the command (help and stats: whatever follows).
+    # The first word after the mention is the command (help and stats: whatever follows).
     first_word = normalize_event(
         event_callback(mention_event("help: what can you do?", channel="C1", user="U1")), BOT_USER_ID
     )

@@ -23,7 +23,7 @@ def update(message: dict[str, Any], key: str = "message") -> Update:
 
 
 def msg(chat: dict[str, Any], text: str | None = None, **kwargs: Any) -> dict[str, Any]:
-    return tg._user_message(
+    return tg.user_message(
         chat,
         kwargs.pop("user", ANN),
         text,

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bot.config import ConfigError, FilterSettings, settings_from_mapping
-from bot.guards.normalize import normalize, normalize_word
+from bot.guards.fold import fold, fold_word
 from bot.guards.wordfilter import WordFilter, WordList
 
 WORDS = [
@@ -141,13 +141,13 @@ TEXTS = st.text(ALPHABET, max_size=80)
 
 @settings(max_examples=300, deadline=None)
 @given(st.text(max_size=200))
-def test_normalization_never_crashes_and_maps_back(text: str) -> None:
-    norm = normalize(text)
+def test_folding_never_crashes_and_maps_back(text: str) -> None:
+    norm = fold(text)
     assert len(norm.chars) == len(norm.origin) == len(norm.origin_end) == len(norm.sep_before)
     for start, end in zip(norm.origin, norm.origin_end, strict=True):
         assert 0 <= start < end <= len(text)
     assert norm.origin == sorted(norm.origin)
-    normalize_word(text)
+    fold_word(text)
 
 
 @settings(max_examples=300, deadline=None)

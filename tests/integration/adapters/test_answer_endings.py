@@ -28,7 +28,7 @@ from tests.fakes.slack import (
     new_ts,
 )
 from tests.fakes.telegram import TelegramEmulator
-from tests.unit.adapters.conftest import AppFactory, until_ready
+from tests.integration.adapters.conftest import AppFactory, until_ready
 
 PROMPT = 3.0  # seconds within which the next message of the chat must be answered
 
@@ -207,8 +207,9 @@ async def test_every_slack_ending_releases_the_conversation_at_once(
     await deliver(adapter, event("" if ending == "notice" else "first"))
     if ending == "cancelled":
         await slack.wait_for(lambda: any(m.text.startswith("Part one") for m in slack.messages))
-        for task in list(adapter._tasks):
-            task.cancel()
+        for task in asyncio.all_tasks():
+            if task.get_name().startswith("slack-answer-"):
+                task.cancel()
     await eventually(lambda: messages(app, "slack") == 1, within=PROMPT)  # the first one ended
     slack.clear()  # the channel can be written to again
 
@@ -216,7 +217,7 @@ async def test_every_slack_ending_releases_the_conversation_at_once(
     await deliver(adapter, event("second"))
     await slack.wait_for(lambda: any(m.text.endswith("second") for m in slack.messages), timeout=PROMPT)
     assert time.monotonic() - started < PROMPT
-    await eventually(lambda: app.engine.locks_in_use == 0 and not adapter._tasks, within=PROMPT)
+    await eventually(lambda: app.engine.locks_in_use == 0 and adapter.answering == 0, within=PROMPT)
 
     first, second = await inbox_statuses(app, "slack")
     assert (

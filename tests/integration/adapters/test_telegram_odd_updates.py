@@ -51,8 +51,9 @@ async def test_unknown_content_in_a_private_chat_gets_the_unsupported_notice(
     else:
         tg.send(chat, ann, kind=kind)
         tg.send(group, ann, kind=kind)  # not addressed to the bot: silence
-    tg.inject({"message": tg._service(group, ann, new_chat_members=[tg.user(903, "Bo")])})
-    tg.inject({"message": tg._service(chat, ann, pinned_message={"message_id": 1, "date": 0, "chat": chat})})
+    tg.inject({"message": tg.service_message(group, ann, new_chat_members=[tg.user(903, "Bo")])})
+    pinned = {"message_id": 1, "date": 0, "chat": chat}
+    tg.inject({"message": tg.service_message(chat, ann, pinned_message=pinned)})
     tg.send(group, ann, "@gembot_test_bot and now")
     tg.send(chat, ann, "and now")
     await tg.wait_for(lambda: len(tg.texts(chat["id"])) == 2 and tg.texts(group["id"]))

@@ -1,4 +1,4 @@
-"""Text normalization against evasion, with a map from every normalized character back to the original.
+"""Text folding against evasion, with a map from every folded character back to the original.
 
 Per original character: NFKC -> casefold -> format and combining characters (Cf, Mn, Me) dropped ->
 separators (spaces, punctuation, symbols, controls) noted and left out -> traditional to simplified
@@ -16,7 +16,7 @@ from functools import cache
 from importlib import resources
 from typing import Final
 
-__all__ = ["Normalized", "Normalizer", "is_word_char", "normalize", "normalize_word", "word_gaps"]
+__all__ = ["FoldedText", "TextFolder", "fold", "fold_word", "is_word_char", "word_gaps"]
 
 _DROP_CATEGORIES: Final = frozenset({"Cf", "Mn", "Me"})
 _CONTENT_MAJOR: Final = frozenset({"L", "N"})
@@ -98,8 +98,8 @@ def _is_mark(ch: str) -> bool:
 
 
 @dataclass(slots=True)
-class Normalized:
-    """Normalized content characters and, for each, where it came from in the original text.
+class FoldedText:
+    """Folded content characters and, for each, where it came from in the original text.
 
     ``origin[i]:origin_end[i]`` is the original span of normalized character ``i`` (combining marks that
     followed it included). ``sep_before[i]`` says a separator stood between characters ``i - 1`` and ``i``
@@ -150,13 +150,13 @@ class Normalized:
         return True
 
 
-class Normalizer:
-    """Builds a :class:`Normalized` from text given in pieces (the streaming screen feeds deltas)."""
+class TextFolder:
+    """Builds a :class:`FoldedText` from text given in pieces (the streaming screen feeds deltas)."""
 
     __slots__ = ("_length", "_pending_sep", "_pending_space", "result")
 
     def __init__(self) -> None:
-        self.result = Normalized()
+        self.result = FoldedText()
         self._length = 0
         self._pending_sep = False
         self._pending_space = False
@@ -167,7 +167,7 @@ class Normalizer:
         return self._length
 
     def feed(self, text: str) -> None:
-        """Normalize ``text``, which continues what was fed before."""
+        """Fold ``text``, which continues what was fed before."""
         r = self.result
         chars, origin, origin_end = r.chars, r.origin, r.origin_end
         sep_before, space_before = r.sep_before, r.space_before
@@ -197,20 +197,20 @@ class Normalizer:
         self._pending_sep, self._pending_space = pending, space
 
 
-def normalize(text: str) -> Normalized:
-    """Normalize a complete text."""
-    normalizer = Normalizer()
-    normalizer.feed(text)
-    return normalizer.result
+def fold(text: str) -> FoldedText:
+    """Fold a complete text."""
+    folder = TextFolder()
+    folder.feed(text)
+    return folder.result
 
 
-def normalize_word(word: str) -> str:
+def fold_word(word: str) -> str:
     """The normalized form of a listed or allowed word (separators inside it are left out)."""
     return "".join(unit for ch in word for unit in _units(ch) if unit is not None)
 
 
 def word_gaps(word: str) -> frozenset[int]:
-    """Offsets in ``normalize_word(word)`` where the word has a separator (``kill yourself``: {4})."""
+    """Offsets in ``fold_word(word)`` where the word has a separator (``kill yourself``: {4})."""
     gaps: set[int] = set()
     count = 0
     for ch in word.strip():

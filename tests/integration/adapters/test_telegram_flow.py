@@ -149,7 +149,7 @@ async def test_updates_run_in_order_within_a_chat_and_concurrently_across_chats(
         return Update.de_json(
             {
                 "update_id": 1,
-                "message": tg._user_message(chat, user, "x", None, None, None, None, None, None),
+                "message": tg.user_message(chat, user, "x", None, None, None, None, None, None),
             },
             None,
         )

@@ -1,0 +1,232 @@
+"""One answer from Gemini: the conversation's context from the store, the request, the streamed answer under
+the answer policy and the reply filter, and the exchange stored in one transaction."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+
+from bot.clock import Clock
+from bot.config import Settings
+from bot.context import PastExchange, build_contents, speaker_prefixed
+from bot.domain import Delta, FinalAnswer, Incoming, Notice, NoticeKind, ReplyEvent, Typing
+from bot.guards.filter import StreamScreen, TextFilter
+from bot.i18n import Language, text
+from bot.llm.errors import GeminiError, ResponseBlockedError
+from bot.llm.notices import failure_notice
+from bot.llm.policy import AnswerPolicy, QuotaExceededError
+from bot.llm.types import GenerationParams, LlmRequest, Usage
+from bot.observability.metrics import Metrics
+from bot.outcomes import OutcomeAccounting, Progress
+from bot.sourcing import AnswerExtras
+from bot.store import Conversations, Exchange
+
+
+@dataclass(slots=True)
+class _Answer:
+    """Gemini's answer as it streams in: its text parts, finish reason and token usage."""
+
+    parts: list[str] = field(default_factory=list)
+    finish_reason: str = ""
+    usage: Usage = field(default_factory=Usage)
+    extras: AnswerExtras = field(default_factory=AnswerExtras)  # tool parts, grounding, thoughts
+
+
+class Answerer:
+    """Answers one checked message with Gemini, in its conversation's context."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        conversations: Conversations,
+        policy: AnswerPolicy,
+        clock: Clock,
+        metrics: Metrics,
+        outcomes: OutcomeAccounting,
+        text_filter: TextFilter | None,
+    ) -> None:
+        self._settings = settings
+        self._conversations = conversations
+        self._policy = policy
+        self._clock = clock
+        self._metrics = metrics
+        self._outcomes = outcomes
+        self._filter = text_filter
+
+    async def answer(
+        self, message: Incoming, user_text: str, lang: Language, progress: Progress
+    ) -> AsyncIterator[ReplyEvent]:
+        """Answer ``user_text`` (checked) in ``message``'s conversation: ``Typing``, ``Delta`` events, then
+        one terminal ``FinalAnswer`` or ``Notice``; the exchange is stored in one transaction."""
+        settings = self._settings
+        yield Typing()
+        now = self._clock.now()
+        conversation_id = await self._conversations.open_conversation(
+            message.platform.value, message.chat_key, message.thread_key, now
+        )
+        history = await self._conversations.history(
+            conversation_id, limit=settings.conversation.max_turns, since=now - settings.storage.retention
+        )
+        sent_text = speaker_prefixed(user_text, message.user_name, is_private=message.is_private)
+        request = self._request(message, sent_text, history)
+        screen = (
+            self._filter.screen_stream() if self._filter is not None and self._filter.check_replies else None
+        )
+        answer = _Answer()
+        try:
+            async for delta in self._stream(request, screen, progress, answer):
+                yield delta
+        except GeminiError as exc:
+            await self._outcomes.record_failure(message, conversation_id, request, progress, exc)
+            yield self.failure_event(exc, progress, lang)
+            return
+        except (asyncio.CancelledError, GeneratorExit):
+            # Cut off (shutdown, the adapter gave up): the attempts made were counted by the quota and
+            # are recorded all the same.
+            await asyncio.shield(
+                self._outcomes.record_failure(message, conversation_id, request, progress, None)
+            )
+            raise
+        raw = "".join(answer.parts)
+        reply = self._screened_reply(raw, screen, progress)
+        if reply is None:
+            await self._outcomes.record_failure(message, conversation_id, request, progress, None)
+            yield Notice(NoticeKind.FILTERED, text(lang, "reply_filtered"))
+            return
+        yield await self._finish(
+            message,
+            progress,
+            answer,
+            request=request,
+            conversation_id=conversation_id,
+            sent_text=sent_text,
+            reply=reply,
+            raw=raw,
+            lang=lang,
+        )
+
+    async def _finish(
+        self,
+        message: Incoming,
+        progress: Progress,
+        answer: _Answer,
+        *,
+        request: LlmRequest,
+        conversation_id: int,
+        sent_text: str,
+        reply: str,
+        raw: str,
+        lang: Language,
+    ) -> FinalAnswer:
+        """Store the exchange with its calls and audit records (one transaction), count the tools used, and
+        the terminal event: the reply with its citations, sources and thought summary."""
+        await self._conversations.save_exchange(
+            conversation_id=conversation_id,
+            user_id=message.user_id,
+            user_text=_stored_text(message, sent_text),
+            model_text=reply,
+            # The stored parts would hold the words the filter took out of the reply.
+            model_parts=answer.extras.model_parts() if reply == raw else None,
+            prompt_tokens=answer.usage.prompt_tokens,
+            output_tokens=answer.usage.output_tokens + answer.usage.thoughts_tokens,
+            finish_reason=answer.finish_reason,
+            model=progress.attempts[-1].model if progress.attempts else self._policy.model,
+            now=self._clock.now(),
+            calls=self._outcomes.call_records(message, conversation_id, progress),
+            audit=self._outcomes.audit_records(message, request, progress, answer.extras.tool_calls()),
+        )
+        self._outcomes.observe(progress)
+        for tool, count in answer.extras.tool_calls().items():
+            self._metrics.tool_calls.labels(tool).inc(count)
+        progress.outcome = "answered"
+        notice = None
+        if answer.finish_reason == "MAX_TOKENS":
+            notice = Notice(NoticeKind.TRUNCATED, text(lang, "truncated"))
+        gemini = self._settings.gemini
+        sourced = answer.extras.finish(
+            reply, lang, max_sources=gemini.max_sources, show_thoughts=gemini.generation.show_thoughts
+        )
+        return FinalAnswer(sourced.text, notice, sourced.sourcing)
+
+    def _request(self, message: Incoming, sent_text: str, history: Sequence[Exchange]) -> LlmRequest:
+        settings = self._settings
+        gen = settings.gemini.generation
+        return LlmRequest(
+            contents=build_contents(
+                [PastExchange(h.user_text, h.model_text, h.model_parts) for h in history],
+                sent_text,
+                max_turns=settings.conversation.max_turns,
+                max_chars=settings.conversation.max_context_chars,
+                system_chars=len(settings.gemini.system_instruction),
+                attachments=message.attachments,
+            ),
+            system_instruction=settings.gemini.system_instruction or None,
+            generation=GenerationParams(
+                temperature=gen.temperature,
+                top_p=gen.top_p,
+                max_output_tokens=gen.max_output_tokens,
+                thinking_budget=gen.thinking_budget,
+                thinking_level=gen.thinking_level,
+                include_thoughts=gen.show_thoughts,
+            ),
+            tools=settings.gemini.tools.enabled(),
+        )
+
+    async def _stream(
+        self, request: LlmRequest, screen: StreamScreen | None, progress: Progress, answer: _Answer
+    ) -> AsyncIterator[Delta]:
+        """Gemini's answer into ``answer``, what the reply filter lets through shown as deltas."""
+        async for chunk in self._policy.answer(request, progress.attempts.append):
+            answer.extras.add(chunk)
+            if chunk.usage is not None:
+                answer.usage = chunk.usage
+            if chunk.finish_reason:
+                answer.finish_reason = chunk.finish_reason
+            if not chunk.text:
+                continue
+            answer.parts.append(chunk.text)
+            visible = screen.feed(chunk.text) if screen is not None else chunk.text
+            if visible:
+                progress.shown.append(visible)
+                yield Delta(visible)
+
+    def _screened_reply(self, reply: str, screen: StreamScreen | None, progress: Progress) -> str | None:
+        """The reply to store and show after the reply filter, None when the filter blocks it."""
+        if screen is None:
+            return reply
+        rest = screen.finish()
+        if screen.flagged and self._filter is not None:
+            verdict = self._filter.check(reply)
+            if self._filter.action == "block":
+                progress.outcome = "reply_filtered"
+                self._metrics.refusals.labels("filter_reply").inc()
+                return None
+            return verdict.text
+        if rest:
+            progress.shown.append(rest)
+        return reply
+
+    def failure_event(self, exc: GeminiError, progress: Progress, lang: Language) -> ReplyEvent:
+        """What the sender is shown when Gemini failed with ``exc``: what was already shown stays."""
+        progress.outcome = f"gemini_{exc.kind}"
+        if isinstance(exc, QuotaExceededError):
+            progress.outcome = "quota"
+            if exc.before_gemini:  # a retry refused after Gemini was called is not a refusal "before Gemini"
+                self._metrics.refusals.labels("quota").inc()
+        notice = failure_notice(exc, lang)
+        if progress.shown:
+            # What was already shown stays; the user learns it was cut, in the same answer.
+            partial = "".join(progress.shown)
+            if isinstance(exc, ResponseBlockedError):
+                return FinalAnswer(partial, notice)
+            return FinalAnswer(partial, Notice(NoticeKind.CUT, text(lang, "cut")))
+        return notice
+
+
+def _stored_text(message: Incoming, sent_text: str) -> str:
+    """The user's side of the exchange as stored: attachments by their placeholders, then the text."""
+    if message.attachments:
+        return " ".join([*(a.placeholder for a in message.attachments), sent_text]).strip()
+    return sent_text
