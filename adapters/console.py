@@ -16,7 +16,7 @@ from bot.engine import Engine
 from bot.i18n import Language, pick_language, text
 
 EXIT_WORDS = frozenset({"exit", "quit", "退出"})
-COMMANDS = frozenset({"start", "help", "reset", "stats", "forget"})
+COMMANDS = frozenset({"start", "help", "reset", "stats", "forget", "model", "persona", "settings", "usage"})
 
 
 # Terminal control: CSI sequences, OSC/DCS/SOS/PM/APC strings (up to BEL or ST), other two-character

@@ -11,11 +11,14 @@ from datetime import datetime
 from types import TracebackType
 
 from bot.alerts import AlertHub
+from bot.chat_commands import ChatCommands
+from bot.chat_settings import ChatSettingsBook
 from bot.clock import Clock, SystemClock
 from bot.commands import Commands
 from bot.config import Settings
 from bot.engine import Engine
 from bot.guards.access import AccessPolicy
+from bot.guards.budgets import BudgetGuard
 from bot.guards.limits import RateLimiter
 from bot.guards.quota import QuotaGuard
 from bot.guards.wordfilter import WordFilter
@@ -85,6 +88,11 @@ class App:
             if store.engine.dialect.name == "postgresql"
             else LocalSequencer()
         )
+        book = ChatSettingsBook(store.chat_settings, settings)
+        budgets = BudgetGuard(store.usage, settings.budgets, clock)
+        chat_commands = ChatCommands(
+            settings=settings, book=book, budgets=budgets, records=store.records, text_filter=text_filter
+        )
         commands = Commands(
             settings=settings,
             conversations=store.conversations,
@@ -93,6 +101,8 @@ class App:
             statistics=store.statistics,
             quota=store.quota,
             clock=clock,
+            chat_commands=chat_commands,
+            usage=store.usage,
         )
         engine = Engine(
             settings=settings,
@@ -107,6 +117,8 @@ class App:
             limiter=limiter,
             text_filter=text_filter,
             sequencer=sequencer,
+            chat_settings=book,
+            budgets=budgets,
         )
         app = cls(settings, clock, store, client, metrics, engine, limiter, alerts)
         app._closers += [client.aclose, store.close, sequencer.aclose, alerts.aclose]

@@ -201,6 +201,31 @@ class ConversationSettings(_Section):
     language: Literal["en", "zh"] = "en"
 
 
+class ModelsSettings(_Section):
+    """The ``models:`` section: what a chat may switch to with /model."""
+
+    allowed: list[Annotated[str, Field(min_length=1)]] = Field(default_factory=list)
+    labels: dict[str, str] = Field(default_factory=dict)
+
+
+PERSONA_NAME = r"^[a-z0-9_-]{1,32}$"
+
+
+class PersonaSettings(_Section):
+    """One ``personas:`` entry: a preset a chat may pick with /persona."""
+
+    system_instruction: str = Field(min_length=1, max_length=8000)
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    description: str = ""
+
+
+class BudgetSettings(_Section):
+    """The ``budgets:`` section: Gemini tokens per user; 0 means no budget."""
+
+    tokens_per_user_per_day: int = Field(default=0, ge=0)
+    tokens_per_user_per_month: int = Field(default=0, ge=0)
+
+
 class StorageSettings(_Section):
     """The ``storage:`` section."""
 
@@ -398,6 +423,29 @@ class Settings(_Section):
     slack: SlackSettings = Field(default_factory=SlackSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    models: ModelsSettings = Field(default_factory=ModelsSettings)
+    personas: dict[Annotated[str, Field(pattern=PERSONA_NAME)], PersonaSettings] = Field(default_factory=dict)
+    budgets: BudgetSettings = Field(default_factory=BudgetSettings)
+
+    @property
+    def chat_models(self) -> list[str]:
+        """The models a chat may use: ``gemini.model`` first, then ``models.allowed``."""
+        return list(dict.fromkeys([self.gemini.model, *self.models.allowed]))
+
+    @model_validator(mode="after")
+    def _known_model_labels(self) -> Settings:
+        for name in self.models.labels:
+            if name not in self.chat_models:
+                raise _KeyProblem(
+                    f"models.labels.{name}",
+                    "names a model that is neither gemini.model nor in models.allowed",
+                )
+        for name in ("custom", "off"):
+            if name in self.personas:
+                raise _KeyProblem(
+                    f"personas.{name}", "is a word of /persona itself: name the persona otherwise"
+                )
+        return self
 
     @model_validator(mode="after")
     def _platform_requirements(self) -> Settings:

@@ -14,6 +14,7 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from bot.chat_settings import ChatSettings, ChatSettingsBook, system_instruction
 from bot.clock import Clock
 from bot.commands import CommandContext, Commands
 from bot.config import Settings
@@ -32,6 +33,7 @@ from bot.domain import (
     Typing,
 )
 from bot.guards.access import AccessPolicy
+from bot.guards.budgets import BudgetGuard, UsageReport, over_budget_text
 from bot.guards.filter import TextFilter
 from bot.guards.limits import RateLimiter
 from bot.i18n import Language, format_wait, pick_language, text
@@ -85,6 +87,8 @@ class Engine:
         limiter: RateLimiter | None = None,
         text_filter: TextFilter | None = None,
         sequencer: Sequencer | None = None,
+        chat_settings: ChatSettingsBook | None = None,
+        budgets: BudgetGuard | None = None,
     ) -> None:
         self._settings = settings
         self._inbox = inbox
@@ -99,6 +103,8 @@ class Engine:
         # Per-conversation order: in-process for SQLite, across replicas on PostgreSQL (bot.sequencer).
         self._locks: Sequencer = sequencer if sequencer is not None else LocalSequencer()
         self._commands = commands
+        self._chat_settings = chat_settings
+        self._budgets = budgets
         self._answering: dict[tuple[str, str], _Progress] = {}  # (platform, event id) -> progress
 
     @property
@@ -154,6 +160,18 @@ class Engine:
                 event_id=message.event_id,
                 exc_info=True,
             )
+
+    async def chat_settings(self, platform: Platform, chat_key: str, thread_key: str = "") -> ChatSettings:
+        """The model, persona and switches that apply to this conversation (e.g. for a home page)."""
+        if self._chat_settings is None:
+            raise RuntimeError("this engine was built without chat settings")
+        return await self._chat_settings.get(platform.value, chat_key, thread_key)
+
+    async def usage(self, platform: Platform, user_id: str) -> UsageReport:
+        """The user's Gemini use today and this month against their budgets (e.g. for a home page)."""
+        if self._budgets is None:
+            raise RuntimeError("this engine was built without budgets")
+        return await self._budgets.report(platform.value, user_id)
 
     async def claim_thread(self, platform: Platform, chat_key: str, thread_key: str) -> None:
         """Record a thread the bot was addressed in as the bot's own, before any answer is stored in it,
@@ -351,6 +369,13 @@ class Engine:
             # Refused before the rate limits spend anything: refused messages do not count (CONTRACT).
             yield self._failure_event(full, progress, lang)
             return
+        if self._budgets is not None and not is_admin:
+            spent = await self._budgets.check(message.platform.value, message.user_id)
+            if spent is not None:
+                progress.outcome = "over_budget"
+                self._metrics.refusals.labels("budget").inc()
+                yield Notice(NoticeKind.OVER_BUDGET, over_budget_text(spent, now, lang))
+                return
         if self._limiter is not None and not is_admin:
             refusal = await self._limiter.acquire(message)
             if refusal is not None:
@@ -382,18 +407,23 @@ class Engine:
         else:
             stored_text = sent_text
         gen = settings.gemini.generation
+        chat = await self._settings_of(message)
+        operator = settings.gemini.system_instruction
         request = LlmRequest(
             contents=build_contents(
                 [PastExchange(h.user_text, h.model_text) for h in history],
                 sent_text,
                 max_turns=settings.conversation.max_turns,
                 max_chars=settings.conversation.max_context_chars,
-                system_chars=len(settings.gemini.system_instruction),
+                system_chars=len(system_instruction(operator, chat) or ""),
                 attachments=message.attachments,
             ),
-            system_instruction=settings.gemini.system_instruction or None,
+            system_instruction=system_instruction(operator, chat),
+            model=chat.model if chat.model != settings.gemini.model else None,
+            search=chat.search,
+            show_thoughts=chat.show_thoughts,
             generation=GenerationParams(
-                temperature=gen.temperature,
+                temperature=chat.temperature if chat.temperature is not None else gen.temperature,
                 top_p=gen.top_p,
                 max_output_tokens=gen.max_output_tokens,
                 thinking_budget=gen.thinking_budget,
@@ -454,6 +484,7 @@ class Engine:
             calls=self._call_records(message, conversation_id, progress),
             audit=self._audit_records(message, request, progress),
         )
+        await self._count_usage(message, progress)
         self._observe(progress)
         progress.outcome = "answered"
         notice = None
@@ -495,6 +526,7 @@ class Engine:
                 reason=exc.message[:300],
             )
         self._observe(progress)
+        await self._count_usage(message, progress)
         try:
             await self._records.record_calls(
                 self._call_records(message, conversation_id, progress),
@@ -502,6 +534,20 @@ class Engine:
             )
         except Exception:
             log.exception("llm_calls.record_failed", platform=message.platform.value)
+
+    async def _settings_of(self, message: Incoming) -> ChatSettings:
+        if self._chat_settings is None:
+            return ChatSettings(self._settings.gemini.model, "", None, None, None, None, None)
+        return await self._chat_settings.get(message.platform.value, message.chat_key, message.thread_key)
+
+    async def _count_usage(self, message: Incoming, progress: _Progress) -> None:
+        if self._budgets is None or not progress.attempts:
+            return
+        usages = [a.usage for a in progress.attempts]
+        try:
+            await self._budgets.count(message.platform.value, message.user_id, message.user_name, usages)
+        except Exception:
+            log.exception("usage.count_failed", platform=message.platform.value)
 
     def _observe(self, progress: _Progress) -> None:
         for attempt in progress.attempts:

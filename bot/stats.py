@@ -11,6 +11,8 @@ never loaded into memory. Sources:
 * messages answered/failed: ``inbox`` (no text; kept ``storage.stats_retention`` like ``llm_calls``,
   its reply targets cleared after ``storage.retention``; ``/forget`` deletes the sender's rows);
 * active conversations and users: ``conversations.last_active_at`` and ``users.last_seen_at``;
+* top users by tokens (24 h and 30 d): ``user_usage`` (per user and hour, with the display name the
+  platform gave);
 * quota used: the local quota counter of the current window or, when it is not kept (no cap), the Gemini
   calls recorded since the window began, whichever is higher.
 """
@@ -24,9 +26,9 @@ from datetime import datetime, timedelta
 
 from bot.config import QuotaSettings
 from bot.i18n import Language
-from bot.observability.metrics import FILTERED, QUOTA, RATE_LIMITED, REFUSAL_ACTION
+from bot.observability.metrics import FILTERED, OVER_BUDGET, QUOTA, RATE_LIMITED, REFUSAL_ACTION
 from bot.quota_windows import WINDOWS, window_key, window_start
-from bot.store import QuotaCounters, Statistics
+from bot.store import QuotaCounters, Statistics, TopUser, UsageCounters
 
 STATS_WINDOWS: tuple[tuple[str, timedelta], ...] = (
     ("1h", timedelta(hours=1)),
@@ -34,6 +36,11 @@ STATS_WINDOWS: tuple[tuple[str, timedelta], ...] = (
     ("30d", timedelta(days=30)),
 )
 PERCENTILES = (0.50, 0.90, 0.95)
+TOP_USER_WINDOWS: tuple[tuple[str, timedelta], ...] = (
+    ("24h", timedelta(hours=24)),
+    ("30d", timedelta(days=30)),
+)
+TOP_USERS = 5
 
 
 def percentile(sorted_values: Sequence[float], fraction: float) -> float | None:
@@ -87,6 +94,7 @@ class StatsReport:
 
     windows: list[WindowStats]
     quota: list[QuotaUse] = field(default_factory=list)
+    top_users: dict[str, list[TopUser]] = field(default_factory=dict)  # window name -> most tokens first
 
 
 async def window_stats(statistics: Statistics, name: str, since: datetime) -> WindowStats:
@@ -115,7 +123,11 @@ async def window_stats(statistics: Statistics, name: str, since: datetime) -> Wi
 
 
 async def collect(
-    statistics: Statistics, counters: QuotaCounters, quota: QuotaSettings, now: datetime
+    statistics: Statistics,
+    counters: QuotaCounters,
+    quota: QuotaSettings,
+    now: datetime,
+    usage: UsageCounters | None = None,
 ) -> StatsReport:
     """Read the figures for every window and the quota use now (``counters``: the local quota's)."""
     windows = [await window_stats(statistics, name, now - delta) for name, delta in STATS_WINDOWS]
@@ -129,7 +141,11 @@ async def collect(
         calls = sum(n for n, _, _ in (await statistics.call_outcomes(window_start(window, now))).values())
         counted = await counters.quota_count(window, window_key(window, now))
         uses.append(QuotaUse(window, max(calls, counted), limits[window]))
-    return StatsReport(windows=windows, quota=uses)
+    top: dict[str, list[TopUser]] = {}
+    if usage is not None:
+        for name, delta in TOP_USER_WINDOWS:
+            top[name] = await usage.top_users(now - delta, TOP_USERS)
+    return StatsReport(windows=windows, quota=uses, top_users=top)
 
 
 def _ms(value: float | None) -> str:
@@ -139,8 +155,8 @@ def _ms(value: float | None) -> str:
 
 
 _REFUSAL_NAMES = {
-    "en": {FILTERED: "filter", RATE_LIMITED: "rate limit", QUOTA: "quota"},
-    "zh": {FILTERED: "过滤", RATE_LIMITED: "限速", QUOTA: "配额"},
+    "en": {FILTERED: "filter", RATE_LIMITED: "rate limit", QUOTA: "quota", OVER_BUDGET: "budget"},
+    "zh": {FILTERED: "过滤", RATE_LIMITED: "限速", QUOTA: "配额", OVER_BUDGET: "预算"},
 }
 
 
@@ -178,4 +194,9 @@ def render(report: StatsReport, language: Language) -> str:
             )
     quota = "; ".join(f"{q.window} {q.used}/{q.limit if q.limit else '∞'}" for q in report.quota)
     lines.append(("\n配额：" if zh else "\nquota: ") + quota)
+    for name, users in report.top_users.items():
+        ranked = ", ".join(f"{u.display_name or u.user_id} {u.tokens}" for u in users) or (
+            "无" if zh else "none"
+        )
+        lines.append(f"{'tokens 最多' if zh else 'top users'} [{name}]: {ranked}")
     return "\n".join(lines)

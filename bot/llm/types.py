@@ -36,6 +36,11 @@ class LlmRequest:
     contents: tuple[ChatMessage, ...]
     system_instruction: str | None = None
     generation: GenerationParams = GenerationParams()
+    # The chat's chosen model, tried before the configured fallbacks; None = ``gemini.model``.
+    model: str | None = None
+    # The chat's switches for Google Search grounding and thought summaries; None = the config's default.
+    search: bool | None = None
+    show_thoughts: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)

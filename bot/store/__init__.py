@@ -8,14 +8,17 @@ from bot.store.migrate import upgrade_to_head
 from bot.store.quota import QuotaCounters
 from bot.store.records import AuditRecord, CallRecord, Records
 from bot.store.retention import Retention
+from bot.store.settings import ChatSettingsStore, StoredSettings
 from bot.store.stats import ActivityCounts, Statistics
 from bot.store.store import Store
+from bot.store.usage import TopUser, UsageCounters, UsageTotals
 from bot.store.users import Users
 
 __all__ = [
     "ActivityCounts",
     "AuditRecord",
     "CallRecord",
+    "ChatSettingsStore",
     "Conversations",
     "Database",
     "EventInbox",
@@ -25,7 +28,11 @@ __all__ = [
     "Retention",
     "Statistics",
     "Store",
+    "StoredSettings",
+    "TopUser",
     "Unanswered",
+    "UsageCounters",
+    "UsageTotals",
     "Users",
     "create_engine",
     "read_only",

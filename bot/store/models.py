@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     DateTime,
     Dialect,
     Float,
@@ -28,12 +29,14 @@ from sqlalchemy.types import TypeDecorator
 __all__ = [
     "AuditRow",
     "Base",
+    "ChatSetting",
     "Conversation",
     "Inbox",
     "LlmCall",
     "QuotaCounter",
     "Turn",
     "User",
+    "UserUsage",
     "UtcDateTime",
 ]
 
@@ -215,3 +218,35 @@ class QuotaCounter(Base):
     window: Mapped[str] = mapped_column(String(16), primary_key=True)
     window_start: Mapped[str] = mapped_column(String(64), primary_key=True)
     count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ChatSetting(Base):
+    """A conversation's own settings (``thread_key`` "" = the whole chat); ``None`` = not chosen."""
+
+    __tablename__ = "chat_settings"
+
+    platform: Mapped[str] = mapped_column(String(32), primary_key=True)
+    chat_key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    thread_key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    model: Mapped[str | None] = mapped_column(String(128))
+    persona: Mapped[str | None] = mapped_column(String(64))
+    # A custom system prompt set with /persona custom (at most 2,000 characters, through the word filter).
+    custom_instruction: Mapped[str | None] = mapped_column(Text)
+    search: Mapped[bool | None] = mapped_column(Boolean)
+    show_thoughts: Mapped[bool | None] = mapped_column(Boolean)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class UserUsage(Base):
+    """A user's Gemini use in one UTC hour: budgets, /usage and /stats sum the hours of their window."""
+
+    __tablename__ = "user_usage"
+    __table_args__ = (Index(None, "hour_start"),)
+
+    platform: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    hour_start: Mapped[datetime] = mapped_column(UtcDateTime(), primary_key=True)
+    messages: Mapped[int] = mapped_column(Integer, default=0)
+    tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    # As the platform last gave it, for the admins' /stats only.
+    display_name: Mapped[str] = mapped_column(String(128), default="")

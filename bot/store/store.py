@@ -15,7 +15,9 @@ from bot.store.inbox import EventInbox
 from bot.store.quota import QuotaCounters
 from bot.store.records import Records
 from bot.store.retention import Retention
+from bot.store.settings import ChatSettingsStore
 from bot.store.stats import Statistics
+from bot.store.usage import UsageCounters
 from bot.store.users import Users
 
 __all__ = ["Store"]
@@ -34,6 +36,8 @@ class Store:
         self.retention = Retention(self.database)
         self.quota = QuotaCounters(self.database)
         self.statistics = Statistics(self.database)
+        self.chat_settings = ChatSettingsStore(self.database)
+        self.usage = UsageCounters(self.database)
 
     @classmethod
     async def open(cls, url: str) -> Store:

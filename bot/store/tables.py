@@ -6,9 +6,29 @@ from typing import Final
 
 from sqlalchemy import Table
 
-from bot.store.models import AuditRow, Conversation, Inbox, LlmCall, QuotaCounter, Turn, User
+from bot.store.models import (
+    AuditRow,
+    ChatSetting,
+    Conversation,
+    Inbox,
+    LlmCall,
+    QuotaCounter,
+    Turn,
+    User,
+    UserUsage,
+)
 
-__all__ = ["audit", "conversations", "inbox", "llm_calls", "quota_counters", "turns", "users"]
+__all__ = [
+    "audit",
+    "chat_settings",
+    "conversations",
+    "inbox",
+    "llm_calls",
+    "quota_counters",
+    "turns",
+    "user_usage",
+    "users",
+]
 
 conversations: Final[Table] = Conversation.__table__  # type: ignore[assignment]
 turns: Final[Table] = Turn.__table__  # type: ignore[assignment]
@@ -17,3 +37,5 @@ llm_calls: Final[Table] = LlmCall.__table__  # type: ignore[assignment]
 users: Final[Table] = User.__table__  # type: ignore[assignment]
 audit: Final[Table] = AuditRow.__table__  # type: ignore[assignment]
 quota_counters: Final[Table] = QuotaCounter.__table__  # type: ignore[assignment]
+chat_settings: Final[Table] = ChatSetting.__table__  # type: ignore[assignment]
+user_usage: Final[Table] = UserUsage.__table__  # type: ignore[assignment]

@@ -1,0 +1,57 @@
+"""Each chat its own settings (model, persona, switches) and each user's Gemini use per hour.
+
+Revision ID: 0003
+Revises: 0002
+Create Date: 2026-12-03
+
+``chat_settings.custom_instruction`` is the only text: a system prompt a chat's user set with /persona.
+``user_usage`` holds counts and the display name the platform gave, for the admins' /stats.
+Self-contained, as every migration (no import of bot.store.models).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0003"
+down_revision: str | None = "0002"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    """Create ``chat_settings`` and ``user_usage``."""
+    op.create_table(
+        "chat_settings",
+        sa.Column("platform", sa.String(length=32), nullable=False),
+        sa.Column("chat_key", sa.String(length=255), nullable=False),
+        sa.Column("thread_key", sa.String(length=255), nullable=False),
+        sa.Column("model", sa.String(length=128), nullable=True),
+        sa.Column("persona", sa.String(length=64), nullable=True),
+        sa.Column("custom_instruction", sa.Text(), nullable=True),
+        sa.Column("search", sa.Boolean(), nullable=True),
+        sa.Column("show_thoughts", sa.Boolean(), nullable=True),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("platform", "chat_key", "thread_key", name="pk_chat_settings"),
+    )
+    op.create_table(
+        "user_usage",
+        sa.Column("platform", sa.String(length=32), nullable=False),
+        sa.Column("user_id", sa.String(length=255), nullable=False),
+        sa.Column("hour_start", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("messages", sa.Integer(), nullable=False),
+        sa.Column("tokens", sa.BigInteger(), nullable=False),
+        sa.Column("display_name", sa.String(length=128), nullable=False),
+        sa.PrimaryKeyConstraint("platform", "user_id", "hour_start", name="pk_user_usage"),
+    )
+    op.create_index("ix_user_usage_hour_start", "user_usage", ["hour_start"])
+
+
+def downgrade() -> None:
+    """Drop them again."""
+    op.drop_index("ix_user_usage_hour_start", table_name="user_usage")
+    op.drop_table("user_usage")
+    op.drop_table("chat_settings")
