@@ -24,6 +24,7 @@ from bot.guards.quota import QuotaGuard
 from bot.guards.wordfilter import WordFilter
 from bot.llm.gemini import GeminiClient, GeminiTimeouts
 from bot.llm.policy import AnswerPolicy
+from bot.memory import ConversationMemory
 from bot.observability.logs import get_logger
 from bot.observability.metrics import Metrics
 from bot.sequencer import LocalSequencer, PostgresSequencer, Sequencer
@@ -88,6 +89,17 @@ class App:
             if store.engine.dialect.name == "postgresql"
             else LocalSequencer()
         )
+        memory = (
+            ConversationMemory(
+                settings=settings,
+                summaries=store.summaries,
+                records=store.records,
+                policy=policy,
+                clock=clock,
+            )
+            if settings.conversation.summarize
+            else None
+        )
         book = ChatSettingsBook(store.chat_settings, settings)
         budgets = BudgetGuard(store.usage, settings.budgets, clock)
         chat_commands = ChatCommands(
@@ -119,6 +131,7 @@ class App:
             sequencer=sequencer,
             chat_settings=book,
             budgets=budgets,
+            memory=memory,
         )
         app = cls(settings, clock, store, client, metrics, engine, limiter, alerts)
         app._closers += [client.aclose, store.close, sequencer.aclose, alerts.aclose]
@@ -127,6 +140,8 @@ class App:
         app.quota = quota
         text_filter.start_watching(settings.filter.reload_interval.total_seconds(), clock.sleep)
         app._closers += [limiter.aclose, text_filter.aclose]
+        if memory is not None:
+            app._closers.append(memory.aclose)  # closed first: folds in progress use the client and store
         return app
 
     async def rate_limit_storage_problem(self) -> str | None:

@@ -199,6 +199,10 @@ class ConversationSettings(_Section):
     max_context_chars: int = Field(default=24_000, ge=100)
     max_message_chars: int = Field(default=8000, ge=1)
     language: Literal["en", "zh"] = "en"
+    # Exchanges leaving the window are folded into a running summary by a separate Gemini call.
+    summarize: Flag = False
+    summary_model: OptionalStr = None
+    summary_chars: int = Field(default=1500, ge=200, le=8000)
 
 
 class ModelsSettings(_Section):

@@ -14,6 +14,7 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from bot.call_records import call_records
 from bot.chat_settings import ChatSettings, ChatSettingsBook, system_instruction
 from bot.clock import Clock
 from bot.commands import CommandContext, Commands
@@ -41,6 +42,7 @@ from bot.llm.errors import GeminiError, ResponseBlockedError
 from bot.llm.notices import failure_notice
 from bot.llm.policy import AnswerPolicy, Attempt, QuotaExceededError
 from bot.llm.types import GenerationParams, LlmRequest, Usage
+from bot.memory import ConversationMemory, summary_instruction
 from bot.observability.logs import get_logger
 from bot.observability.metrics import REFUSAL_ACTION, REFUSALS, Metrics
 from bot.sequencer import LocalSequencer, Sequencer
@@ -89,6 +91,7 @@ class Engine:
         sequencer: Sequencer | None = None,
         chat_settings: ChatSettingsBook | None = None,
         budgets: BudgetGuard | None = None,
+        memory: ConversationMemory | None = None,
     ) -> None:
         self._settings = settings
         self._inbox = inbox
@@ -105,6 +108,7 @@ class Engine:
         self._commands = commands
         self._chat_settings = chat_settings
         self._budgets = budgets
+        self._memory = memory
         self._answering: dict[tuple[str, str], _Progress] = {}  # (platform, event id) -> progress
 
     @property
@@ -172,6 +176,11 @@ class Engine:
         if self._budgets is None:
             raise RuntimeError("this engine was built without budgets")
         return await self._budgets.report(platform.value, user_id)
+
+    async def summaries_settled(self) -> None:
+        """Wait until no conversation summary is being written (they run after answers)."""
+        if self._memory is not None:
+            await self._memory.settled()
 
     async def claim_thread(self, platform: Platform, chat_key: str, thread_key: str) -> None:
         """Record a thread the bot was addressed in as the bot's own, before any answer is stored in it,
@@ -401,6 +410,9 @@ class Engine:
         history = await self._conversations.history(
             conversation_id, limit=settings.conversation.max_turns, since=now - settings.storage.retention
         )
+        summary = await self._memory.summary(conversation_id) if self._memory is not None else None
+        if summary is not None:  # what was folded into the summary is not sent twice
+            history = [h for h in history if h.created_at > summary.last]
         sent_text = speaker_prefixed(user_text, message.user_name, is_private=message.is_private)
         if message.attachments:
             stored_text = " ".join([*(a.placeholder for a in message.attachments), sent_text]).strip()
@@ -408,17 +420,19 @@ class Engine:
             stored_text = sent_text
         gen = settings.gemini.generation
         chat = await self._settings_of(message)
-        operator = settings.gemini.system_instruction
+        instruction = system_instruction(settings.gemini.system_instruction, chat)
+        if summary is not None:
+            instruction = "\n\n".join(p for p in (instruction, summary_instruction(summary.text)) if p)
         request = LlmRequest(
             contents=build_contents(
                 [PastExchange(h.user_text, h.model_text) for h in history],
                 sent_text,
                 max_turns=settings.conversation.max_turns,
                 max_chars=settings.conversation.max_context_chars,
-                system_chars=len(system_instruction(operator, chat) or ""),
+                system_chars=len(instruction or ""),
                 attachments=message.attachments,
             ),
-            system_instruction=system_instruction(operator, chat),
+            system_instruction=instruction or None,
             model=chat.model if chat.model != settings.gemini.model else None,
             search=chat.search,
             show_thoughts=chat.show_thoughts,
@@ -485,6 +499,8 @@ class Engine:
             audit=self._audit_records(message, request, progress),
         )
         await self._count_usage(message, progress)
+        if self._memory is not None:
+            self._memory.after_answer(conversation_id, message.platform.value, len(instruction or ""))
         self._observe(progress)
         progress.outcome = "answered"
         notice = None
@@ -562,24 +578,12 @@ class Engine:
             )
 
     def _call_records(self, message: Incoming, conversation_id: int, progress: _Progress) -> list[CallRecord]:
-        now = self._clock.now()
-        return [
-            CallRecord(
-                at=now,
-                platform=message.platform.value,
-                model=a.model,
-                endpoint=a.endpoint,
-                attempt=a.attempt,
-                outcome=a.outcome,
-                http_status=a.http_status,
-                gemini_status=a.gemini_status,
-                latency_ms=a.latency_s * 1000,
-                prompt_tokens=a.usage.prompt_tokens,
-                output_tokens=a.usage.output_tokens + a.usage.thoughts_tokens,
-                conversation_id=conversation_id,
-            )
-            for a in progress.attempts
-        ]
+        return call_records(
+            progress.attempts,
+            at=self._clock.now(),
+            platform=message.platform.value,
+            conversation_id=conversation_id,
+        )
 
     def _audit_records(
         self, message: Incoming, request: LlmRequest, progress: _Progress

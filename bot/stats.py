@@ -6,8 +6,9 @@ never loaded into memory. Sources:
 
 * Gemini requests, success rate, latency, errors by type, tokens: ``llm_calls`` (every HTTP attempt;
   kept ``storage.stats_retention``, 35 days by default);
-* refusals (word filter, rate limits, quota): ``audit`` rows with action ``message.refused`` written by
-  the engine (kept ``storage.audit_retention``);
+* summary requests (``conversation.summarize``): ``audit`` rows with action ``gemini.summarize``;
+* refusals (word filter, rate limits, quota, budgets): ``audit`` rows with action ``message.refused``
+  written by the engine (kept ``storage.audit_retention``);
 * messages answered/failed: ``inbox`` (no text; kept ``storage.stats_retention`` like ``llm_calls``,
   its reply targets cleared after ``storage.retention``; ``/forget`` deletes the sender's rows);
 * active conversations and users: ``conversations.last_active_at`` and ``users.last_seen_at``;
@@ -26,6 +27,7 @@ from datetime import datetime, timedelta
 
 from bot.config import QuotaSettings
 from bot.i18n import Language
+from bot.memory import SUMMARY_ACTION
 from bot.observability.metrics import FILTERED, OVER_BUDGET, QUOTA, RATE_LIMITED, REFUSAL_ACTION
 from bot.quota_windows import WINDOWS, window_key, window_start
 from bot.store import QuotaCounters, Statistics, TopUser, UsageCounters
@@ -72,6 +74,7 @@ class WindowStats:
     tokens_in: int
     tokens_out: int
     refusals: dict[str, int] = field(default_factory=dict)
+    summaries: int = 0  # Gemini requests that folded conversations into their summaries (their own kind)
 
     @property
     def success_rate(self) -> float | None:
@@ -103,6 +106,7 @@ async def window_stats(statistics: Statistics, name: str, since: datetime) -> Wi
     p50, p90, p95 = await statistics.call_latency_percentiles(since, PERCENTILES)
     counts = await statistics.activity_counts(since)
     refusals = await statistics.audit_outcomes(REFUSAL_ACTION, since)
+    summaries = await statistics.audit_outcomes(SUMMARY_ACTION, since)
     errors = {kind: n for kind, (n, _, _) in outcomes.items() if kind != "ok"}
     return WindowStats(
         name=name,
@@ -119,6 +123,7 @@ async def window_stats(statistics: Statistics, name: str, since: datetime) -> Wi
         tokens_in=sum(t for _, t, _ in outcomes.values()),
         tokens_out=sum(t for _, _, t in outcomes.values()),
         refusals=refusals,
+        summaries=sum(summaries.values()),
     )
 
 
@@ -180,7 +185,7 @@ def render(report: StatsReport, language: Language) -> str:
                 f"错误：{errors}\n"
                 f"拒绝：{_refusals(w, zh)}\n"
                 f"活跃：对话 {w.active_conversations}，用户 {w.active_users}\n"
-                f"tokens：入 {w.tokens_in}，出 {w.tokens_out}"
+                f"tokens：入 {w.tokens_in}，出 {w.tokens_out}；摘要请求 {w.summaries}"
             )
         else:
             lines.append(
@@ -190,7 +195,7 @@ def render(report: StatsReport, language: Language) -> str:
                 f"errors: {errors}\n"
                 f"refused: {_refusals(w, zh)}\n"
                 f"active: {w.active_conversations} conversations, {w.active_users} users\n"
-                f"tokens: {w.tokens_in} in, {w.tokens_out} out"
+                f"tokens: {w.tokens_in} in, {w.tokens_out} out; summary requests {w.summaries}"
             )
     quota = "; ".join(f"{q.window} {q.used}/{q.limit if q.limit else '∞'}" for q in report.quota)
     lines.append(("\n配额：" if zh else "\nquota: ") + quota)

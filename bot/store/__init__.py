@@ -11,6 +11,7 @@ from bot.store.retention import Retention
 from bot.store.settings import ChatSettingsStore, StoredSettings
 from bot.store.stats import ActivityCounts, Statistics
 from bot.store.store import Store
+from bot.store.summaries import StoredSummary, Summaries
 from bot.store.usage import TopUser, UsageCounters, UsageTotals
 from bot.store.users import Users
 
@@ -29,6 +30,8 @@ __all__ = [
     "Statistics",
     "Store",
     "StoredSettings",
+    "StoredSummary",
+    "Summaries",
     "TopUser",
     "Unanswered",
     "UsageCounters",

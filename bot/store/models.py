@@ -104,6 +104,11 @@ class Conversation(Base):
     thread_key: Mapped[str] = mapped_column(String(255), default="")
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     last_active_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    # The running summary of the exchanges that left the window (conversation.summarize), text like
+    # turns: from the oldest to the newest exchange folded into it.
+    summary: Mapped[str | None] = mapped_column(Text)
+    summary_from: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    summary_through: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
 
 class Turn(Base):

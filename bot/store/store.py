@@ -17,6 +17,7 @@ from bot.store.records import Records
 from bot.store.retention import Retention
 from bot.store.settings import ChatSettingsStore
 from bot.store.stats import Statistics
+from bot.store.summaries import Summaries
 from bot.store.usage import UsageCounters
 from bot.store.users import Users
 
@@ -38,6 +39,7 @@ class Store:
         self.statistics = Statistics(self.database)
         self.chat_settings = ChatSettingsStore(self.database)
         self.usage = UsageCounters(self.database)
+        self.summaries = Summaries(self.database)
 
     @classmethod
     async def open(cls, url: str) -> Store:

@@ -112,8 +112,3 @@ class UsageCounters(Queries):
         async with self._reader.connect() as conn:
             rows = (await conn.execute(stmt)).all()
         return [TopUser(str(p), str(u), str(n or ""), int(m), int(t)) for p, u, n, m, t in rows]
-
-    async def purge(self, before: datetime) -> int:
-        """Delete the hours that started before ``before``; returns how many rows."""
-        stmt = _usage.delete().where(_c.hour_start < before)
-        return await self.run_write(lambda conn: int(conn.execute(stmt).rowcount))

@@ -9,6 +9,7 @@ from sqlalchemy import delete, exists, func
 from sqlalchemy.engine import Connection
 
 from bot.store.database import Database, Queries
+from bot.store.summaries import clear_summaries_of_user_turns
 from bot.store.tables import conversations as _conversations
 from bot.store.tables import inbox as _inbox
 from bot.store.tables import turns as _turns
@@ -80,6 +81,7 @@ class Users(Queries):
         )
 
         def erase(conn: Connection) -> int:
+            clear_summaries_of_user_turns(conn, platform, user_id)
             deleted = conn.execute(delete(_turns).where(_turns.c.user_id == user_id, in_platform))
             conn.execute(delete(_inbox).where(_inbox.c.platform == platform, _inbox.c.user_id == user_id))
             conn.execute(mark)

@@ -13,7 +13,7 @@ from bot.app import App
 from bot.domain import NoticeKind, Platform
 from tests.conftest import SettingsFactory, deep_merge
 from tests.fakes.clock import FakeClock
-from tests.fakes.gemini import ErrorReply, Reply
+from tests.fakes.gemini import ErrorReply, Hang, Reply
 from tests.fakes.gemini import GeminiEmulator as Emulator
 from tests.helpers import answer_text, collect, incoming, notice_kind, terminal
 from tests.services import QueryRows
@@ -209,3 +209,76 @@ async def test_usage_shows_what_the_emulator_billed(make_settings: SettingsFacto
         assert "top users [24h]: Ann 100" in stats and "top users [30d]: Ann 100" in stats
     finally:
         await app.aclose()
+
+
+SUMMARIZE = {
+    "conversation": {"summarize": True, "summary_model": "gemini-2.5-flash-lite", "max_turns": 10},
+    "telegram": {"admin_ids": [int(ADMIN)]},
+}
+
+
+def _summary_of(gemini: Emulator, i: int) -> str:
+    """The folded exchanges' text in summary request ``i`` (as the fold prompt gives them)."""
+    return gemini.user_texts(i)[0]
+
+
+async def _talk(app: App, count: int, **kwargs: Any) -> None:
+    for n in range(1, count + 1):
+        await collect(app, incoming(f"fact {n:02d}", **kwargs))
+
+
+async def test_exchanges_leaving_the_window_are_summarised_after_the_answer(
+    app_factory: AppFactory, gemini: Emulator, query_rows: QueryRows
+) -> None:
+    app: App = await app_factory(**SUMMARIZE)
+    gemini.script(
+        *(Reply(f"summary of facts 01-{n:02d}") for n in range(1, 7)), model="gemini-2.5-flash-lite"
+    )
+    for n in range(1, 16):
+        await collect(app, incoming(f"fact {n:02d}"))
+        await app.engine.summaries_settled()
+    summaries = [r for r in gemini.requests if r.model == "gemini-2.5-flash-lite"]
+    assert len(summaries) == 5  # the 11th to the 15th answers each pushed one exchange out
+    assert "fact 01" in summaries[0].contents()[0][1] and "fact 02" not in summaries[0].contents()[0][1]
+    assert "summary of facts 01-01" in summaries[1].contents()[0][1]  # the running summary is updated
+    await collect(app, incoming("what do you remember?"))
+    last = gemini.requests[-1]
+    assert last.model == "gemini-2.5-flash"
+    assert _system(gemini).endswith("Earlier in this conversation: summary of facts 01-05")
+    assert gemini.user_texts(-1)[0] == "fact 06"  # the window starts after what was folded
+    await app.engine.summaries_settled()  # this answer pushed "fact 06" out: a sixth fold
+    stats = terminal(await collect(app, incoming(command="stats", user=ADMIN))).text
+    assert "summary requests 6" in stats
+    audit = query_rows("SELECT count(*) FROM audit WHERE action = 'gemini.summarize'")
+    assert audit == [(6,)]
+    usage = terminal(await collect(app, incoming(command="usage"))).text
+    assert "16 messages" in usage  # the summaries are nobody's messages
+
+
+async def test_the_answer_does_not_wait_for_the_summary(app_factory: AppFactory, gemini: Emulator) -> None:
+    app: App = await app_factory(**deep_merge(SUMMARIZE, {"conversation": {"max_turns": 1}}))
+    gemini.script(Hang(), model="gemini-2.5-flash-lite")  # the summary call never ends by itself
+    await collect(app, incoming("one"))
+    await collect(app, incoming("two"))  # "one" leaves the window: its fold starts and hangs
+    answer = await collect(app, incoming("three"))  # answered while the fold still hangs
+    assert answer_text(answer) == "echo: three"
+    assert [r.model for r in gemini.requests].count("gemini-2.5-flash-lite") == 1
+
+
+async def test_reset_and_forget_leave_no_summary_of_erased_text(
+    app_factory: AppFactory, gemini: Emulator, query_rows: QueryRows
+) -> None:
+    app: App = await app_factory(**deep_merge(SUMMARIZE, {"conversation": {"max_turns": 2}}))
+    gemini.script(*(Reply("Ann said secret") for _ in range(10)), model="gemini-2.5-flash-lite")
+    await _talk(app, 4)
+    await app.engine.summaries_settled()
+    assert query_rows("SELECT summary FROM conversations WHERE summary IS NOT NULL") != []
+    await collect(app, incoming(command="forget"))
+    assert query_rows("SELECT count(*) FROM conversations WHERE summary IS NOT NULL") == [(0,)]
+    await _talk(app, 4)
+    await app.engine.summaries_settled()
+    assert query_rows("SELECT count(*) FROM conversations WHERE summary IS NOT NULL") == [(1,)]
+    await collect(app, incoming(command="reset"))
+    assert query_rows("SELECT count(*) FROM conversations WHERE summary IS NOT NULL") == [(0,)]
+    await collect(app, incoming("after reset"))
+    assert "Earlier in this conversation" not in _system(gemini)

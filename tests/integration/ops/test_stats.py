@@ -163,9 +163,16 @@ async def test_stats_command_shows_the_same_figures(
     assert notice_kind(events) is NoticeKind.INFO
     shown = events[-1].text  # type: ignore[union-attr]
     expected = stats.render(
-        await stats.collect(second.store.statistics, second.store.quota, second.settings.gemini.quota, NOW),
+        await stats.collect(
+            second.store.statistics,
+            second.store.quota,
+            second.settings.gemini.quota,
+            NOW,
+            usage=second.store.usage,
+        ),
         "en",
     )
     # The /stats message itself is answered only after its figures were read: mask that one count.
     assert re.sub(r"answered \d+", "answered N", shown) == re.sub(r"answered \d+", "answered N", expected)
     assert "answered 4," in shown and "answered 5," in expected
+    assert "top users [24h]: h1 13, n1 13, n2 13" in shown  # ids where the platform gave no name

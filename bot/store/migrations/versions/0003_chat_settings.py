@@ -1,10 +1,12 @@
-"""Each chat its own settings (model, persona, switches) and each user's Gemini use per hour.
+"""Each chat its own settings (model, persona, switches), each user's Gemini use per hour, and the
+conversations' running summaries.
 
 Revision ID: 0003
 Revises: 0002
 Create Date: 2026-12-03
 
-``chat_settings.custom_instruction`` is the only text: a system prompt a chat's user set with /persona.
+Text: ``chat_settings.custom_instruction`` (a system prompt set with /persona) and
+``conversations.summary`` (of exchanges that left the window; kept like turns).
 ``user_usage`` holds counts and the display name the platform gave, for the admins' /stats.
 Self-contained, as every migration (no import of bot.store.models).
 """
@@ -23,7 +25,11 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    """Create ``chat_settings`` and ``user_usage``."""
+    """Create ``chat_settings`` and ``user_usage``; add the summary columns to ``conversations``."""
+    with op.batch_alter_table("conversations") as batch:
+        batch.add_column(sa.Column("summary", sa.Text(), nullable=True))
+        batch.add_column(sa.Column("summary_from", sa.DateTime(timezone=True), nullable=True))
+        batch.add_column(sa.Column("summary_through", sa.DateTime(timezone=True), nullable=True))
     op.create_table(
         "chat_settings",
         sa.Column("platform", sa.String(length=32), nullable=False),
@@ -55,3 +61,7 @@ def downgrade() -> None:
     op.drop_index("ix_user_usage_hour_start", table_name="user_usage")
     op.drop_table("user_usage")
     op.drop_table("chat_settings")
+    with op.batch_alter_table("conversations") as batch:
+        batch.drop_column("summary_through")
+        batch.drop_column("summary_from")
+        batch.drop_column("summary")
