@@ -25,7 +25,7 @@ import pytest_asyncio
 import yaml
 
 from adapters.telegram.markup import utf16_len
-from tests.conftest import API_KEY, base_config
+from tests.conftest import API_KEY, base_config, deep_merge
 from tests.fakes.gemini import ErrorReply, GeminiEmulator, Reply
 from tests.fakes.telegram import BOT_TOKEN, Fault, TelegramEmulator, html_to_entities
 
@@ -64,9 +64,15 @@ def free_port() -> int:
 
 
 def write_config(
-    directory: Path, port: int, gemini: GeminiEmulator, tg: TelegramEmulator, telegram: dict[str, Any]
+    directory: Path,
+    port: int,
+    gemini: GeminiEmulator,
+    tg: TelegramEmulator,
+    telegram: dict[str, Any],
+    sections: dict[str, Any] | None = None,
 ) -> Path:
-    """The config of one gembot process: the emulators, its own database, INFO logs as JSON."""
+    """The config of one gembot process: the emulators, its own database, INFO logs as JSON, and any
+    further ``sections`` merged in."""
     directory.mkdir(parents=True, exist_ok=True)
     config = base_config(directory / "data" / "gembot.db", gemini.base_url)
     config["gemini"]["api_key"] = "${GEMINI_API_KEY}"
@@ -80,17 +86,23 @@ def write_config(
     }
     config["server"] = {"host": "127.0.0.1", "port": port}
     config["logging"] = {"level": "INFO", "format": "json"}
+    config = deep_merge(config, sections or {})
     path = directory / "config.yaml"
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
     return path
 
 
 async def start_gembot(
-    directory: Path, gemini: GeminiEmulator, tg: TelegramEmulator, **telegram: Any
+    directory: Path,
+    gemini: GeminiEmulator,
+    tg: TelegramEmulator,
+    *,
+    sections: dict[str, Any] | None = None,
+    **telegram: Any,
 ) -> Gembot:
     """Write a config, start ``python -m bot run`` and wait until /readyz says ready."""
     port = free_port()
-    path = write_config(directory, port, gemini, tg, telegram)
+    path = write_config(directory, port, gemini, tg, telegram, sections)
     env = {
         k: v for k, v in os.environ.items() if not k.startswith(("GEMINI_", "GEMBOT_", "TELEGRAM_", "SLACK_"))
     }
@@ -167,7 +179,10 @@ async def answers(tg: TelegramEmulator, chat_id: int, count: int, thread_id: int
 
 async def test_startup_registers_commands_and_polls(polling: Gembot) -> None:
     tg = polling.tg
-    assert [c["command"] for c in tg.commands[""]] == ["start", "help", "reset", "forget", "stats"]
+    assert [c["command"] for c in tg.commands[""]] == [
+        *("start", "help", "reset", "forget"),
+        *("model", "persona", "settings", "usage", "stats"),
+    ]
     assert "zh" in tg.commands
     assert tg.calls_to("deleteWebhook")
     polls = tg.calls_to("getUpdates")
