@@ -92,6 +92,10 @@ class ChatSettingsBook:
         chat, thread = await self._store.read(platform, chat_key, thread_key)
         return resolve(self._settings, chat, thread)
 
+    async def move_chat(self, platform: str, old_chat_key: str, new_chat_key: str) -> None:
+        """A chat got a new id: its settings follow it."""
+        await self._store.move_chat(platform, old_chat_key, new_chat_key)
+
     async def change(
         self, platform: str, chat_key: str, thread_key: str, now: datetime, **changes: object
     ) -> None:

@@ -198,6 +198,8 @@ class Engine:
         """
         granted = self._access.chat_migrated(platform, old_chat_key, new_chat_key)
         moved = await self._conversations.move_chat(platform.value, old_chat_key, new_chat_key)
+        if self._chat_settings is not None:
+            await self._chat_settings.move_chat(platform.value, old_chat_key, new_chat_key)
         return ChatMove(granted=granted, conversations=moved)
 
     async def follow_ups(self, platform: Platform, received_before: datetime) -> list[FollowUp]:

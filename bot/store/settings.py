@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.engine import Connection
 
 from bot.store.database import Database, Queries
@@ -54,6 +54,22 @@ class ChatSettingsStore(Queries):
             for row in rows
         }
         return found.get(""), (found.get(thread_key) if thread_key else None)
+
+    async def move_chat(self, platform: str, old_chat_key: str, new_chat_key: str) -> int:
+        """Re-key a chat's settings (its topics' too) unless the new chat has its own; returns how many."""
+        taken = select(_settings.c.thread_key).where(
+            _settings.c.platform == platform, _settings.c.chat_key == new_chat_key
+        )
+        stmt = (
+            update(_settings)
+            .where(
+                _settings.c.platform == platform,
+                _settings.c.chat_key == old_chat_key,
+                _settings.c.thread_key.not_in(taken.scalar_subquery()),
+            )
+            .values(chat_key=new_chat_key)
+        )
+        return await self.run_write(lambda conn: int(conn.execute(stmt).rowcount or 0))
 
     async def update(
         self, platform: str, chat_key: str, thread_key: str, now: datetime, changes: dict[str, object]

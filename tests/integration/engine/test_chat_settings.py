@@ -282,3 +282,12 @@ async def test_reset_and_forget_leave_no_summary_of_erased_text(
     assert query_rows("SELECT count(*) FROM conversations WHERE summary IS NOT NULL") == [(0,)]
     await collect(app, incoming("after reset"))
     assert "Earlier in this conversation" not in _system(gemini)
+
+
+async def test_a_moved_chat_keeps_its_settings(app_factory: AppFactory, gemini: Emulator) -> None:
+    app: App = await app_factory(**MODELS)
+    group = {"private": False, "user": ADMIN}
+    await collect(app, incoming(command="model", args="gemini-2.5-pro", chat="-5", **group))
+    await app.engine.chat_moved(Platform.TELEGRAM, "-5", "-1005")
+    await collect(app, incoming("after the move", chat="-1005", **group))
+    assert gemini.requests[-1].model == "gemini-2.5-pro"
