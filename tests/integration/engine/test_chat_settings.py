@@ -207,6 +207,9 @@ async def test_usage_shows_what_the_emulator_billed(make_settings: SettingsFacto
         assert report.totals.month_tokens == 100
         stats = terminal(await collect(app, incoming(command="stats", user=ADMIN))).text
         assert "top users [24h]: Ann 100" in stats and "top users [30d]: Ann 100" in stats
+        await collect(app, incoming(command="forget"))
+        stats = terminal(await collect(app, incoming(command="stats", user=ADMIN))).text
+        assert "top users [24h]: user-1 100" in stats  # the name goes, the count stays (budgets)
     finally:
         await app.aclose()
 
