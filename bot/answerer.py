@@ -7,20 +7,27 @@ import asyncio
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 
+from bot.chat_settings import ChatSettings, ChatSettingsBook, system_instruction
 from bot.clock import Clock
 from bot.config import Settings
 from bot.context import PastExchange, build_contents, speaker_prefixed
 from bot.domain import Delta, FinalAnswer, Incoming, Notice, NoticeKind, ReplyEvent, Typing
+from bot.guards.budgets import BudgetGuard
 from bot.guards.filter import StreamScreen, TextFilter
 from bot.i18n import Language, text
 from bot.llm.errors import GeminiError, ResponseBlockedError
 from bot.llm.notices import failure_notice
 from bot.llm.policy import AnswerPolicy, QuotaExceededError
+from bot.llm.tools import GOOGLE_SEARCH
 from bot.llm.types import GenerationParams, LlmRequest, Usage
+from bot.memory import ConversationMemory, summary_instruction
+from bot.observability.logs import get_logger
 from bot.observability.metrics import Metrics
 from bot.outcomes import OutcomeAccounting, Progress
 from bot.sourcing import AnswerExtras
 from bot.store import Conversations, Exchange
+
+log = get_logger(__name__)
 
 
 @dataclass(slots=True)
@@ -46,6 +53,9 @@ class Answerer:
         metrics: Metrics,
         outcomes: OutcomeAccounting,
         text_filter: TextFilter | None,
+        chat_settings: ChatSettingsBook | None = None,
+        budgets: BudgetGuard | None = None,
+        memory: ConversationMemory | None = None,
     ) -> None:
         self._settings = settings
         self._conversations = conversations
@@ -54,6 +64,9 @@ class Answerer:
         self._metrics = metrics
         self._outcomes = outcomes
         self._filter = text_filter
+        self._chat_settings = chat_settings
+        self._budgets = budgets
+        self._memory = memory
 
     async def answer(
         self, message: Incoming, user_text: str, lang: Language, progress: Progress
@@ -70,7 +83,7 @@ class Answerer:
             conversation_id, limit=settings.conversation.max_turns, since=now - settings.storage.retention
         )
         sent_text = speaker_prefixed(user_text, message.user_name, is_private=message.is_private)
-        request = self._request(message, sent_text, history)
+        request = await self._request(message, sent_text, history, conversation_id)
         screen = (
             self._filter.screen_stream() if self._filter is not None and self._filter.check_replies else None
         )
@@ -79,12 +92,14 @@ class Answerer:
             async for delta in self._stream(request, screen, progress, answer):
                 yield delta
         except GeminiError as exc:
+            await self._count_usage(message, progress)
             await self._outcomes.record_failure(message, conversation_id, request, progress, exc)
             yield self.failure_event(exc, progress, lang)
             return
         except (asyncio.CancelledError, GeneratorExit):
             # Cut off (shutdown, the adapter gave up): the attempts made were counted by the quota and
             # are recorded all the same.
+            await asyncio.shield(self._count_usage(message, progress))
             await asyncio.shield(
                 self._outcomes.record_failure(message, conversation_id, request, progress, None)
             )
@@ -92,6 +107,7 @@ class Answerer:
         raw = "".join(answer.parts)
         reply = self._screened_reply(raw, screen, progress)
         if reply is None:
+            await self._count_usage(message, progress)
             await self._outcomes.record_failure(message, conversation_id, request, progress, None)
             yield Notice(NoticeKind.FILTERED, text(lang, "reply_filtered"))
             return
@@ -137,6 +153,11 @@ class Answerer:
             calls=self._outcomes.call_records(message, conversation_id, progress),
             audit=self._outcomes.audit_records(message, request, progress, answer.extras.tool_calls()),
         )
+        await self._count_usage(message, progress)
+        if self._memory is not None:
+            self._memory.after_answer(
+                conversation_id, message.platform.value, len(request.system_instruction or "")
+            )
         self._outcomes.observe(progress)
         for tool, count in answer.extras.tool_calls().items():
             self._metrics.tool_calls.labels(tool).inc(count)
@@ -150,29 +171,61 @@ class Answerer:
         )
         return FinalAnswer(sourced.text, notice, sourced.sourcing)
 
-    def _request(self, message: Incoming, sent_text: str, history: Sequence[Exchange]) -> LlmRequest:
+    async def _request(
+        self, message: Incoming, sent_text: str, history: Sequence[Exchange], conversation_id: int
+    ) -> LlmRequest:
+        """The request: the chat's model, persona and switches over the config; the running summary of what
+        left the window in the system instruction, and those exchanges not sent again."""
         settings = self._settings
         gen = settings.gemini.generation
+        chat = await self._settings_of(message)
+        instruction = system_instruction(settings.gemini.system_instruction, chat)
+        summary = await self._memory.summary(conversation_id) if self._memory is not None else None
+        if summary is not None:
+            history = [h for h in history if h.created_at > summary.last]
+            instruction = "\n\n".join(p for p in (instruction, summary_instruction(summary.text)) if p)
+        tools = set(settings.gemini.tools.enabled())
+        if chat.search is not None:
+            (tools.add if chat.search else tools.discard)(GOOGLE_SEARCH)
+        show_thoughts = gen.show_thoughts if chat.show_thoughts is None else chat.show_thoughts
         return LlmRequest(
             contents=build_contents(
                 [PastExchange(h.user_text, h.model_text, h.model_parts) for h in history],
                 sent_text,
                 max_turns=settings.conversation.max_turns,
                 max_chars=settings.conversation.max_context_chars,
-                system_chars=len(settings.gemini.system_instruction),
+                system_chars=len(instruction or ""),
                 attachments=message.attachments,
             ),
-            system_instruction=settings.gemini.system_instruction or None,
+            system_instruction=instruction or None,
+            model=chat.model if chat.model != settings.gemini.model else None,
+            search=chat.search,
+            show_thoughts=chat.show_thoughts,
             generation=GenerationParams(
-                temperature=gen.temperature,
+                temperature=chat.temperature if chat.temperature is not None else gen.temperature,
                 top_p=gen.top_p,
                 max_output_tokens=gen.max_output_tokens,
                 thinking_budget=gen.thinking_budget,
                 thinking_level=gen.thinking_level,
-                include_thoughts=gen.show_thoughts,
+                include_thoughts=show_thoughts,
             ),
-            tools=settings.gemini.tools.enabled(),
+            tools=frozenset(tools),
         )
+
+    async def _settings_of(self, message: Incoming) -> ChatSettings:
+        if self._chat_settings is None:
+            return ChatSettings(self._settings.gemini.model, "", None, None, None, None, None)
+        return await self._chat_settings.get(message.platform.value, message.chat_key, message.thread_key)
+
+    async def _count_usage(self, message: Incoming, progress: Progress) -> None:
+        """The sender's Gemini tokens, for their budget and /usage (a failure to count is logged)."""
+        if self._budgets is None or not progress.attempts:
+            return
+        usages = [a.usage for a in progress.attempts]
+        try:
+            await self._budgets.count(message.platform.value, message.user_id, message.user_name, usages)
+        except Exception:
+            log.exception("usage.count_failed", platform=message.platform.value)
 
     async def _stream(
         self, request: LlmRequest, screen: StreamScreen | None, progress: Progress, answer: _Answer

@@ -11,18 +11,22 @@ from datetime import datetime
 from types import TracebackType
 
 from bot.alerts import AlertHub
+from bot.chat_commands import ChatCommands
+from bot.chat_settings import ChatSettingsBook
 from bot.clock import Clock, SystemClock
 from bot.commands import Commands
 from bot.config import GeminiSettings, Settings
 from bot.engine import Engine
 from bot.guards.access import AccessPolicy
 from bot.guards.blocklist import BlockList
+from bot.guards.budgets import BudgetGuard
 from bot.guards.limits import RateLimiter
 from bot.guards.quota import QuotaGuard
 from bot.guards.wordfilter import WordFilter
 from bot.llm.gemini import GeminiClient, GeminiTimeouts
 from bot.llm.policy import AnswerPolicy
 from bot.llm.tools import model_warnings
+from bot.memory import ConversationMemory
 from bot.observability.logs import get_logger
 from bot.observability.metrics import Metrics
 from bot.sequencer import LocalSequencer, PostgresSequencer, Sequencer
@@ -66,14 +70,10 @@ class App:
         alerts = AlertHub(clock, interval=gemini.admin_alert_interval.total_seconds())
         quota = QuotaGuard(store.quota, gemini.quota, clock, metrics)
         policy = AnswerPolicy(
-            client,
-            gemini,
-            clock,
-            quota=quota,
-            alerts=alerts,
-            language=settings.conversation.language,
+            client, gemini, clock, quota=quota, alerts=alerts, language=settings.conversation.language
         )
         sequencer = conversation_sequencer(settings, store)
+        memory, book, budgets, chat_commands = chat_parts(settings, store, policy, clock, text_filter)
         commands = Commands(
             settings=settings,
             conversations=store.conversations,
@@ -82,6 +82,8 @@ class App:
             statistics=store.statistics,
             quota=store.quota,
             clock=clock,
+            chat_commands=chat_commands,
+            usage=store.usage,
         )
         blocklist = BlockList(store.blocks, clock)
         engine = Engine(
@@ -98,6 +100,9 @@ class App:
             text_filter=text_filter,
             sequencer=sequencer,
             blocklist=blocklist,
+            chat_settings=book,
+            budgets=budgets,
+            memory=memory,
         )
         app = cls(settings, clock, store, client, metrics, engine, limiter, alerts)
         app._closers += [client.aclose, store.close, sequencer.aclose, alerts.aclose]
@@ -107,6 +112,8 @@ class App:
         app.blocklist = blocklist
         text_filter.start_watching(settings.filter.reload_interval.total_seconds(), clock.sleep)
         app._closers += [limiter.aclose, text_filter.aclose]
+        if memory is not None:
+            app._closers.append(memory.aclose)  # closed first: folds in progress use the client and store
         return app
 
     async def rate_limit_storage_problem(self) -> str | None:
@@ -161,6 +168,26 @@ class App:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.aclose()
+
+
+def chat_parts(
+    settings: Settings, store: Store, policy: AnswerPolicy, clock: Clock, text_filter: WordFilter
+) -> tuple[ConversationMemory | None, ChatSettingsBook, BudgetGuard, ChatCommands]:
+    """Each chat's own settings, the per-user budgets, the commands that show and change them, and the
+    summarised memory when ``conversation.summarize`` is on."""
+    memory = (
+        ConversationMemory(
+            settings=settings, summaries=store.summaries, records=store.records, policy=policy, clock=clock
+        )
+        if settings.conversation.summarize
+        else None
+    )
+    book = ChatSettingsBook(store.chat_settings, settings)
+    budgets = BudgetGuard(store.usage, settings.budgets, clock)
+    chat_commands = ChatCommands(
+        settings=settings, book=book, budgets=budgets, records=store.records, text_filter=text_filter
+    )
+    return memory, book, budgets, chat_commands
 
 
 def conversation_sequencer(settings: Settings, store: Store) -> Sequencer:

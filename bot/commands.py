@@ -1,4 +1,5 @@
-"""The chat commands: /start, /help, /reset, /stats, /forget."""
+"""The chat commands: /start, /help, /reset, /stats, /forget (and, through
+:class:`bot.chat_commands.ChatCommands`, /model, /persona, /settings, /usage)."""
 
 from __future__ import annotations
 
@@ -6,16 +7,17 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from bot import stats
+from bot.chat_commands import CHAT_COMMANDS, ChatCommands
 from bot.clock import Clock
 from bot.config import Settings, format_duration
 from bot.domain import Incoming, Notice, NoticeKind
 from bot.i18n import Language, text
 from bot.observability.logs import get_logger
-from bot.store import AuditRecord, Conversations, QuotaCounters, Records, Statistics, Users
+from bot.store import AuditRecord, Conversations, QuotaCounters, Records, Statistics, UsageCounters, Users
 
 log = get_logger(__name__)
 
-COMMANDS = ("start", "help", "reset", "stats", "forget")
+COMMANDS = ("start", "help", "reset", "stats", "forget", *CHAT_COMMANDS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +50,8 @@ class Commands:
         quota: QuotaCounters,
         clock: Clock,
         bot_name: str = "gembot",
+        chat_commands: ChatCommands | None = None,
+        usage: UsageCounters | None = None,
     ) -> None:
         self._settings = settings
         self._conversations = conversations
@@ -57,6 +61,8 @@ class Commands:
         self._quota = quota
         self._clock = clock
         self._bot_name = bot_name
+        self._chat_commands = chat_commands
+        self._usage = usage
 
     async def run(self, message: Incoming, ctx: CommandContext) -> Notice:
         """Answer ``message.command``."""
@@ -69,6 +75,8 @@ class Commands:
             return await self._stats(message, ctx)
         if name == "forget":
             return await self._forget(message, ctx)
+        if name in CHAT_COMMANDS and self._chat_commands is not None:
+            return await self._chat_commands.run(message, ctx.language, ctx.is_admin, ctx.now)
         return Notice(NoticeKind.INFO, text(ctx.language, "unknown_command", prefix=message.command_prefix))
 
     def _help(self, message: Incoming, ctx: CommandContext) -> Notice:
@@ -102,7 +110,9 @@ class Commands:
     async def _stats(self, message: Incoming, ctx: CommandContext) -> Notice:
         if not ctx.is_admin:
             return Notice(NoticeKind.FORBIDDEN, text(ctx.language, "stats_denied"))
-        report = await stats.collect(self._statistics, self._quota, self._settings.gemini.quota, ctx.now)
+        report = await stats.collect(
+            self._statistics, self._quota, self._settings.gemini.quota, ctx.now, usage=self._usage
+        )
         await self._audit(message, ctx, "command.stats", {})
         return Notice(NoticeKind.INFO, stats.render(report, ctx.language))
 

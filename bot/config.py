@@ -223,6 +223,35 @@ class ConversationSettings(_Section):
     max_context_chars: int = Field(default=24_000, ge=100)
     max_message_chars: int = Field(default=8000, ge=1)
     language: Literal["en", "zh"] = "en"
+    # Exchanges leaving the window are folded into a running summary by a separate Gemini call.
+    summarize: Flag = False
+    summary_model: OptionalStr = None
+    summary_chars: int = Field(default=1500, ge=200, le=8000)
+
+
+class ModelsSettings(_Section):
+    """The ``models:`` section: what a chat may switch to with /model."""
+
+    allowed: list[Annotated[str, Field(min_length=1)]] = Field(default_factory=list)
+    labels: dict[str, str] = Field(default_factory=dict)
+
+
+PERSONA_NAME = r"^[a-z0-9_-]{1,32}$"
+
+
+class PersonaSettings(_Section):
+    """One ``personas:`` entry: a preset a chat may pick with /persona."""
+
+    system_instruction: str = Field(min_length=1, max_length=8000)
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    description: str = ""
+
+
+class BudgetSettings(_Section):
+    """The ``budgets:`` section: Gemini tokens per user; 0 means no budget."""
+
+    tokens_per_user_per_day: int = Field(default=0, ge=0)
+    tokens_per_user_per_month: int = Field(default=0, ge=0)
 
 
 class StorageSettings(_Section):
@@ -450,6 +479,29 @@ class Settings(_Section):
     server: ServerSettings = Field(default_factory=ServerSettings)
     admin_web: AdminWebSettings = Field(default_factory=AdminWebSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    models: ModelsSettings = Field(default_factory=ModelsSettings)
+    personas: dict[Annotated[str, Field(pattern=PERSONA_NAME)], PersonaSettings] = Field(default_factory=dict)
+    budgets: BudgetSettings = Field(default_factory=BudgetSettings)
+
+    @property
+    def chat_models(self) -> list[str]:
+        """The models a chat may use: ``gemini.model`` first, then ``models.allowed``."""
+        return list(dict.fromkeys([self.gemini.model, *self.models.allowed]))
+
+    @model_validator(mode="after")
+    def _known_model_labels(self) -> Settings:
+        for name in self.models.labels:
+            if name not in self.chat_models:
+                raise _KeyProblem(
+                    f"models.labels.{name}",
+                    "names a model that is neither gemini.model nor in models.allowed",
+                )
+        for name in ("custom", "off"):
+            if name in self.personas:
+                raise _KeyProblem(
+                    f"personas.{name}", "is a word of /persona itself: name the persona otherwise"
+                )
+        return self
 
     @model_validator(mode="after")
     def _platform_requirements(self) -> Settings:

@@ -21,6 +21,19 @@ class PastExchange:
     model_parts: tuple[Mapping[str, Any], ...] = ()  # sent instead of model_text when kept
 
 
+def window_size(history: Sequence[PastExchange], *, max_turns: int, budget: int) -> int:
+    """How many of the newest exchanges of ``history`` (oldest first) stay in the window: at most
+    ``max_turns``, and only while their text fits ``budget`` characters."""
+    kept = 0
+    for exchange in reversed(history[-max_turns:] if max_turns > 0 else []):
+        size = len(exchange.user_text) + len(exchange.model_text)
+        if size > budget:
+            break
+        budget -= size
+        kept += 1
+    return kept
+
+
 def build_contents(
     history: Sequence[PastExchange],
     new_text: str,
@@ -36,15 +49,9 @@ def build_contents(
     while the total text (system instruction and new message included) would exceed ``max_chars``.
     """
     budget = max_chars - system_chars - len(new_text)
-    kept: list[PastExchange] = []
-    for exchange in reversed(history[-max_turns:] if max_turns > 0 else []):
-        size = len(exchange.user_text) + len(exchange.model_text)
-        if size > budget:
-            break
-        budget -= size
-        kept.append(exchange)
+    kept = window_size(history, max_turns=max_turns, budget=budget)
     contents: list[ChatMessage] = []
-    for exchange in reversed(kept):
+    for exchange in history[len(history) - kept :]:
         contents.append(ChatMessage(role="user", text=exchange.user_text))
         contents.append(ChatMessage(role="model", text=exchange.model_text, parts=exchange.model_parts))
     contents.append(ChatMessage(role="user", text=new_text, attachments=attachments))

@@ -79,6 +79,7 @@ class NoticeKind(StrEnum):
     FORBIDDEN = "forbidden"  # not allowed here / admins only
     NOT_ALLOWED_CHAT = "not_allowed_chat"
     RATE_LIMITED = "rate_limited"
+    OVER_BUDGET = "over_budget"  # the sender used up a token budget of theirs
     QUOTA = "quota"
     FILTERED = "filtered"
     SAFETY = "safety"

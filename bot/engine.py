@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from bot.answerer import Answerer
+from bot.chat_settings import ChatSettings, ChatSettingsBook
 from bot.clock import Clock
 from bot.commands import CommandContext, Commands
 from bot.config import Settings
@@ -30,6 +31,7 @@ from bot.domain import (
 )
 from bot.guards.access import AccessPolicy
 from bot.guards.blocklist import BlockList
+from bot.guards.budgets import BudgetGuard, UsageReport, over_budget_text
 from bot.guards.filter import TextFilter
 from bot.guards.limits import RateLimiter
 from bot.guards.steps import (
@@ -41,6 +43,7 @@ from bot.guards.steps import (
 )
 from bot.i18n import Language, pick_language, text
 from bot.llm.policy import AnswerPolicy
+from bot.memory import ConversationMemory
 from bot.observability.logs import get_logger
 from bot.observability.metrics import Metrics
 from bot.outcomes import OutcomeAccounting, Progress
@@ -88,6 +91,9 @@ class Engine:
         text_filter: TextFilter | None = None,
         sequencer: Sequencer | None = None,
         blocklist: BlockList | None = None,
+        chat_settings: ChatSettingsBook | None = None,
+        budgets: BudgetGuard | None = None,
+        memory: ConversationMemory | None = None,
     ) -> None:
         self._settings = settings
         self._inbox = inbox
@@ -99,6 +105,8 @@ class Engine:
         self._limiter = limiter
         self._filter = text_filter
         self._blocklist = blocklist
+        self._chat_settings = chat_settings
+        self._budgets = budgets
         # Per-conversation order: in-process for SQLite, across replicas on PostgreSQL (bot.sequencer).
         self._locks: Sequencer = sequencer if sequencer is not None else LocalSequencer()
         self._finished = Wakeups()
@@ -115,7 +123,11 @@ class Engine:
             metrics=metrics,
             outcomes=self._outcomes,
             text_filter=text_filter,
+            chat_settings=chat_settings,
+            budgets=budgets,
+            memory=memory,
         )
+        self._memory = memory
         self._answering: dict[tuple[str, str], Progress] = {}  # (platform, event id) -> progress
 
     @property
@@ -177,6 +189,23 @@ class Engine:
                 exc_info=True,
             )
 
+    async def chat_settings(self, platform: Platform, chat_key: str, thread_key: str = "") -> ChatSettings:
+        """The model, persona and switches that apply to this conversation (e.g. for a home page)."""
+        if self._chat_settings is None:
+            raise RuntimeError("this engine was built without chat settings")
+        return await self._chat_settings.get(platform.value, chat_key, thread_key)
+
+    async def usage(self, platform: Platform, user_id: str) -> UsageReport:
+        """The user's Gemini use today and this month against their budgets (e.g. for a home page)."""
+        if self._budgets is None:
+            raise RuntimeError("this engine was built without budgets")
+        return await self._budgets.report(platform.value, user_id)
+
+    async def summaries_settled(self) -> None:
+        """Wait until no conversation summary is being written (they run after answers)."""
+        if self._memory is not None:
+            await self._memory.settled()
+
     async def claim_thread(self, platform: Platform, chat_key: str, thread_key: str) -> None:
         """Record a thread the bot was addressed in as the bot's own, before any answer is stored in it,
         so :meth:`is_bot_thread` knows it after a restart or on another replica."""
@@ -193,6 +222,8 @@ class Engine:
         """
         granted = self._access.chat_migrated(platform, old_chat_key, new_chat_key)
         moved = await self._conversations.move_chat(platform.value, old_chat_key, new_chat_key)
+        if self._chat_settings is not None:
+            await self._chat_settings.move_chat(platform.value, old_chat_key, new_chat_key)
         return ChatMove(granted=granted, conversations=moved)
 
     async def follow_ups(self, platform: Platform, received_before: datetime) -> list[FollowUp]:
@@ -317,6 +348,16 @@ class Engine:
             await self._finished.wait(key, recheck)
             recheck = min(recheck * 2, _MAX_RECHECK)
 
+    async def _over_budget(self, message: Incoming, lang: Language) -> Rejection | None:
+        """A sender whose token budget is used up: told when it frees (Gemini is not called)."""
+        assert self._budgets is not None
+        spent = await self._budgets.check(message.platform.value, message.user_id)
+        if spent is None:
+            return None
+        self._metrics.refusals.labels("budget").inc()
+        notice = Notice(NoticeKind.OVER_BUDGET, over_budget_text(spent, self._clock.now(), lang))
+        return Rejection("over_budget", notice)
+
     def _language(self, message: Incoming) -> Language:
         return pick_language(message.language, self._settings.conversation.language)
 
@@ -344,7 +385,9 @@ class Engine:
                 # Refused before the rate limits spend anything: refused messages do not count against them.
                 yield self._answerer.failure_event(full, progress, lang)
                 return
-            if self._limiter is not None and not is_admin:
+            if self._budgets is not None and not is_admin:
+                checked = await self._over_budget(message, lang) or checked
+            if self._limiter is not None and not is_admin and isinstance(checked, str):
                 checked = await rate_rejection(message, self._limiter, self._metrics, lang) or checked
         if isinstance(checked, Rejection):
             progress.outcome = checked.outcome

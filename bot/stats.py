@@ -6,11 +6,14 @@ never loaded into memory. Sources:
 
 * Gemini requests, success rate, latency, errors by type, tokens: ``llm_calls`` (every HTTP attempt;
   kept ``storage.stats_retention``, 35 days by default);
-* refusals (word filter, rate limits, quota): ``audit`` rows with action ``message.refused`` written by
-  the engine (kept ``storage.audit_retention``);
+* summary requests (``conversation.summarize``): ``audit`` rows with action ``gemini.summarize``;
+* refusals (word filter, rate limits, quota, budgets): ``audit`` rows with action ``message.refused``
+  written by the engine (kept ``storage.audit_retention``);
 * messages answered/failed: ``inbox`` (no text; kept ``storage.stats_retention`` like ``llm_calls``,
   its reply targets cleared after ``storage.retention``; ``/forget`` deletes the sender's rows);
 * active conversations and users: ``conversations.last_active_at`` and ``users.last_seen_at``;
+* top users by tokens (24 h and 30 d): ``user_usage`` (per user and hour, with the display name the
+  platform gave);
 * quota used: the local quota counter of the current window or, when it is not kept (no cap), the Gemini
   calls recorded since the window began, whichever is higher.
 """
@@ -25,9 +28,17 @@ from datetime import datetime, timedelta
 from bot.config import QuotaSettings
 from bot.i18n import Language, text
 from bot.llm.tools import CODE_EXECUTION, GOOGLE_SEARCH, URL_CONTEXT
-from bot.observability.metrics import FILTERED, QUOTA, RATE_LIMITED, REFUSAL_ACTION, TOOL_CALL_ACTION
+from bot.memory import SUMMARY_ACTION
+from bot.observability.metrics import (
+    FILTERED,
+    OVER_BUDGET,
+    QUOTA,
+    RATE_LIMITED,
+    REFUSAL_ACTION,
+    TOOL_CALL_ACTION,
+)
 from bot.quota_windows import WINDOWS, window_key, window_start
-from bot.store import LatencyBucket, QuotaCounters, Statistics
+from bot.store import LatencyBucket, QuotaCounters, Statistics, TopUser, UsageCounters
 
 STATS_WINDOWS: tuple[tuple[str, timedelta], ...] = (
     ("1h", timedelta(hours=1)),
@@ -41,6 +52,11 @@ SERIES_BUCKETS: dict[str, timedelta] = {
     "30d": timedelta(days=1),
 }
 """How finely the admin page's charts cut each window."""
+TOP_USER_WINDOWS: tuple[tuple[str, timedelta], ...] = (
+    ("24h", timedelta(hours=24)),
+    ("30d", timedelta(days=30)),
+)
+TOP_USERS = 5
 
 
 def percentile(sorted_values: Sequence[float], fraction: float) -> float | None:
@@ -73,6 +89,7 @@ class WindowStats:
     tokens_out: int
     refusals: dict[str, int] = field(default_factory=dict)
     tool_calls: dict[str, int] = field(default_factory=dict)  # searches, link reads, code runs
+    summaries: int = 0  # Gemini requests that folded conversations into their summaries (their own kind)
 
     @property
     def success_rate(self) -> float | None:
@@ -95,6 +112,7 @@ class StatsReport:
 
     windows: list[WindowStats]
     quota: list[QuotaUse] = field(default_factory=list)
+    top_users: dict[str, list[TopUser]] = field(default_factory=dict)  # window name -> most tokens first
 
 
 async def window_stats(statistics: Statistics, name: str, since: datetime) -> WindowStats:
@@ -103,6 +121,7 @@ async def window_stats(statistics: Statistics, name: str, since: datetime) -> Wi
     p50, p90, p95 = await statistics.call_latency_percentiles(since, PERCENTILES)
     counts = await statistics.activity_counts(since)
     refusals = await statistics.audit_outcomes(REFUSAL_ACTION, since)
+    summaries = await statistics.audit_outcomes(SUMMARY_ACTION, since)
     errors = {kind: n for kind, (n, _, _) in outcomes.items() if kind != "ok"}
     return WindowStats(
         name=name,
@@ -120,11 +139,16 @@ async def window_stats(statistics: Statistics, name: str, since: datetime) -> Wi
         tokens_out=sum(t for _, _, t in outcomes.values()),
         refusals=refusals,
         tool_calls=await statistics.audit_outcomes(TOOL_CALL_ACTION, since),
+        summaries=sum(summaries.values()),
     )
 
 
 async def collect(
-    statistics: Statistics, counters: QuotaCounters, quota: QuotaSettings, now: datetime
+    statistics: Statistics,
+    counters: QuotaCounters,
+    quota: QuotaSettings,
+    now: datetime,
+    usage: UsageCounters | None = None,
 ) -> StatsReport:
     """Read the figures for every window and the quota use now (``counters``: the local quota's)."""
     windows = [await window_stats(statistics, name, now - delta) for name, delta in STATS_WINDOWS]
@@ -138,7 +162,11 @@ async def collect(
         calls = sum(n for n, _, _ in (await statistics.call_outcomes(window_start(window, now))).values())
         counted = await counters.quota_count(window, window_key(window, now))
         uses.append(QuotaUse(window, max(calls, counted), limits[window]))
-    return StatsReport(windows=windows, quota=uses)
+    top: dict[str, list[TopUser]] = {}
+    if usage is not None:
+        for name, delta in TOP_USER_WINDOWS:
+            top[name] = await usage.top_users(now - delta, TOP_USERS)
+    return StatsReport(windows=windows, quota=uses, top_users=top)
 
 
 async def latency_series(statistics: Statistics, now: datetime) -> dict[str, list[LatencyBucket]]:
@@ -169,6 +197,7 @@ _REFUSAL_KEYS = {
     FILTERED: "stats_refused_filter",
     RATE_LIMITED: "stats_refused_rate_limit",
     QUOTA: "stats_refused_quota",
+    OVER_BUDGET: "stats_refused_budget",
 }
 
 
@@ -221,9 +250,15 @@ def render(report: StatsReport, language: Language) -> str:
                 users=text(language, "stats_users", count=w.active_users),
                 tokens_in=w.tokens_in,
                 tokens_out=w.tokens_out,
+                summaries=w.summaries,
             )
             + _tools(w, language)
         )
     quota = "; ".join(f"{q.window} {q.used}/{q.limit if q.limit else '∞'}" for q in report.quota)
     lines.append("\n" + text(language, "stats_quota", quota=quota))
+    for name, users in report.top_users.items():
+        ranked = ", ".join(f"{u.display_name or u.user_id} {u.tokens}" for u in users)
+        lines.append(
+            text(language, "stats_top_users", window=name, ranked=ranked or text(language, "stats_none"))
+        )
     return "\n".join(lines)

@@ -15,7 +15,9 @@ from typing import Any, Final
 
 from bot.domain import Incoming, MessageKind, Platform
 
-SLACK_COMMANDS: Final = frozenset({"help", "reset", "stats", "forget"})
+SLACK_COMMANDS: Final = frozenset(
+    {"help", "reset", "stats", "forget", "model", "persona", "settings", "usage"}
+)
 # Destructive commands after a mention only count when the word stands alone, so a sentence such as
 # "@gembot forget what I said, then ..." is a question for Gemini, not an erasure.
 STANDALONE_COMMANDS: Final = frozenset({"reset", "forget"})

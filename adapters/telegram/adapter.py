@@ -59,6 +59,10 @@ _COMMANDS = {
         ("help", "How to use the bot and what is kept"),
         ("reset", "Forget this conversation's context"),
         ("forget", "Erase everything you said to the bot"),
+        ("model", "List or switch this chat's model"),
+        ("persona", "List or pick a persona"),
+        ("settings", "This chat's settings"),
+        ("usage", "Your own use and budgets"),
         ("stats", "Usage statistics (admins)"),
     ],
     "zh": [
@@ -66,6 +70,10 @@ _COMMANDS = {
         ("help", "使用说明与数据保留"),
         ("reset", "清空本会话的上下文"),
         ("forget", "删除你的全部对话记录"),
+        ("model", "查看或切换本聊天的模型"),
+        ("persona", "查看或选择人设"),
+        ("settings", "本聊天的设置"),
+        ("usage", "你的用量与预算"),
         ("stats", "使用统计（管理员）"),
     ],
 }

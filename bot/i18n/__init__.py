@@ -23,13 +23,16 @@ _EN: dict[str, Entry] = {
         "errors: {errors}\n"
         "refused: {refused}\n"
         "active: {conversations}, {users}\n"
-        "tokens: {tokens_in} in, {tokens_out} out"
+        "tokens: {tokens_in} in, {tokens_out} out; summary requests {summaries}"
     ),
     "stats_no_errors": "none",
     "stats_separator": ", ",
     "stats_refused_filter": "filter {count}",
     "stats_refused_rate_limit": "rate limit {count}",
     "stats_refused_quota": "quota {count}",
+    "stats_refused_budget": "budget {count}",
+    "stats_top_users": "top users [{window}]: {ranked}",
+    "stats_none": "none",
     "stats_conversations": {"one": "{count} conversation", "other": "{count} conversations"},
     "stats_users": {"one": "{count} user", "other": "{count} users"},
     "stats_quota": "quota: {quota}",
@@ -46,6 +49,10 @@ _EN: dict[str, Entry] = {
         "{prefix}help - this text\n"
         "{prefix}reset - forget this conversation's context{reset_scope}\n"
         "{prefix}forget - erase every message you sent me, in every conversation\n"
+        "{prefix}model - list or switch this chat's model\n"
+        "{prefix}persona - list or pick a persona, or set your own instruction\n"
+        "{prefix}settings - this chat's settings (changed by anyone in a private chat, by admins elsewhere)\n"
+        "{prefix}usage - your own use and budgets\n"
         "{prefix}stats - usage statistics (admins only)"
     ),
     "reset_scope_group": " (admins only in groups and channels)",
@@ -67,6 +74,57 @@ _EN: dict[str, Entry] = {
         "one": "Done: {count} exchange you started was erased, in every conversation.",
         "other": "Done: {count} exchanges you started were erased, in every conversation.",
     },
+    "settings_denied": "Only an admin can change this chat's settings here; anyone can in a private chat.",
+    "model_list": "Models for this chat (▶ = current):\n{models}\nSwitch with {prefix}model NAME.",
+    "model_unknown": "There is no model {name} here.\n{models}",
+    "model_done": "Done: this chat now uses {model}.",
+    "persona_list": (
+        "Personas (▶ = current):\n{personas}\n"
+        "Pick one with {prefix}persona NAME, {prefix}persona off, or set your own instruction with "
+        "{prefix}persona custom TEXT."
+    ),
+    "persona_none_preset": "(none configured)",
+    "persona_off_name": "none",
+    "persona_custom_name": "custom instruction",
+    "persona_unknown": "There is no persona {name} here.\n{personas}",
+    "persona_done": "Done: this chat's persona is now {name}.",
+    "persona_off": "Done: this chat has no persona now.",
+    "persona_custom_done": "Done: this chat now follows your instruction ({length} characters).",
+    "persona_custom_empty": "Write the instruction after {prefix}persona custom.",
+    "persona_custom_too_long": (
+        "The instruction is too long ({length} characters; the limit is {limit}). Please shorten it."
+    ),
+    "persona_custom_filtered": "The instruction contains words that are not allowed here, so it was not set.",
+    "settings_show": (
+        "This chat's settings:\nmodel: {model}\npersona: {persona}\nlanguage: {lang_name}\n"
+        "search: {search}\nthought summaries: {thoughts}\n\n"
+        "Change them with {prefix}model NAME, {prefix}persona NAME, {prefix}settings search on|off and "
+        "{prefix}settings thoughts on|off."
+    ),
+    "settings_usage": "Use {prefix}settings search on|off or {prefix}settings thoughts on|off.",
+    "settings_done": "Done: {switch} is {state} in this chat.",
+    "switch_search": "search",
+    "switch_thoughts": "thought summaries",
+    "state_on": "on",
+    "state_off": "off",
+    "state_default": "default",
+    "language_name": "English",
+    "usage_messages": {"one": "{count} message", "other": "{count} messages"},
+    "usage_tokens": {"one": "{count} token", "other": "{count} tokens"},
+    "usage_budget": "{used} of {limit} ({percent}%), frees in {wait}",
+    "usage_no_budget": "{used}, no budget",
+    "usage_report": (
+        "Your use of Gemini\ntoday: {day_messages}; {day_tokens}\n"
+        "this month: {month_messages}; {month_tokens}"
+    ),
+    "over_budget_day": (
+        "You have used up your daily Gemini budget. It frees in {wait} (at {at} UTC); until then I cannot "
+        "answer you."
+    ),
+    "over_budget_month": (
+        "You have used up your monthly Gemini budget. It frees in {wait} (on {at} UTC); until then I cannot "
+        "answer you."
+    ),
     "unknown_command": "Unknown command. Send {prefix}help to see what I can do.",
     "empty": "Your message is empty. Please send some text.",
     "too_long": (
@@ -139,13 +197,16 @@ _ZH: dict[str, Entry] = {
         "错误：{errors}\n"
         "拒绝：{refused}\n"
         "活跃：{conversations}，{users}\n"
-        "tokens：入 {tokens_in}，出 {tokens_out}"
+        "tokens：入 {tokens_in}，出 {tokens_out}；摘要请求 {summaries}"
     ),
     "stats_no_errors": "无",
     "stats_separator": "，",
     "stats_refused_filter": "过滤 {count}",
     "stats_refused_rate_limit": "限速 {count}",
     "stats_refused_quota": "配额 {count}",
+    "stats_refused_budget": "预算 {count}",
+    "stats_top_users": "tokens 最多 [{window}]：{ranked}",
+    "stats_none": "无",
     "stats_conversations": {"other": "对话 {count}"},
     "stats_users": {"other": "用户 {count}"},
     "stats_quota": "配额：{quota}",
@@ -161,6 +222,10 @@ _ZH: dict[str, Entry] = {
         "{prefix}help - 显示本说明\n"
         "{prefix}reset - 清除本对话的上下文{reset_scope}\n"
         "{prefix}forget - 删除你发给我的所有消息（所有对话）\n"
+        "{prefix}model - 查看或切换本聊天的模型\n"
+        "{prefix}persona - 查看或选择人设，或设置你自己的指令\n"
+        "{prefix}settings - 本聊天的设置（私聊中任何人可改，其他地方仅管理员）\n"
+        "{prefix}usage - 你自己的用量与预算\n"
         "{prefix}stats - 使用统计（仅管理员）"
     ),
     "reset_scope_group": "（群组和频道中仅管理员可用）",
@@ -172,6 +237,48 @@ _ZH: dict[str, Entry] = {
     ),
     "stats_denied": "抱歉，/stats 仅限管理员使用。",
     "forget_done": {"other": "完成：已删除你发起的 {count} 轮对话（所有对话）。"},
+    "settings_denied": "在这里只有管理员可以更改本聊天的设置；私聊中任何人都可以。",
+    "model_list": "本聊天可用的模型（▶ = 当前）：\n{models}\n用 {prefix}model 名称 切换。",
+    "model_unknown": "这里没有模型 {name}。\n{models}",
+    "model_done": "完成：本聊天现在使用 {model}。",
+    "persona_list": (
+        "人设（▶ = 当前）：\n{personas}\n"
+        "用 {prefix}persona 名称 选择，{prefix}persona off 关闭，"
+        "或用 {prefix}persona custom 文字 设置你自己的指令。"
+    ),
+    "persona_none_preset": "（未配置）",
+    "persona_off_name": "无",
+    "persona_custom_name": "自定义指令",
+    "persona_unknown": "这里没有人设 {name}。\n{personas}",
+    "persona_done": "完成：本聊天的人设现在是 {name}。",
+    "persona_off": "完成：本聊天现在没有人设。",
+    "persona_custom_done": "完成：本聊天现在遵循你的指令（{length} 个字符）。",
+    "persona_custom_empty": "请在 {prefix}persona custom 后面写上指令。",
+    "persona_custom_too_long": "指令太长了（{length} 个字符，上限 {limit}）。请缩短。",
+    "persona_custom_filtered": "指令包含不允许的词语，因此没有设置。",
+    "settings_show": (
+        "本聊天的设置：\n模型：{model}\n人设：{persona}\n语言：{lang_name}\n"
+        "搜索：{search}\n思考摘要：{thoughts}\n\n"
+        "用 {prefix}model 名称、{prefix}persona 名称、{prefix}settings search on|off 和 "
+        "{prefix}settings thoughts on|off 更改。"
+    ),
+    "settings_usage": "用法：{prefix}settings search on|off 或 {prefix}settings thoughts on|off。",
+    "settings_done": "完成：本聊天的{switch}已设为{state}。",
+    "switch_search": "搜索",
+    "switch_thoughts": "思考摘要",
+    "state_on": "开",
+    "state_off": "关",
+    "state_default": "默认",
+    "language_name": "中文",
+    "usage_messages": {"other": "{count} 条消息"},
+    "usage_tokens": {"other": "{count} 个 token"},
+    "usage_budget": "{used}，预算 {limit}（{percent}%），{wait} 后重置",
+    "usage_no_budget": "{used}，无预算",
+    "usage_report": (
+        "你的 Gemini 用量\n今天：{day_messages}；{day_tokens}\n本月：{month_messages}；{month_tokens}"
+    ),
+    "over_budget_day": "你今天的 Gemini 预算已用完，{wait} 后（UTC {at}）恢复；在此之前我无法回答你。",
+    "over_budget_month": "你本月的 Gemini 预算已用完，{wait} 后（UTC {at}）恢复；在此之前我无法回答你。",
     "unknown_command": "未知命令。发送 {prefix}help 查看我能做什么。",
     "empty": "你的消息是空的，请发送一些文字。",
     "too_long": "你的消息太长了（{length} 个字符，上限 {limit}）。请缩短或分开发送。",

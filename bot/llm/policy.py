@@ -245,12 +245,12 @@ class AnswerPolicy:
             return None
         return QuotaExceededError(refusal, refusal.retry_after(self._clock.now()))
 
-    def routes(self) -> list[tuple[str, str]]:
-        """(base URL, model) in the order they are tried."""
+    def routes(self, chosen: str | None = None) -> list[tuple[str, str]]:
+        """(base URL, model) in the order they are tried: the ``chosen`` model first when given."""
         s = self._settings
         out: list[tuple[str, str]] = []
         for base_url in [s.base_url, *s.fallback_base_urls]:
-            for model in [s.model, *s.fallback_models]:
+            for model in [chosen or s.model, *s.fallback_models]:
                 if (base_url, model) not in out:
                     out.append((base_url, model))
         return out
@@ -258,7 +258,7 @@ class AnswerPolicy:
     async def answer(self, request: LlmRequest, on_attempt: AttemptListener) -> AsyncIterator[LlmChunk]:
         """Stream the answer (one chunk when streaming is off); raise the typed GeminiError on failure."""
         run = _Run(request, self._clock.monotonic() + self._settings.retry.deadline.total_seconds())
-        for base_url, model in self.routes():
+        for base_url, model in self.routes(request.model):
             if base_url in run.hosts_down:
                 continue
             async with contextlib.aclosing(self._on_route(run, base_url, model, on_attempt)) as chunks:

@@ -43,6 +43,11 @@ class LlmRequest:
     generation: GenerationParams = GenerationParams()
     # Built-in Gemini tools by config name (bot.llm.tools.TOOL_NAMES); the config's, or a chat's choice.
     tools: frozenset[str] = frozenset()
+    # The chat's chosen model, tried before the configured fallbacks; None = ``gemini.model``.
+    model: str | None = None
+    # The chat's switches for Google Search grounding and thought summaries; None = the config's default.
+    search: bool | None = None
+    show_thoughts: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,6 +25,7 @@ ANSWERED: Final = "answered"
 FILTERED: Final = "filtered"
 RATE_LIMITED: Final = "rate_limited"
 QUOTA: Final = "quota"
+OVER_BUDGET: Final = "over_budget"  # the sender used up a token budget of theirs
 ERROR: Final = "error"
 COMMAND: Final = "command"
 REJECTED: Final = "rejected"
@@ -35,6 +36,7 @@ MESSAGE_OUTCOMES: Final = (
     FILTERED,
     RATE_LIMITED,
     QUOTA,
+    OVER_BUDGET,
     ERROR,
     COMMAND,
     REJECTED,
@@ -42,7 +44,7 @@ MESSAGE_OUTCOMES: Final = (
     UNDELIVERED,
 )
 
-REFUSALS: Final = frozenset({FILTERED, RATE_LIMITED, QUOTA})
+REFUSALS: Final = frozenset({FILTERED, RATE_LIMITED, QUOTA, OVER_BUDGET})
 """Outcomes where the message was refused rather than answered or failed (recorded for /stats)."""
 
 REFUSAL_ACTION: Final = "message.refused"
@@ -59,6 +61,7 @@ _EXACT: Final[dict[str, str]] = {
     "rate_limited": RATE_LIMITED,
     # Gemini's 429 RESOURCE_EXHAUSTED is its quota (per minute or per day) running out.
     "gemini_rate_limited": QUOTA,
+    "over_budget": OVER_BUDGET,
     "command": COMMAND,
     "duplicate": DUPLICATE,
     "undelivered": UNDELIVERED,

@@ -9,8 +9,11 @@ from bot.store.migrate import upgrade_to_head
 from bot.store.quota import QuotaCounters
 from bot.store.records import AuditRecord, CallRecord, Records
 from bot.store.retention import Retention
+from bot.store.settings import ChatSettingsStore, StoredSettings
 from bot.store.stats import ActivityCounts, LatencyBucket, Statistics, UserUsage
 from bot.store.store import Store
+from bot.store.summaries import StoredSummary, Summaries
+from bot.store.usage import TopUser, UsageCounters, UsageTotals
 from bot.store.users import Users
 
 __all__ = [
@@ -19,6 +22,7 @@ __all__ = [
     "AuditRecord",
     "BlockedUsers",
     "CallRecord",
+    "ChatSettingsStore",
     "Conversations",
     "Database",
     "EventInbox",
@@ -29,7 +33,13 @@ __all__ = [
     "Retention",
     "Statistics",
     "Store",
+    "StoredSettings",
+    "StoredSummary",
+    "Summaries",
+    "TopUser",
     "Unanswered",
+    "UsageCounters",
+    "UsageTotals",
     "UserUsage",
     "Users",
     "create_engine",

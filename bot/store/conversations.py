@@ -17,7 +17,7 @@ from bot.store.records import AuditRecord, CallRecord, insert_calls_and_audit
 from bot.store.tables import conversations as _conversations
 from bot.store.tables import turns as _turns
 
-__all__ = ["Conversations", "Exchange"]
+__all__ = ["NO_SUMMARY", "Conversations", "Exchange"]
 
 # Known conversation ids kept in memory; bounded so a million conversations don't grow the process.
 _CONVERSATION_CACHE: Final = 10_000
@@ -37,6 +37,7 @@ _HISTORY: Final = (
     .limit(bindparam("b_limit"))
 )
 _INSERT_TURN: Final = _turns.insert()
+NO_SUMMARY: Final = {"summary": None, "summary_from": None, "summary_through": None}
 
 
 class _Upserts:
@@ -182,9 +183,15 @@ class Conversations(Queries):
         await self.run_write(save)
 
     async def reset_conversation(self, conversation_id: int) -> int:
-        """Delete this conversation's exchanges; returns how many."""
+        """Delete this conversation's exchanges and its summary; returns how many exchanges."""
         stmt = delete(_turns).where(_turns.c.conversation_id == conversation_id)
-        return await self.run_write(lambda conn: int(conn.execute(stmt).rowcount))
+        cleared = update(_conversations).where(_conversations.c.id == conversation_id).values(**NO_SUMMARY)
+
+        def reset(conn: Connection) -> int:
+            conn.execute(cleared)
+            return int(conn.execute(stmt).rowcount)
+
+        return await self.run_write(reset)
 
 
 def _parts(stored: str | None) -> tuple[Mapping[str, Any], ...]:

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     DateTime,
     Dialect,
     Float,
@@ -29,12 +30,14 @@ __all__ = [
     "AuditRow",
     "Base",
     "BlockedUser",
+    "ChatSetting",
     "Conversation",
     "Inbox",
     "LlmCall",
     "QuotaCounter",
     "Turn",
     "User",
+    "UserUsage",
     "UtcDateTime",
 ]
 
@@ -102,6 +105,11 @@ class Conversation(Base):
     thread_key: Mapped[str] = mapped_column(String(255), default="")
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     last_active_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    # The running summary of the exchanges that left the window (conversation.summarize), text like
+    # turns: from the oldest to the newest exchange folded into it.
+    summary: Mapped[str | None] = mapped_column(Text)
+    summary_from: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    summary_through: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
 
 class Turn(Base):
@@ -230,3 +238,35 @@ class BlockedUser(Base):
     blocked_at: Mapped[datetime] = mapped_column(UtcDateTime())
     # Who blocked them: the admin page's session id (never the sign-in token).
     blocked_by: Mapped[str] = mapped_column(String(255))
+
+
+class ChatSetting(Base):
+    """A conversation's own settings (``thread_key`` "" = the whole chat); ``None`` = not chosen."""
+
+    __tablename__ = "chat_settings"
+
+    platform: Mapped[str] = mapped_column(String(32), primary_key=True)
+    chat_key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    thread_key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    model: Mapped[str | None] = mapped_column(String(128))
+    persona: Mapped[str | None] = mapped_column(String(64))
+    # A custom system prompt set with /persona custom (at most 2,000 characters, through the word filter).
+    custom_instruction: Mapped[str | None] = mapped_column(Text)
+    search: Mapped[bool | None] = mapped_column(Boolean)
+    show_thoughts: Mapped[bool | None] = mapped_column(Boolean)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class UserUsage(Base):
+    """A user's Gemini use in one UTC hour: budgets, /usage and /stats sum the hours of their window."""
+
+    __tablename__ = "user_usage"
+    __table_args__ = (Index(None, "hour_start"),)
+
+    platform: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    hour_start: Mapped[datetime] = mapped_column(UtcDateTime(), primary_key=True)
+    messages: Mapped[int] = mapped_column(Integer, default=0)
+    tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    # As the platform last gave it, for the admins' /stats only.
+    display_name: Mapped[str] = mapped_column(String(128), default="")

@@ -9,8 +9,10 @@ from typing import Any, Final
 from sqlalchemy import Table, delete, select, update
 from sqlalchemy.engine import Connection
 
+from bot.store.conversations import NO_SUMMARY
 from bot.store.database import Queries
 from bot.store.tables import audit as _audit
+from bot.store.tables import conversations as _conversations
 from bot.store.tables import inbox as _inbox
 from bot.store.tables import llm_calls as _llm_calls
 from bot.store.tables import turns as _turns
@@ -45,6 +47,7 @@ class Retention(Queries):
         """
         counts = {
             "turns": await self._delete_batched(_turns, _turns.c.created_at < turns_before),
+            "summaries": await self._clear_summaries(turns_before),
             "inbox": await self._delete_batched(_inbox, _inbox.c.received_at < inbox_before),
             "inbox_targets": 0,
             "audit": await self._delete_batched(_audit, _audit.c.at < audit_before),
@@ -57,6 +60,11 @@ class Retention(Queries):
         if counts["turns"]:
             await self._checkpoint()
         return counts
+
+    async def _clear_summaries(self, before: datetime) -> int:
+        # A summary is text of its exchanges: it goes when the oldest of them would have.
+        stmt = update(_conversations).where(_conversations.c.summary_from < before).values(**NO_SUMMARY)
+        return await self.run_write(_rowcount_of(stmt))
 
     async def _forget_reply_targets(self, before: datetime) -> int:
         total = 0

@@ -16,7 +16,10 @@ from bot.store.inbox import EventInbox
 from bot.store.quota import QuotaCounters
 from bot.store.records import Records
 from bot.store.retention import Retention
+from bot.store.settings import ChatSettingsStore
 from bot.store.stats import Statistics
+from bot.store.summaries import Summaries
+from bot.store.usage import UsageCounters
 from bot.store.users import Users
 
 __all__ = ["Store"]
@@ -36,6 +39,9 @@ class Store:
         self.quota = QuotaCounters(self.database)
         self.statistics = Statistics(self.database)
         self.blocks = BlockedUsers(self.database)
+        self.chat_settings = ChatSettingsStore(self.database)
+        self.usage = UsageCounters(self.database)
+        self.summaries = Summaries(self.database)
 
     @classmethod
     async def open(cls, url: str) -> Store:

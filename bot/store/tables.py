@@ -6,16 +6,29 @@ from typing import Final
 
 from sqlalchemy import Table
 
-from bot.store.models import AuditRow, BlockedUser, Conversation, Inbox, LlmCall, QuotaCounter, Turn, User
+from bot.store.models import (
+    AuditRow,
+    BlockedUser,
+    ChatSetting,
+    Conversation,
+    Inbox,
+    LlmCall,
+    QuotaCounter,
+    Turn,
+    User,
+    UserUsage,
+)
 
 __all__ = [
     "audit",
     "blocked_users",
+    "chat_settings",
     "conversations",
     "inbox",
     "llm_calls",
     "quota_counters",
     "turns",
+    "user_usage",
     "users",
 ]
 
@@ -27,3 +40,5 @@ users: Final[Table] = User.__table__  # type: ignore[assignment]
 audit: Final[Table] = AuditRow.__table__  # type: ignore[assignment]
 quota_counters: Final[Table] = QuotaCounter.__table__  # type: ignore[assignment]
 blocked_users: Final[Table] = BlockedUser.__table__  # type: ignore[assignment]
+chat_settings: Final[Table] = ChatSetting.__table__  # type: ignore[assignment]
+user_usage: Final[Table] = UserUsage.__table__  # type: ignore[assignment]

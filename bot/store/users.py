@@ -5,13 +5,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, exists, func
+from sqlalchemy import delete, exists, func, update
 from sqlalchemy.engine import Connection
 
 from bot.store.database import Database, Queries
+from bot.store.summaries import clear_summaries_of_user_turns
 from bot.store.tables import conversations as _conversations
 from bot.store.tables import inbox as _inbox
 from bot.store.tables import turns as _turns
+from bot.store.tables import user_usage as _usage
 from bot.store.tables import users as _users
 
 __all__ = ["Users", "touch_user_upsert", "user_row"]
@@ -64,7 +66,8 @@ class Users(Queries):
         await self.run_write(lambda conn: conn.execute(stmt, row))
 
     async def forget_user(self, platform: str, user_id: str, now: datetime) -> int:
-        """Erase every exchange this user started on this platform, and their inbox rows.
+        """Erase every exchange this user started on this platform, their inbox rows, the summaries that may
+        hold their text and the display name kept with their usage counts.
 
         Sets ``users.forgotten_at``; returns the number of exchanges deleted. On SQLite the WAL is
         checkpointed afterwards, so the erased text is gone from the files too (secure_delete zeroes it).
@@ -80,8 +83,14 @@ class Users(Queries):
         )
 
         def erase(conn: Connection) -> int:
+            clear_summaries_of_user_turns(conn, platform, user_id)
             deleted = conn.execute(delete(_turns).where(_turns.c.user_id == user_id, in_platform))
             conn.execute(delete(_inbox).where(_inbox.c.platform == platform, _inbox.c.user_id == user_id))
+            conn.execute(  # their counts stay (budgets), the name the platform gave goes
+                update(_usage)
+                .where(_usage.c.platform == platform, _usage.c.user_id == user_id)
+                .values(display_name="")
+            )
             conn.execute(mark)
             return int(deleted.rowcount)
 

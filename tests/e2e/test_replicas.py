@@ -30,7 +30,7 @@ import yaml
 from aiohttp import web
 
 from tests.conftest import API_KEY, base_config
-from tests.fakes.gemini import GeminiEmulator
+from tests.fakes.gemini import GeminiEmulator, Reply
 from tests.fakes.slack import (
     BOT_TOKEN as SLACK_TOKEN,
 )
@@ -49,6 +49,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.services, pytest.mark.asyncio(loop_sc
 
 WEBHOOK_SECRET = "replicas-Webhook_secret"
 PER_USER = 8  # rate_limits.per_user per minute, shared through Redis
+BUDGET = 5000  # budgets.tokens_per_user_per_day, counted in the shared database (other tests stay far below)
 _ids = itertools.count(70_000)
 _dms = itertools.count(1)
 
@@ -217,6 +218,7 @@ async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World
                     },
                 }
                 config["slack"] = slack.http_mode_config()
+                config["budgets"] = {"tokens_per_user_per_day": BUDGET}
                 config["server"] = {"host": "127.0.0.1", "port": free_port(), "shutdown_grace": "15s"}
                 config["logging"] = {"level": "INFO", "format": "json"}
                 replicas.append(await start_replica(name, tmp, config))
@@ -392,6 +394,18 @@ async def test_chats_alternating_between_replicas_are_answered_in_arrival_order(
         f"\n{chats} chats x {per_chat} messages over 2 replicas in {elapsed:.1f} s: {len(wrong)} out of order"
     )
     assert not wrong, f"{len(wrong)} of {chats} chats out of order, e.g. {next(iter(wrong.values()))}"
+
+
+async def test_a_user_over_budget_is_refused_on_either_replica_without_a_gemini_call(world: World) -> None:
+    dm, user = new_dm(), "UBUDGET"
+    world.gemini.script(Reply("costly", usage={"promptTokenCount": BUDGET - 10, "candidatesTokenCount": 10}))
+    await deliver(world.senders[0], event_callback(message_event("expensive", channel=dm, user=user)))
+    await slack_answers(world, dm, 1)
+    for i, sender in enumerate(world.senders):
+        await deliver(sender, event_callback(message_event(f"more {i}", channel=dm, user=user)))
+        refused = (await slack_answers(world, dm, 2 + i))[-1]
+        assert "used up your daily Gemini budget" in refused and "UTC" in refused, refused
+    assert len(world.gemini.requests) == 1
 
 
 async def test_sigterm_to_one_replica_mid_load_loses_no_message(world: World) -> None:

@@ -25,7 +25,7 @@ import pytest_asyncio
 import yaml
 
 from adapters.telegram.markup import utf16_len
-from tests.conftest import API_KEY, base_config
+from tests.conftest import API_KEY, base_config, deep_merge
 from tests.fakes.gemini import ErrorReply, GeminiEmulator, Reply
 from tests.fakes.telegram import BOT_TOKEN, Fault, TelegramEmulator, html_to_entities
 
@@ -88,7 +88,7 @@ def write_config(
     }
     config["server"] = {"host": "127.0.0.1", "port": port}
     config["logging"] = {"level": "INFO", "format": "json"}
-    config.update(sections or {})
+    config = deep_merge(config, sections or {})
     path = directory / "config.yaml"
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
     return path
@@ -186,7 +186,10 @@ async def answers(tg: TelegramEmulator, chat_id: int, count: int, thread_id: int
 
 async def test_startup_registers_commands_and_polls(polling: Gembot) -> None:
     tg = polling.tg
-    assert [c["command"] for c in tg.commands[""]] == ["start", "help", "reset", "forget", "stats"]
+    assert [c["command"] for c in tg.commands[""]] == [
+        *("start", "help", "reset", "forget"),
+        *("model", "persona", "settings", "usage", "stats"),
+    ]
     assert "zh" in tg.commands
     assert tg.calls_to("deleteWebhook")
     polls = tg.calls_to("getUpdates")

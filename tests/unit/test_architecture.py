@@ -121,6 +121,9 @@ LONG_ON_PURPOSE: dict[str, str] = {
     "module of its own next, with the media and native-surface work that reshapes the intake",
     "adapters.slack.adapter.SlackAdapter.__init__": "the Bolt app, its two Web API clients and the listeners "
     "are wired in one place; goes with the intake split above",
+    "bot.engine.Engine": "the adapters' one door to the core (arrival, answering in order, follow-ups, "
+    "threads, chat moves, the settings and usage a home page shows); its steps live in guards/steps.py, "
+    "answerer.py and outcomes.py",
     "bot.observability.metrics.Metrics.__init__": "one declaration per metric, read as the list of metrics",
     "bot.admin_web.charts.latency_chart": "one SVG drawn top to bottom (axes, bars, three lines, legend)",
     "bot.store.migrations.versions.0001_initial.upgrade": "the initial schema, stated once; a released "

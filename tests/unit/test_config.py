@@ -97,6 +97,15 @@ def test_duration_format_round_trips(ms: int) -> None:
             "gemini.tools.google_search: must be true or false",
         ),
         ("gemini:\n  max_sources: 0\n", ENV, "gemini.max_sources:"),
+        (
+            "models:\n  labels: {gemini-9: Nine}\n",
+            ENV,
+            "models.labels.gemini-9 names a model that is neither gemini.model nor in models.allowed",
+        ),
+        ("personas:\n  custom: {system_instruction: x}\n", ENV, "personas.custom is a word of /persona"),
+        ("personas:\n  Pirate!: {system_instruction: x}\n", ENV, "personas.Pirate!"),
+        ("personas:\n  pirate: {temperature: 1}\n", ENV, "personas.pirate.system_instruction"),
+        ("budgets:\n  tokens_per_user_per_day: -1\n", ENV, "budgets.tokens_per_user_per_day:"),
     ],
 )
 def test_errors_are_one_clear_line(tmp_path: Path, yaml_text: str, env: dict[str, str], message: str) -> None:

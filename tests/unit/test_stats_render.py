@@ -33,11 +33,12 @@ def test_one_conversation_and_one_user_are_singular() -> None:
 def test_the_report_reads_the_same_as_before_in_both_languages() -> None:
     assert stats.render(report(2, 3), "en") == (
         "📊 gembot stats\n\n[1h] answered 1, failed 0\nGemini requests 1, success 100.0%\n"
-        "latency P50 900ms / P90 900ms / P95 900ms\nerrors: none\nrefused: filter 0, rate limit 0, quota 0\n"
-        "active: 2 conversations, 3 users\ntokens: 10 in, 20 out\n\nquota: day 1/100"
+        "latency P50 900ms / P90 900ms / P95 900ms\nerrors: none\n"
+        "refused: filter 0, rate limit 0, quota 0, budget 0\n"
+        "active: 2 conversations, 3 users\ntokens: 10 in, 20 out; summary requests 0\n\nquota: day 1/100"
     )
     assert stats.render(report(2, 3), "zh") == (
         "📊 gembot 统计\n\n【1h】回答 1，失败 0\nGemini 请求 1，成功率 100.0%\n"
-        "延迟 P50 900ms / P90 900ms / P95 900ms\n错误：无\n拒绝：过滤 0，限速 0，配额 0\n"
-        "活跃：对话 2，用户 3\ntokens：入 10，出 20\n\n配额：day 1/100"
+        "延迟 P50 900ms / P90 900ms / P95 900ms\n错误：无\n拒绝：过滤 0，限速 0，配额 0，预算 0\n"
+        "活跃：对话 2，用户 3\ntokens：入 10，出 20；摘要请求 0\n\n配额：day 1/100"
     )

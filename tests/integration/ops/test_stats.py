@@ -136,7 +136,7 @@ async def test_render_is_compact_and_says_it_all(
     )
     assert "[30d] answered 9, failed 0\nGemini requests 8, success 62.5%\n" in text
     assert "errors: prompt_blocked 1, rate_limited 1, server 1\n" in text
-    assert "refused: filter 1, rate limit 1, quota 1\n" in text
+    assert "refused: filter 1, rate limit 1, quota 1, budget 0\n" in text
     assert "latency P50 " in text and " / P95 " in text
     assert text.endswith("quota: minute 3/∞; day 5/100; month 8/100000")
     lines = text.splitlines()
@@ -145,7 +145,7 @@ async def test_render_is_compact_and_says_it_all(
     zh = stats.render(
         await stats.collect(first.store.statistics, first.store.quota, first.settings.gemini.quota, NOW), "zh"
     )
-    assert "【30d】回答 9" in zh and "拒绝：过滤 1，限速 1，配额 1" in zh
+    assert "【30d】回答 9" in zh and "拒绝：过滤 1，限速 1，配额 1，预算 0" in zh
 
 
 async def test_stats_command_shows_the_same_figures(
@@ -163,9 +163,16 @@ async def test_stats_command_shows_the_same_figures(
     assert notice_kind(events) is NoticeKind.INFO
     shown = events[-1].text  # type: ignore[union-attr]
     expected = stats.render(
-        await stats.collect(second.store.statistics, second.store.quota, second.settings.gemini.quota, NOW),
+        await stats.collect(
+            second.store.statistics,
+            second.store.quota,
+            second.settings.gemini.quota,
+            NOW,
+            usage=second.store.usage,
+        ),
         "en",
     )
     # The /stats message itself is answered only after its figures were read: mask that one count.
     assert re.sub(r"answered \d+", "answered N", shown) == re.sub(r"answered \d+", "answered N", expected)
     assert "answered 4," in shown and "answered 5," in expected
+    assert "top users [24h]: h1 13, n1 13, n2 13" in shown  # ids where the platform gave no name

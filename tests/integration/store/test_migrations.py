@@ -17,16 +17,18 @@ from bot.store import create_engine, read_only, upgrade_to_head
 from bot.store.models import Base
 from tests.integration.store.conftest import sqlite_url
 
-HEAD = "0004"  # the newest migration
+HEAD = "0005"  # the newest migration
 EXPECTED_TABLES = {
     "alembic_version",
     "audit",
     "blocked_users",
+    "chat_settings",
     "conversations",
     "inbox",
     "llm_calls",
     "quota_counters",
     "turns",
+    "user_usage",
     "users",
 }
 

@@ -111,6 +111,10 @@ def test_command_word_after_mention_and_files() -> None:
         ("reset .", "reset", "."),
         ("stats now", "stats", "now"),
         ("help me", "help", "me"),
+        ("model gemini-2.5-pro", "model", "gemini-2.5-pro"),
+        ("persona custom Be brief.", "persona", "custom Be brief."),
+        ("settings search on", "settings", "search on"),
+        ("usage", "usage", ""),
         # reset and forget erase history: inside a sentence they are words for Gemini, not commands.
         ("forget what I said, then tell me a joke", None, ""),
         ("reset the counter to zero?", None, ""),
@@ -138,6 +142,9 @@ def test_slash_command() -> None:
     assert job is not None
     assert (job.incoming.command, job.incoming.command_args) == ("stats", "now")
     assert job.incoming.is_private and job.response_url == "http://x/r"
+    model = normalize_command({"channel_id": "C1", "user_id": "U1", "text": "model gemini-2.5-pro"})
+    assert model is not None
+    assert (model.incoming.command, model.incoming.command_args) == ("model", "gemini-2.5-pro")
     empty = normalize_command({"channel_id": "C1", "user_id": "U1", "text": ""})
     assert empty is not None and empty.incoming.command == "help" and not empty.incoming.is_private
 
