@@ -438,7 +438,7 @@ class TelegramEmulator(LoopbackServer):
     def message_update(self, chat: dict[str, Any], user: dict[str, Any], text: str) -> dict[str, Any]:
         """A new text message's update (``update_id`` assigned), not queued: for a test that delivers it
         itself with :meth:`post_update`."""
-        message = self._user_message(chat, user, text, None, None, None, None, None, None)
+        message = self.user_message(chat, user, text, None, None, None, None, None, None)
         return {"update_id": next(self._update_ids), "message": message}
 
     async def post_update(self, update: dict[str, Any], url: str | None = None) -> int:
