@@ -226,14 +226,16 @@ def _unknown_content(message: Message) -> bool:
 
 
 def _entity_text(message: Message, entity: MessageEntity) -> str:
-    """The text an entity covers; "" when its UTF-16 offsets split a character (such entities mean
-    nothing and are ignored)."""
+    """The text an entity covers; "" when its UTF-16 offsets split a character, or when it belongs to a
+    text the message does not have (such entities mean nothing and are ignored)."""
     try:
         if message.text is not None:
             return message.parse_entity(entity)
-        return message.parse_caption_entity(entity)
+        if message.caption is not None:
+            return message.parse_caption_entity(entity)
     except UnicodeDecodeError:
-        return ""
+        pass
+    return ""
 
 
 def _mentions(message: Message, entity: MessageEntity, me: BotIdentity) -> bool:

@@ -196,9 +196,8 @@ async def test_purge_now_shows_the_result_and_is_audited(browser: Browser, bot: 
         await page.goto(f"{bot.url}/admin/settings")
         await page.click("#purge")
         result = await page.inner_text("#purged")
-        assert re.fullmatch(r"Purged: turns 0, inbox 0, inbox_targets 0, audit 0, llm_calls 0", result), (
-            result
-        )
+        purged = r"Purged: turns 0, summaries 0, inbox 0, inbox_targets 0, audit 0, llm_calls 0"
+        assert re.fullmatch(purged, result), result
     finally:
         await context.close()
     with sqlite3.connect(database(bot)) as db:
