@@ -8,6 +8,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from bot.call_records import call_records
 from bot.clock import Clock
 from bot.domain import Incoming
 from bot.llm.errors import GeminiError
@@ -131,24 +132,12 @@ class OutcomeAccounting:
 
     def call_records(self, message: Incoming, conversation_id: int, progress: Progress) -> list[CallRecord]:
         """One call record per Gemini attempt."""
-        now = self._clock.now()
-        return [
-            CallRecord(
-                at=now,
-                platform=message.platform.value,
-                model=a.model,
-                endpoint=a.endpoint,
-                attempt=a.attempt,
-                outcome=a.outcome,
-                http_status=a.http_status,
-                gemini_status=a.gemini_status,
-                latency_ms=a.latency_s * 1000,
-                prompt_tokens=a.usage.prompt_tokens,
-                output_tokens=a.usage.output_tokens + a.usage.thoughts_tokens,
-                conversation_id=conversation_id,
-            )
-            for a in progress.attempts
-        ]
+        return call_records(
+            progress.attempts,
+            at=self._clock.now(),
+            platform=message.platform.value,
+            conversation_id=conversation_id,
+        )
 
     def audit_records(
         self,
