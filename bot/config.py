@@ -78,6 +78,38 @@ Duration = Annotated[
 ]
 
 
+_SIZE_UNITS: Final = {"B": 1, "KB": 1024, "MB": 1024**2, "GB": 1024**3}
+_SIZE = re.compile(r"^\s*(\d+)\s*(B|KB|MB|GB)?\s*$", re.IGNORECASE)
+
+
+def parse_size(value: object) -> int:
+    """A byte size from config: an integer of bytes or a string like ``512KB`` or ``20MB`` (1 KB = 1024 B)."""
+    if isinstance(value, bool):
+        raise ValueError("must be a size like 512KB or 20MB")
+    if isinstance(value, int):
+        number, unit = value, "B"
+    elif isinstance(value, str) and (match := _SIZE.match(value)):
+        number, unit = int(match.group(1)), (match.group(2) or "B").upper()
+    else:
+        raise ValueError("must be a size like 512KB or 20MB")
+    size = number * _SIZE_UNITS[unit]
+    if size <= 0:
+        raise ValueError("must be more than 0 bytes")
+    return size
+
+
+def format_size(value: int) -> str:
+    """The shortest exact rendering of a byte size in the config notation."""
+    for unit in ("GB", "MB", "KB"):
+        if value % _SIZE_UNITS[unit] == 0:
+            return f"{value // _SIZE_UNITS[unit]}{unit}"
+    return f"{value}B"
+
+
+ByteSize = Annotated[int, BeforeValidator(parse_size), PlainSerializer(format_size, return_type=str)]
+"""A size in bytes, written in config as ``512KB``, ``20MB`` or a plain number of bytes."""
+
+
 def _within(low: timedelta, high: timedelta = _LONGEST_DURATION, why: str = "") -> AfterValidator:
     """A duration range; ``why`` explains the lower bound where breaking it breaks a promise."""
 
@@ -229,6 +261,19 @@ class ConversationSettings(_Section):
     summary_chars: int = Field(default=1500, ge=200, le=8000)
 
 
+class MediaSettings(_Section):
+    """The ``media:`` section: files users send (voice notes, audio, video, documents, images)."""
+
+    enabled: Flag = True
+    # Telegram's Bot API serves bots files of at most 20 MB.
+    max_bytes: ByteSize = 20 * 1024**2
+    # Up to this size a file goes inline in the request; larger ones through the Files API.
+    inline_max_bytes: ByteSize = 4 * 1024**2
+    max_files_per_message: int = Field(default=10, ge=1, le=100)
+    # Follow-ups may refer to files sent earlier while that exchange is in the context window.
+    keep_in_context: Flag = True
+
+
 class ModelsSettings(_Section):
     """The ``models:`` section: what a chat may switch to with /model."""
 
@@ -375,6 +420,8 @@ class TelegramSettings(_Section):
     draft_streaming: Flag = True
     photo_max_bytes: int = Field(default=5_000_000, ge=1)
     photo_prompt: str = "Describe this picture."
+    # Answer inline queries (@bot question in any chat); inline mode must also be enabled with BotFather.
+    inline: Flag = False
 
     @property
     def is_enabled(self) -> bool:
@@ -389,6 +436,20 @@ class TelegramSettings(_Section):
         if value is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", value.get_secret_value()):
             raise ValueError("must be 1-256 characters of A-Z, a-z, 0-9, _ and - (Telegram's rule)")
         return value
+
+
+class SuggestedPrompt(_Section):
+    """One prompt offered in Slack's assistant panel: the button's title and the message it sends."""
+
+    title: str = Field(min_length=1, max_length=75)
+    message: str = Field(min_length=1, max_length=4000)
+
+
+class AssistantSettings(_Section):
+    """The ``slack.assistant:`` section: Slack's assistant panel."""
+
+    # Empty: the built-in defaults.
+    suggested_prompts: list[SuggestedPrompt] = Field(default_factory=list, max_length=4)
 
 
 class SlackSettings(_Section):
@@ -410,6 +471,7 @@ class SlackSettings(_Section):
     # bot token's workspace (auth.test), unset app_id = any app.
     team_id: OptionalStr = None
     app_id: OptionalStr = None
+    assistant: AssistantSettings = Field(default_factory=AssistantSettings)
 
     @property
     def is_enabled(self) -> bool:
@@ -482,6 +544,7 @@ class Settings(_Section):
     models: ModelsSettings = Field(default_factory=ModelsSettings)
     personas: dict[Annotated[str, Field(pattern=PERSONA_NAME)], PersonaSettings] = Field(default_factory=dict)
     budgets: BudgetSettings = Field(default_factory=BudgetSettings)
+    media: MediaSettings = Field(default_factory=MediaSettings)
 
     @property
     def chat_models(self) -> list[str]:

@@ -22,13 +22,30 @@ class MessageKind(StrEnum):
     UNSUPPORTED = "unsupported"  # voice, sticker, document...: answered with a notice
 
 
+class AttachmentProblem(StrEnum):
+    """Why an attachment has no bytes: the adapter could not or would not download it."""
+
+    TOO_LARGE = "too_large"  # the platform declared a size over media.max_bytes: not downloaded
+    UNAVAILABLE = "unavailable"  # the download failed
+
+
 @dataclass(frozen=True, slots=True)
 class Attachment:
-    """Inline media sent to Gemini with the message (never stored)."""
+    """A file the user sent with the message, as the adapter downloaded it.
+
+    ``mime_type`` is the platform's claim ("" when it makes none); the core detects the type from the
+    bytes where the claim is missing or generic. ``size`` is the declared size where the platform gives
+    one before the download, else ``len(data)``. ``placeholder`` is the short marker the history shows
+    for the file (``[voice note]``, ``[photo]``, ``[PDF report.pdf]``). ``problem`` is set, and ``data``
+    empty, when the file was not downloaded.
+    """
 
     mime_type: str
     data: bytes
     placeholder: str = "[image]"
+    name: str = ""
+    size: int = 0
+    problem: AttachmentProblem | None = None
 
 
 @dataclass(frozen=True, slots=True)

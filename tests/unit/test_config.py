@@ -13,7 +13,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bot.cli import main
-from bot.config import ConfigError, format_duration, load_settings, parse_duration, settings_from_mapping
+from bot.config import (
+    ConfigError,
+    format_duration,
+    format_size,
+    load_settings,
+    parse_duration,
+    parse_size,
+    settings_from_mapping,
+)
 
 ENV = {"GEMINI_API_KEY": "AIzaSyTestKey0000000000000000000000000"}
 
@@ -67,6 +75,26 @@ def test_duration_format_round_trips(ms: int) -> None:
 
 
 @pytest.mark.parametrize(
+    ("text", "size"),
+    [
+        ("512KB", 512 * 1024),
+        ("20MB", 20 * 1024**2),
+        ("1gb", 1024**3),
+        (" 7 B ", 7),
+        ("4096", 4096),
+        (300, 300),
+    ],
+)
+def test_sizes(text: object, size: int) -> None:
+    assert parse_size(text) == size
+
+
+@given(st.integers(min_value=1, max_value=10**12))
+def test_size_format_round_trips(size: int) -> None:
+    assert parse_size(format_size(size)) == size
+
+
+@pytest.mark.parametrize(
     ("yaml_text", "env", "message"),
     [
         ("gemini:\n  modle: x\n", ENV, "gemini.modle: unknown key"),
@@ -106,6 +134,14 @@ def test_duration_format_round_trips(ms: int) -> None:
         ("personas:\n  Pirate!: {system_instruction: x}\n", ENV, "personas.Pirate!"),
         ("personas:\n  pirate: {temperature: 1}\n", ENV, "personas.pirate.system_instruction"),
         ("budgets:\n  tokens_per_user_per_day: -1\n", ENV, "budgets.tokens_per_user_per_day:"),
+        ("media:\n  max_bytes: 20 megabytes\n", ENV, "media.max_bytes: must be a size like 512KB or 20MB"),
+        ("media:\n  inline_max_bytes: 0KB\n", ENV, "media.inline_max_bytes: must be more than 0 bytes"),
+        ("media:\n  max_files_per_message: 0\n", ENV, "media.max_files_per_message:"),
+        (
+            "slack:\n  assistant: {suggested_prompts: [{title: x}]}\n",
+            ENV,
+            "slack.assistant.suggested_prompts",
+        ),
     ],
 )
 def test_errors_are_one_clear_line(tmp_path: Path, yaml_text: str, env: dict[str, str], message: str) -> None:
