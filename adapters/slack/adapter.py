@@ -33,6 +33,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.answer import AnswerWriter
 from adapters.slack.errors import error_code
+from adapters.slack.files import download_all
 from adapters.slack.normalize import Job, normalize_command, normalize_event
 from adapters.slack.users import UserDirectory
 from adapters.slack.verify import refusal
@@ -68,6 +69,7 @@ class SlackAdapter:
     def __init__(self, deps: AdapterDeps[SlackSettings]) -> None:
         settings = deps.settings
         self._settings = settings
+        self._media = deps.media
         self._reconnects = deps.metrics.adapter_reconnects.labels(self.name)
         self._engine = deps.engine
         self._clock = deps.clock
@@ -293,7 +295,12 @@ class SlackAdapter:
         return None
 
     async def _on_event(self, body: dict[str, Any], context: AsyncBoltContext) -> BoltResponse | None:
-        job = normalize_event(body, context.bot_user_id or self._bot_user_id, context.bot_id or self._bot_id)
+        job = normalize_event(
+            body,
+            context.bot_user_id or self._bot_user_id,
+            context.bot_id or self._bot_id,
+            media=self._media.enabled,
+        )
         return None if job is None else await self.arrive(job)
 
     async def _on_command(self, ack: AsyncAck, body: dict[str, Any]) -> BoltResponse | None:
@@ -373,6 +380,10 @@ class SlackAdapter:
                 return None
             incoming = replace(incoming, addressed_to_bot=True)
         name, language = await self._users.lookup(incoming.user_id)
+        if job.files:
+            token = self._settings.bot_token.get_secret_value() if self._settings.bot_token else ""
+            files = await download_all(self._session, token, job.files, self._media.max_bytes)
+            incoming = replace(incoming, attachments=files)
         return replace(
             incoming,
             user_name=incoming.user_name or name,
