@@ -282,6 +282,7 @@ class _File:
     data: bytes
     path: str
     declared_size: int | None = None  # what Telegram says the file's size is (the bytes held may be fewer)
+    link_expired: bool = False  # the file URL answers 404 (links are only guaranteed for an hour)
 
     @property
     def size(self) -> int:
@@ -1027,7 +1028,7 @@ class TelegramEmulator(LoopbackServer):
         path = request.match_info["path"]
         self.calls.append(RecordedCall("file", {"path": path}, time.monotonic()))
         for entry in self._files.values():
-            if entry.path == path:
+            if entry.path == path and not entry.link_expired:
                 return web.Response(body=entry.data, content_type="application/octet-stream")
         return _json(404, {"ok": False, "error_code": 404, "description": "Not Found"})
 
