@@ -468,6 +468,7 @@ class SlackEmulator(LoopbackServer):
         self.responses.clear()
         self.statuses.clear()
         self.acks.clear()
+        self.downloads.clear()
         self._rate_limits.clear()
         self._failures.clear()
         self._refusing.clear()
