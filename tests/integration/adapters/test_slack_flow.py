@@ -315,6 +315,7 @@ def test_manifests_list_exactly_what_the_adapter_uses() -> None:
             "chat:write",
             "commands",
             "users:read",
+            "files:read",
         }
         if not socket_mode:
             assert settings["event_subscriptions"]["request_url"].endswith("/slack/events")
