@@ -463,11 +463,7 @@ class TelegramEmulator(LoopbackServer):
         entry = self.add_file(data, suffix=suffix, folder=_FOLDERS[kind], declared_size=declared_size)
         message = self.user_message(chat, user, None, reply_to, thread_id, None, None, None, None)
         message.update(_media_fields(kind, entry, file_name, mime_type, animated=animated))
-        if caption is not None:
-            message["caption"] = caption
-            entities = _entities_for(caption)
-            if entities:
-                message["caption_entities"] = entities
+        _caption(message, caption)
         if media_group_id is not None:
             message["media_group_id"] = media_group_id
         return message
@@ -653,11 +649,7 @@ class TelegramEmulator(LoopbackServer):
                     }
                 )
             message["photo"] = sizes
-            if caption is not None:
-                message["caption"] = caption
-                entities = _entities_for(caption)
-                if entities:
-                    message["caption_entities"] = entities
+            _caption(message, caption)
         elif kind is not None:
             message.update(_unsupported(kind, self.add_file(b"\x00" * 64, suffix="bin")))
             if caption is not None:
@@ -1113,6 +1105,15 @@ def _entities_for(text: str) -> list[dict[str, Any]]:
             kind = "url"
         entities.append({"type": kind, "offset": _u16(text[: match.start()]), "length": _u16(token)})
     return entities
+
+
+def _caption(message: dict[str, Any], caption: str | None) -> None:
+    """Give ``message`` its caption, with the entities Telegram would find in it."""
+    if caption is not None:
+        message["caption"] = caption
+        entities = _entities_for(caption)
+        if entities:
+            message["caption_entities"] = entities
 
 
 def _media_fields(
