@@ -33,7 +33,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.answer import AnswerWriter
 from adapters.slack.errors import error_code
-from adapters.slack.files import download_all
+from adapters.slack.files import download_all, resolve
 from adapters.slack.normalize import Job, normalize_command, normalize_event
 from adapters.slack.users import UserDirectory
 from adapters.slack.verify import refusal
@@ -382,7 +382,8 @@ class SlackAdapter:
         name, language = await self._users.lookup(incoming.user_id)
         if job.files:
             token = self._settings.bot_token.get_secret_value() if self._settings.bot_token else ""
-            files = await download_all(self._session, token, job.files, self._media.max_bytes)
+            shared = await resolve(self.client, job.files)
+            files = await download_all(self._session, token, shared, self._media.max_bytes)
             incoming = replace(incoming, attachments=files)
         return replace(
             incoming,

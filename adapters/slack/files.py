@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.domain import Attachment, AttachmentProblem
 from bot.observability.logs import get_logger
@@ -33,6 +35,7 @@ class SlackFile:
     placeholder: str
     name: str = ""
     size: int | None = None
+    check_info: bool = False  # a stub (Slack Connect): files.info gives the file object
 
 
 def event_files(event: Mapping[str, Any]) -> tuple[SlackFile, ...]:
@@ -44,6 +47,10 @@ def event_files(event: Mapping[str, Any]) -> tuple[SlackFile, ...]:
 
 
 def _file(item: Mapping[str, Any]) -> SlackFile:
+    if item.get("file_access") == "check_file_info":
+        return SlackFile(
+            id=str(item.get("id") or ""), url="", mime_type="", placeholder="[file]", check_info=True
+        )
     name = str(item.get("name") or item.get("title") or "")
     mime = str(item.get("mimetype") or "")
     size = item.get("size")
@@ -69,6 +76,24 @@ def _file(item: Mapping[str, Any]) -> SlackFile:
         name=name,
         size=size if isinstance(size, int) and not isinstance(size, bool) else None,
     )
+
+
+async def resolve(client: AsyncWebClient, files: Sequence[SlackFile]) -> tuple[SlackFile, ...]:
+    """``files`` with every stub replaced by its file object from ``files.info`` (left as it is, to be
+    reported unavailable, when Slack refuses)."""
+    return tuple(await asyncio.gather(*(_resolved(client, file) for file in files)))
+
+
+async def _resolved(client: AsyncWebClient, file: SlackFile) -> SlackFile:
+    if not file.check_info or not file.id:
+        return file
+    try:
+        response = await client.files_info(file=file.id)
+    except (SlackApiError, aiohttp.ClientError, TimeoutError) as exc:
+        log.warning("slack.file_info_failed", file_id=file.id, error=exc.__class__.__name__)
+        return file
+    found = response.get("file")
+    return _file(found) if isinstance(found, Mapping) else file
 
 
 async def download_all(

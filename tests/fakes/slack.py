@@ -432,6 +432,25 @@ class SlackEmulator(LoopbackServer):
     async def _signin(self, _request: web.Request) -> web.Response:
         return web.Response(text="<html><body>Sign in to Slack</body></html>", content_type="text/html")
 
+    @staticmethod
+    def connect_stub(info: Mapping[str, Any]) -> dict[str, Any]:
+        """The file object an event carries for a file shared over Slack Connect: only a stub, the
+        real one comes from ``files.info``."""
+        return {
+            "id": info["id"],
+            "mode": "file_access",
+            "file_access": "check_file_info",
+            "created": 0,
+            "timestamp": 0,
+            "user": "",
+        }
+
+    def m_files_info(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        shared = self.files.get(str(args.get("file") or ""))
+        if shared is None:
+            return {"ok": False, "error": "file_not_found"}
+        return {"ok": True, "file": shared.info, "comments": [], "response_metadata": {"next_cursor": ""}}
+
     def delete_file(self, file_id: str) -> None:
         """Delete a file: its link then answers 404 (its events still carry the old file object)."""
         self.files.pop(file_id, None)

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from slack_sdk.web.async_client import AsyncWebClient
 from telegram import Bot
 
-from adapters.slack.files import download, download_all, event_files
+from adapters.slack.files import download, download_all, event_files, resolve
 from adapters.telegram.media import MediaFile, fetch, fetch_all
 from bot.domain import AttachmentProblem
 from tests.fakes.slack import BOT_TOKEN as SLACK_TOKEN
@@ -142,3 +143,20 @@ async def test_slack_sizes_are_checked_before_and_while_downloading(
     external = slack.add_file(b"", "doc.gdoc", "application/vnd.google-apps.document", mode="external")
     [file] = event_files({"files": [external]})
     assert (await download(session, SLACK_TOKEN, file, 1000)).problem is AttachmentProblem.UNAVAILABLE
+
+
+async def test_a_slack_connect_stub_is_looked_up_with_files_info(
+    slack: SlackEmulator, session: aiohttp.ClientSession
+) -> None:
+    client = AsyncWebClient(token=SLACK_TOKEN, base_url=slack.api_url, session=session)
+    info = slack.add_file(media("table.csv"), "table.csv", "text/csv", filetype="csv")
+    missing = slack.connect_stub({"id": "F0MISSING"})
+    stubs = event_files({"files": [slack.connect_stub(info), missing]})
+    assert all(stub.check_info and not stub.url for stub in stubs)
+    found, gone = await resolve(client, stubs)
+    assert (found.url, found.mime_type) == (info["url_private_download"], "text/csv")
+    assert found.placeholder == "[file table.csv]"
+    assert gone == stubs[1]  # files.info refused: reported unavailable when downloaded
+    got = await download_all(session, SLACK_TOKEN, [found, gone], 20 * MB)
+    assert got[0].data == media("table.csv") and got[1].problem is AttachmentProblem.UNAVAILABLE
+    assert [call.method for call in slack.calls] == ["files.info", "files.info"]
