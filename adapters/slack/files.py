@@ -130,6 +130,10 @@ async def download(session: aiohttp.ClientSession, token: str, file: SlackFile, 
     except (aiohttp.ClientError, TimeoutError) as exc:
         log.warning("slack.file_unavailable", file_id=file.id, error=exc.__class__.__name__)
         return _missing(file, file.size or 0, AttachmentProblem.UNAVAILABLE)
+    except Exception:
+        # Whatever went wrong, the message is still answered (with the notice for a missing file).
+        log.exception("slack.file_download_crashed", file_id=file.id)
+        return _missing(file, file.size or 0, AttachmentProblem.UNAVAILABLE)
     return Attachment(file.mime_type, bytes(data), file.placeholder, file.name, len(data))
 
 

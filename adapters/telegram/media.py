@@ -103,6 +103,10 @@ async def fetch(bot: Bot, file: MediaFile, max_bytes: int) -> Attachment:
     except TelegramError as exc:
         log.warning("telegram.file_unavailable", error=exc.__class__.__name__, detail=exc.message[:200])
         return _missing(file, file.size or 0, AttachmentProblem.UNAVAILABLE)
+    except Exception:
+        # Whatever went wrong, the message is still answered (with the notice for a missing file).
+        log.exception("telegram.file_fetch_crashed")
+        return _missing(file, file.size or 0, AttachmentProblem.UNAVAILABLE)
     if len(data) > max_bytes:
         return _missing(file, len(data), AttachmentProblem.TOO_LARGE)
     return Attachment(file.mime_type, data, file.placeholder, file.name, len(data))
