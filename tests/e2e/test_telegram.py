@@ -575,6 +575,22 @@ async def test_webhook_is_set_and_delivers(webhook: Gembot) -> None:
     assert all(status == 200 for _, status in tg.webhook_deliveries)
 
 
+async def test_webhook_album_is_one_message_answered_once(webhook: Gembot) -> None:
+    tg = webhook.tg
+    group = tg.group(ALLOWED_GROUP, "Allowed", supergroup=True)
+    tia = tg.user(next_id(), "Tia")
+    before = len(tg.texts(group["id"]))
+    parts = [("photo", b"\xff\xd8first"), ("photo", b"\xff\xd8second")]
+    messages = tg.send_album(group, tia, parts, caption="@gembot_test_bot both?")
+    assert (await answers(tg, group["id"], before + 1))[-1] == "echo: Tia: both?"
+    await asyncio.sleep(1.5)
+    assert len(tg.texts(group["id"])) == before + 1
+    assert tg.bot_messages(group["id"])[-1].reply_to == messages[0]["message_id"]
+    sent = webhook.gemini.requests[-1].body["contents"][-1]["parts"]
+    data = [base64.b64decode(p["inlineData"]["data"]) for p in sent if "inlineData" in p]
+    assert data == [b"\xff\xd8first", b"\xff\xd8second"]
+
+
 async def test_webhook_refuses_wrong_or_missing_secret(webhook: Gembot) -> None:
     tg = webhook.tg
     group = tg.group(ALLOWED_GROUP, "Allowed", supergroup=True)
