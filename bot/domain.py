@@ -58,7 +58,8 @@ class Incoming:
     commands are typed on the platform (for help texts). ``sent_as_chat`` marks a message posted on
     behalf of the chat itself (a Telegram group's anonymous admins): the chat's id, not the sender's, is
     looked up in the admin list. ``operator`` marks the person running this process (the console): an
-    admin whatever the lists say.
+    admin whatever the lists say. ``keep_history`` False (a Telegram inline query) answers without the
+    conversation's history and stores no exchange; the guards, quota, budgets and audit apply all the same.
     """
 
     platform: Platform
@@ -78,6 +79,7 @@ class Incoming:
     reply_ids: Mapping[str, str] = field(default_factory=dict)
     command_prefix: str = "/"
     sent_as_chat: bool = False
+    keep_history: bool = True
     operator: bool = False
 
     @property

@@ -92,7 +92,7 @@ class OutcomeAccounting:
     async def record_failure(
         self,
         message: Incoming,
-        conversation_id: int,
+        conversation_id: int | None,
         request: LlmRequest,
         progress: Progress,
         exc: GeminiError | None,
@@ -117,6 +117,10 @@ class OutcomeAccounting:
         except Exception:
             log.exception("llm_calls.record_failed", platform=message.platform.value)
 
+    async def record(self, calls: list[CallRecord], audit: list[AuditRecord]) -> None:
+        """Record an answer's calls and audit rows where no exchange is stored with them (inline)."""
+        await self._records.record_calls(calls, audit)
+
     def observe(self, progress: Progress) -> None:
         """Count every Gemini attempt of ``progress`` in the metrics."""
         for attempt in progress.attempts:
@@ -130,7 +134,9 @@ class OutcomeAccounting:
                 attempt.usage.output_tokens + attempt.usage.thoughts_tokens
             )
 
-    def call_records(self, message: Incoming, conversation_id: int, progress: Progress) -> list[CallRecord]:
+    def call_records(
+        self, message: Incoming, conversation_id: int | None, progress: Progress
+    ) -> list[CallRecord]:
         """One call record per Gemini attempt."""
         return call_records(
             progress.attempts,

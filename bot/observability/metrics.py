@@ -138,6 +138,22 @@ class Metrics:
             ["tool"],
             registry=r,
         )
+        self.feedback = Counter(
+            "gembot_feedback",
+            "Votes on answers (Slack feedback buttons, Telegram reactions): up, down, or withdrawn",
+            ["platform", "value"],
+            registry=r,
+        )
+        self.inline_queries = Counter(
+            "gembot_inline_queries",
+            "Telegram inline queries, by what became of them: answered, superseded (the user typed on), "
+            "ignored (inline mode off), or refused (a notice instead of an answer)",
+            ["outcome"],
+            registry=r,
+        )
+        self.inline_chosen = Counter(
+            "gembot_inline_chosen", "Telegram inline results the users chose to send", registry=r
+        )
         self.inflight = Gauge("gembot_inflight_conversations", "Answers being produced now", registry=r)
         self.adapter_reconnects = Counter(
             "gembot_adapter_reconnects", "Adapter reconnections, by platform", ["platform"], registry=r

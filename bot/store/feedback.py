@@ -19,7 +19,7 @@ from bot.store.tables import answer_messages as _answers
 from bot.store.tables import inbox as _inbox
 from bot.store.tables import votes as _votes
 
-__all__ = ["UP", "DOWN", "Feedback", "Satisfaction", "VoteValue", "erase_feedback_of_user"]
+__all__ = ["DOWN", "UP", "Feedback", "Satisfaction", "VoteValue", "erase_feedback_of_user"]
 
 VoteValue = Literal["up", "down"]
 UP: Final = "up"
@@ -99,6 +99,7 @@ class Feedback(Queries):
         chat_key: str,
         message_id: str,
         user_id: str,
+        *,
         value: VoteValue | None,
         now: datetime,
     ) -> bool:
