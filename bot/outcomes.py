@@ -15,7 +15,7 @@ from bot.llm.errors import GeminiError
 from bot.llm.policy import Attempt
 from bot.llm.types import LlmRequest
 from bot.observability.logs import get_logger
-from bot.observability.metrics import REFUSAL_ACTION, REFUSALS, TOOL_CALL_ACTION, Metrics
+from bot.observability.metrics import REFUSAL_ACTION, REFUSALS, SUPERSEDED, TOOL_CALL_ACTION, Metrics
 from bot.store import AuditRecord, CallRecord, EventInbox, Records
 
 log = get_logger(__name__)
@@ -49,12 +49,17 @@ class OutcomeAccounting:
         """Close ``message``'s inbox row, count its outcome (auditing refusals) and log it once."""
         if progress.undelivered:
             progress.outcome = "undelivered"
-        if not progress.completed and not progress.answered and not progress.undelivered:
+        interrupted = not progress.completed and not progress.answered and not progress.undelivered
+        if interrupted and message.keep_history:
             # Cancelled or closed before any answer (shutdown, the adapter gave up): the row stays
             # unfinished, so a follow-up tells the sender to resend instead of leaving them in silence.
             progress.outcome = "interrupted"
         else:
+            if interrupted:
+                # An inline query the user typed on from: nothing to follow up, nowhere to say it.
+                progress.outcome = SUPERSEDED
             status = "undelivered" if progress.undelivered else "answered" if progress.answered else "failed"
+            status = SUPERSEDED if interrupted else status
             try:
                 await asyncio.shield(
                     self._inbox.finish_event(

@@ -31,6 +31,7 @@ COMMAND: Final = "command"
 REJECTED: Final = "rejected"
 DUPLICATE: Final = "duplicate"
 UNDELIVERED: Final = "undelivered"  # answered, but the platform refused to show the answer
+SUPERSEDED: Final = "superseded"  # an engine detail (and inbox status), not an outcome label
 MESSAGE_OUTCOMES: Final = (
     ANSWERED,
     FILTERED,
@@ -66,6 +67,7 @@ _EXACT: Final[dict[str, str]] = {
     "duplicate": DUPLICATE,
     "undelivered": UNDELIVERED,
     "taken_over": DUPLICATE,  # another replica's follow-up answered it (told its sender to resend)
+    SUPERSEDED: DUPLICATE,  # an inline query the same user replaced with a newer one before its answer
     # Accepted-but-not-for-Gemini messages, each answered with a notice.
     "not_allowed": REJECTED,
     "blocked": REJECTED,  # a user blocked from the admin page

@@ -400,8 +400,10 @@ async def test_rate_limited_progress_is_skipped_not_waited_out(harness_factory: 
     assert h.slack.texts("C1", ts) == ["One two three four.\n\n_Cut at the length limit._"]
     assert [c.status for c in h.slack.called("assistant.threads.setStatus")] == [429]
     updates = h.slack.called("chat.update")
-    assert [c.status for c in updates] == [429, 429, 429, 200, 200]
-    texts = [c.args["text"] for c in updates]
+    # The last edit adds the feedback buttons to the final text.
+    assert [c.status for c in updates] == [429, 429, 429, 200, 200, 200]
+    assert "blocks" not in updates[-2].args and "blocks" in updates[-1].args
+    texts = [c.args["text"] for c in updates[:-1]]
     assert len(set(texts)) == len(texts)  # no edit was sent again after its 429
 
 
