@@ -21,9 +21,12 @@ NEGATIVE: Final = frozenset({"👎", "💩", "🤮", "😡", "🤬", "🤡"})
 _VARIATION_SELECTOR: Final = "\ufe0f"
 
 
-def _leaning(reactions: Sequence[ReactionType]) -> VoteValue | None:
+def _emoji(reactions: Sequence[ReactionType]) -> set[str]:
+    return {r.emoji.replace(_VARIATION_SELECTOR, "") for r in reactions if isinstance(r, ReactionTypeEmoji)}
+
+
+def _leaning(emoji: set[str]) -> VoteValue | None:
     """up, down, or None when the reactions are neutral or mixed."""
-    emoji = {r.emoji.replace(_VARIATION_SELECTOR, "") for r in reactions if isinstance(r, ReactionTypeEmoji)}
     up, down = bool(emoji & POSITIVE), bool(emoji & NEGATIVE)
     if up == down:
         return None
@@ -34,15 +37,10 @@ def reaction_vote(update: MessageReactionUpdated) -> tuple[bool, VoteValue | Non
     """(whether the change is a vote, the vote: up, down, or None for withdrawn)."""
     if update.user is None:
         return False, None
-    new = _leaning(update.new_reaction)
-    if new is not None:
-        return True, new
-    if not update.new_reaction:
-        return _leaning(update.old_reaction) is not None, None
-    # Neutral or mixed reactions left: a vote the old ones cast is withdrawn.
-    return _leaning(update.old_reaction) is not None and not _mixed(update.new_reaction), None
-
-
-def _mixed(reactions: Sequence[ReactionType]) -> bool:
-    emoji = {r.emoji.replace(_VARIATION_SELECTOR, "") for r in reactions if isinstance(r, ReactionTypeEmoji)}
-    return bool(emoji & POSITIVE) and bool(emoji & NEGATIVE)
+    new = _emoji(update.new_reaction)
+    leaning = _leaning(new)
+    if leaning is not None:
+        return True, leaning
+    mixed = bool(new & POSITIVE) and bool(new & NEGATIVE)
+    # Neutral reactions (or none) left: a vote the old ones cast is withdrawn; mixed ones change nothing.
+    return not mixed and _leaning(_emoji(update.old_reaction)) is not None, None
