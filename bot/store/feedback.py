@@ -137,9 +137,3 @@ class Feedback(Queries):
         async with self._reader.connect() as conn:
             counts = {value: int(n) for value, n in (await conn.execute(stmt)).all()}
         return Satisfaction(up=counts.get(UP, 0), down=counts.get(DOWN, 0))
-
-    async def votes_of(self, platform: str, user_id: str) -> int:
-        """How many votes ``user_id`` has standing."""
-        stmt = select(func.count()).where(_votes.c.platform == platform, _votes.c.user_id == user_id)
-        async with self._reader.connect() as conn:
-            return int((await conn.execute(stmt)).scalar_one())
