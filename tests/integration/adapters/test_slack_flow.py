@@ -416,3 +416,27 @@ async def test_base_url_without_trailing_slash(
     await h.settle()
     assert h.slack.texts("D1", None) == ["echo: hi"]
     assert {c.method for c in h.slack.calls} >= {"auth.test", "chat.postMessage"}
+
+
+async def test_feedback_buttons_end_a_streamed_answer_but_not_a_notice(
+    harness_factory: Callable[..., Any],
+) -> None:
+    h: Harness = await harness_factory()
+    answered, refused = new_ts(), new_ts()
+    for ts, final in (
+        (answered, FinalAnswer("Hello world.")),
+        (refused, Notice(NoticeKind.RATE_LIMITED, "Slow down.")),
+    ):
+        job = _mention_job(ts)
+
+        async def events(final: FinalAnswer | Notice = final) -> AsyncIterator[ReplyEvent]:
+            yield Typing()
+            yield Delta("Hello ")
+            yield final
+
+        await AnswerWriter(h.adapter, job, job.incoming).run(events())
+    [streamed] = h.slack.thread("C1", answered)
+    assert (streamed.kind, streamed.text) == ("stream", "Hello world.")
+    [block] = streamed.blocks
+    assert block["type"] == "context_actions" and block["elements"][0]["type"] == "feedback_buttons"
+    assert all(not m.blocks for m in h.slack.thread("C1", refused))
