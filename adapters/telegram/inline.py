@@ -123,17 +123,25 @@ class InlineAnswers:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
+    async def _answer(self, query: InlineQuery) -> FinalAnswer | Notice | None:
+        terminal: FinalAnswer | Notice | None = None
+        async with self._engine.answering(inline_incoming(query)) as events:
+            async for event in events:
+                if isinstance(event, FinalAnswer | Notice):
+                    terminal = event
+        return terminal
+
     def _forget(self, user_id: int, task: asyncio.Task[None]) -> None:
         if self._latest.get(user_id) is task:
             del self._latest[user_id]
 
     async def _answer_after_pause(self, query: InlineQuery) -> None:
         await asyncio.sleep(DEBOUNCE)
-        terminal: FinalAnswer | Notice | None = None
-        async with self._engine.answering(inline_incoming(query)) as events:
-            async for event in events:
-                if isinstance(event, FinalAnswer | Notice):
-                    terminal = event
+        try:
+            terminal = await self._answer(query)
+        except Exception:
+            log.exception("telegram.inline_failed")
+            return
         if terminal is None:
             return
         self._metrics.inline_queries.labels(
