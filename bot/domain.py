@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Literal
 
 
 class Platform(StrEnum):
@@ -183,6 +184,10 @@ class AdminAlert:
 
     kind: str
     text: str
+
+
+VoteValue = Literal["up", "down"]
+"""A user's vote on an answer: 👍 (up) or 👎 (down)."""
 
 
 ANSWER_MESSAGE = "answer"

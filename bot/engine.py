@@ -28,6 +28,7 @@ from bot.domain import (
     NoticeKind,
     Platform,
     ReplyEvent,
+    VoteValue,
 )
 from bot.guards.access import AccessPolicy
 from bot.guards.blocklist import BlockList
@@ -48,7 +49,7 @@ from bot.observability.logs import get_logger
 from bot.observability.metrics import Metrics
 from bot.outcomes import OutcomeAccounting, Progress
 from bot.sequencer import LocalSequencer, Sequencer, Wakeups
-from bot.store import AnswerStart, Conversations, EventInbox, Records, VoteValue
+from bot.store import AnswerStart, Conversations, EventInbox, Records
 from bot.votes import Votes
 
 log = get_logger(__name__)

@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from bot.clock import Clock
-from bot.domain import Incoming, Platform
+from bot.domain import Incoming, Platform, VoteValue
 from bot.observability.logs import get_logger
 from bot.observability.metrics import Metrics
-from bot.store import Feedback, VoteValue
+from bot.store import Feedback
 
 log = get_logger(__name__)
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 from typing import Any, Final
 
 from adapters.slack.markup import split
+from bot.domain import VoteValue
 from bot.i18n import Language, text
-from bot.store import VoteValue
 
 FEEDBACK_ACTION: Final = "gembot_feedback"
 POSITIVE: Final = "positive"

@@ -14,7 +14,7 @@ from typing import Final
 
 from telegram import MessageReactionUpdated, ReactionType, ReactionTypeEmoji
 
-from bot.store import VoteValue
+from bot.domain import VoteValue
 
 POSITIVE: Final = frozenset({"👍", "❤", "🔥", "👏", "😍", "🥰", "🤩", "💯", "👌", "🏆", "🎉"})
 NEGATIVE: Final = frozenset({"👎", "💩", "🤮", "😡", "🤬", "🤡"})

@@ -4,7 +4,7 @@ from bot.store.blocks import BlockedUsers
 from bot.store.conversations import Conversations, Exchange
 from bot.store.database import Database
 from bot.store.db import create_engine, read_only
-from bot.store.feedback import Feedback, Satisfaction, VoteValue
+from bot.store.feedback import Feedback, Satisfaction
 from bot.store.inbox import AnswerStart, EventInbox, Unanswered
 from bot.store.migrate import upgrade_to_head
 from bot.store.quota import QuotaCounters
@@ -45,7 +45,6 @@ __all__ = [
     "UsageTotals",
     "UserUsage",
     "Users",
-    "VoteValue",
     "create_engine",
     "read_only",
     "upgrade_to_head",

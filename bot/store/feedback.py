@@ -9,11 +9,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Final, Literal
+from typing import Final
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.engine import Connection
 
+from bot.domain import VoteValue
 from bot.store.database import Database, Queries
 from bot.store.tables import answer_messages as _answers
 from bot.store.tables import inbox as _inbox
@@ -21,7 +22,6 @@ from bot.store.tables import votes as _votes
 
 __all__ = ["DOWN", "UP", "Feedback", "Satisfaction", "VoteValue", "erase_feedback_of_user"]
 
-VoteValue = Literal["up", "down"]
 UP: Final = "up"
 DOWN: Final = "down"
 
