@@ -25,7 +25,7 @@ from bot.observability.logs import get_logger
 from bot.observability.metrics import Metrics
 from bot.outcomes import OutcomeAccounting, Progress
 from bot.sourcing import AnswerExtras
-from bot.store import Conversations, Exchange
+from bot.store import AuditRecord, CallRecord, Conversations, Exchange
 
 log = get_logger(__name__)
 
@@ -76,12 +76,15 @@ class Answerer:
         settings = self._settings
         yield Typing()
         now = self._clock.now()
-        conversation_id = await self._conversations.open_conversation(
-            message.platform.value, message.chat_key, message.thread_key, now
-        )
-        history = await self._conversations.history(
-            conversation_id, limit=settings.conversation.max_turns, since=now - settings.storage.retention
-        )
+        conversation_id: int | None = None
+        history: Sequence[Exchange] = ()
+        if message.keep_history:
+            conversation_id = await self._conversations.open_conversation(
+                message.platform.value, message.chat_key, message.thread_key, now
+            )
+            history = await self._conversations.history(
+                conversation_id, limit=settings.conversation.max_turns, since=now - settings.storage.retention
+            )
         sent_text = speaker_prefixed(user_text, message.user_name, is_private=message.is_private)
         request = await self._request(message, sent_text, history, conversation_id)
         screen = (
@@ -130,7 +133,7 @@ class Answerer:
         answer: _Answer,
         *,
         request: LlmRequest,
-        conversation_id: int,
+        conversation_id: int | None,
         sent_text: str,
         reply: str,
         raw: str,
@@ -138,23 +141,24 @@ class Answerer:
     ) -> FinalAnswer:
         """Store the exchange with its calls and audit records (one transaction), count the tools used, and
         the terminal event: the reply with its citations, sources and thought summary."""
-        await self._conversations.save_exchange(
-            conversation_id=conversation_id,
-            user_id=message.user_id,
-            user_text=_stored_text(message, sent_text),
-            model_text=reply,
-            # The stored parts would hold the words the filter took out of the reply.
-            model_parts=answer.extras.model_parts() if reply == raw else None,
-            prompt_tokens=answer.usage.prompt_tokens,
-            output_tokens=answer.usage.output_tokens + answer.usage.thoughts_tokens,
-            finish_reason=answer.finish_reason,
-            model=progress.attempts[-1].model if progress.attempts else self._policy.model,
-            now=self._clock.now(),
-            calls=self._outcomes.call_records(message, conversation_id, progress),
-            audit=self._outcomes.audit_records(message, request, progress, answer.extras.tool_calls()),
-        )
+        calls = self._outcomes.call_records(message, conversation_id, progress)
+        audit = self._outcomes.audit_records(message, request, progress, answer.extras.tool_calls())
+        if conversation_id is None:
+            await self._outcomes.record(calls, audit)
+        else:
+            await self._save(
+                message,
+                progress,
+                answer,
+                conversation_id=conversation_id,
+                sent_text=sent_text,
+                reply=reply,
+                raw=raw,
+                calls=calls,
+                audit=audit,
+            )
         await self._count_usage(message, progress)
-        if self._memory is not None:
+        if self._memory is not None and conversation_id is not None:
             self._memory.after_answer(
                 conversation_id, message.platform.value, len(request.system_instruction or "")
             )
@@ -171,8 +175,38 @@ class Answerer:
         )
         return FinalAnswer(sourced.text, notice, sourced.sourcing)
 
+    async def _save(
+        self,
+        message: Incoming,
+        progress: Progress,
+        answer: _Answer,
+        *,
+        conversation_id: int,
+        sent_text: str,
+        reply: str,
+        raw: str,
+        calls: list[CallRecord],
+        audit: list[AuditRecord],
+    ) -> None:
+        """The exchange with its calls and audit records, in one transaction."""
+        await self._conversations.save_exchange(
+            conversation_id=conversation_id,
+            user_id=message.user_id,
+            user_text=_stored_text(message, sent_text),
+            model_text=reply,
+            # The stored parts would hold the words the filter took out of the reply.
+            model_parts=answer.extras.model_parts() if reply == raw else None,
+            prompt_tokens=answer.usage.prompt_tokens,
+            output_tokens=answer.usage.output_tokens + answer.usage.thoughts_tokens,
+            finish_reason=answer.finish_reason,
+            model=progress.attempts[-1].model if progress.attempts else self._policy.model,
+            now=self._clock.now(),
+            calls=calls,
+            audit=audit,
+        )
+
     async def _request(
-        self, message: Incoming, sent_text: str, history: Sequence[Exchange], conversation_id: int
+        self, message: Incoming, sent_text: str, history: Sequence[Exchange], conversation_id: int | None
     ) -> LlmRequest:
         """The request: the chat's model, persona and switches over the config; the running summary of what
         left the window in the system instruction, and those exchanges not sent again."""
@@ -180,7 +214,9 @@ class Answerer:
         gen = settings.gemini.generation
         chat = await self._settings_of(message)
         instruction = system_instruction(settings.gemini.system_instruction, chat)
-        summary = await self._memory.summary(conversation_id) if self._memory is not None else None
+        summary = None
+        if self._memory is not None and conversation_id is not None:
+            summary = await self._memory.summary(conversation_id)
         if summary is not None:
             history = [h for h in history if h.created_at > summary.last]
             instruction = "\n\n".join(p for p in (instruction, summary_instruction(summary.text)) if p)

@@ -32,6 +32,7 @@ from bot.observability.metrics import Metrics
 from bot.sequencer import LocalSequencer, PostgresSequencer, Sequencer
 from bot.store import Store
 from bot.store.migrate import upgrade_to_head
+from bot.votes import Votes
 
 log = get_logger(__name__)
 
@@ -74,17 +75,7 @@ class App:
         )
         sequencer = conversation_sequencer(settings, store)
         memory, book, budgets, chat_commands = chat_parts(settings, store, policy, clock, text_filter)
-        commands = Commands(
-            settings=settings,
-            conversations=store.conversations,
-            users=store.users,
-            records=store.records,
-            statistics=store.statistics,
-            quota=store.quota,
-            clock=clock,
-            chat_commands=chat_commands,
-            usage=store.usage,
-        )
+        commands = store_commands(settings, store, clock, chat_commands)
         blocklist = BlockList(store.blocks, clock)
         engine = Engine(
             settings=settings,
@@ -103,6 +94,7 @@ class App:
             chat_settings=book,
             budgets=budgets,
             memory=memory,
+            votes=Votes(store.feedback, clock, metrics),
         )
         app = cls(settings, clock, store, client, metrics, engine, limiter, alerts)
         app._closers += [client.aclose, store.close, sequencer.aclose, alerts.aclose]
@@ -188,6 +180,22 @@ def chat_parts(
         settings=settings, book=book, budgets=budgets, records=store.records, text_filter=text_filter
     )
     return memory, book, budgets, chat_commands
+
+
+def store_commands(settings: Settings, store: Store, clock: Clock, chat_commands: ChatCommands) -> Commands:
+    """The chat commands over the store's parts."""
+    return Commands(
+        settings=settings,
+        conversations=store.conversations,
+        users=store.users,
+        records=store.records,
+        statistics=store.statistics,
+        quota=store.quota,
+        clock=clock,
+        chat_commands=chat_commands,
+        usage=store.usage,
+        feedback=store.feedback,
+    )
 
 
 def conversation_sequencer(settings: Settings, store: Store) -> Sequencer:

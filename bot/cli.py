@@ -86,7 +86,12 @@ async def _stats(settings: Settings) -> int:
 
     async with await App.create(settings) as app:
         report = await stats.collect(
-            app.store.statistics, app.store.quota, settings.gemini.quota, app.clock.now()
+            app.store.statistics,
+            app.store.quota,
+            settings.gemini.quota,
+            app.clock.now(),
+            usage=app.store.usage,
+            feedback=app.store.feedback,
         )
     print(stats.render(report, pick_language(os.environ.get("LANG"), settings.conversation.language)))
     return 0

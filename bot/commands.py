@@ -13,7 +13,16 @@ from bot.config import Settings, format_duration
 from bot.domain import Incoming, Notice, NoticeKind
 from bot.i18n import Language, text
 from bot.observability.logs import get_logger
-from bot.store import AuditRecord, Conversations, QuotaCounters, Records, Statistics, UsageCounters, Users
+from bot.store import (
+    AuditRecord,
+    Conversations,
+    Feedback,
+    QuotaCounters,
+    Records,
+    Statistics,
+    UsageCounters,
+    Users,
+)
 
 log = get_logger(__name__)
 
@@ -52,6 +61,7 @@ class Commands:
         bot_name: str = "gembot",
         chat_commands: ChatCommands | None = None,
         usage: UsageCounters | None = None,
+        feedback: Feedback | None = None,
     ) -> None:
         self._settings = settings
         self._conversations = conversations
@@ -63,6 +73,7 @@ class Commands:
         self._bot_name = bot_name
         self._chat_commands = chat_commands
         self._usage = usage
+        self._feedback = feedback
 
     async def run(self, message: Incoming, ctx: CommandContext) -> Notice:
         """Answer ``message.command``."""
@@ -111,7 +122,12 @@ class Commands:
         if not ctx.is_admin:
             return Notice(NoticeKind.FORBIDDEN, text(ctx.language, "stats_denied"))
         report = await stats.collect(
-            self._statistics, self._quota, self._settings.gemini.quota, ctx.now, usage=self._usage
+            self._statistics,
+            self._quota,
+            self._settings.gemini.quota,
+            ctx.now,
+            usage=self._usage,
+            feedback=self._feedback,
         )
         await self._audit(message, ctx, "command.stats", {})
         return Notice(NoticeKind.INFO, stats.render(report, ctx.language))

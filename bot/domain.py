@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Literal
 
 
 class Platform(StrEnum):
@@ -58,7 +59,8 @@ class Incoming:
     commands are typed on the platform (for help texts). ``sent_as_chat`` marks a message posted on
     behalf of the chat itself (a Telegram group's anonymous admins): the chat's id, not the sender's, is
     looked up in the admin list. ``operator`` marks the person running this process (the console): an
-    admin whatever the lists say.
+    admin whatever the lists say. ``keep_history`` False (a Telegram inline query) answers without the
+    conversation's history and stores no exchange; the guards, quota, budgets and audit apply all the same.
     """
 
     platform: Platform
@@ -78,6 +80,7 @@ class Incoming:
     reply_ids: Mapping[str, str] = field(default_factory=dict)
     command_prefix: str = "/"
     sent_as_chat: bool = False
+    keep_history: bool = True
     operator: bool = False
 
     @property
@@ -181,6 +184,10 @@ class AdminAlert:
 
     kind: str
     text: str
+
+
+VoteValue = Literal["up", "down"]
+"""A user's vote on an answer: 👍 (up) or 👎 (down)."""
 
 
 ANSWER_MESSAGE = "answer"

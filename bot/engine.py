@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -28,6 +28,7 @@ from bot.domain import (
     NoticeKind,
     Platform,
     ReplyEvent,
+    VoteValue,
 )
 from bot.guards.access import AccessPolicy
 from bot.guards.blocklist import BlockList
@@ -49,6 +50,7 @@ from bot.observability.metrics import Metrics
 from bot.outcomes import OutcomeAccounting, Progress
 from bot.sequencer import LocalSequencer, Sequencer, Wakeups
 from bot.store import AnswerStart, Conversations, EventInbox, Records
+from bot.votes import Votes
 
 log = get_logger(__name__)
 
@@ -94,6 +96,7 @@ class Engine:
         chat_settings: ChatSettingsBook | None = None,
         budgets: BudgetGuard | None = None,
         memory: ConversationMemory | None = None,
+        votes: Votes | None = None,
     ) -> None:
         self._settings = settings
         self._inbox = inbox
@@ -128,6 +131,7 @@ class Engine:
             memory=memory,
         )
         self._memory = memory
+        self._votes = votes
         self._answering: dict[tuple[str, str], Progress] = {}  # (platform, event id) -> progress
 
     @property
@@ -164,7 +168,8 @@ class Engine:
             self._clock.now(),
             touch_user=served,
             language=message.language,
-            chat_key=message.chat_key,
+            # Without history (inline) there is no chat to follow up in after a crash.
+            chat_key=message.chat_key if message.keep_history else None,
             thread_key=message.thread_key,
             reply_to=message.reply_ids,
         )
@@ -188,6 +193,21 @@ class Engine:
                 event_id=message.event_id,
                 exc_info=True,
             )
+
+    async def answer_shown(self, message: Incoming, message_ids: Sequence[str]) -> None:
+        """``message``'s final answer is shown in these platform messages of its chat: votes on them count
+        for it (:meth:`record_vote`). A failure to record them is logged, never raised."""
+        if self._votes is not None:
+            await self._votes.answer_shown(message, message_ids)
+
+    async def record_vote(
+        self, platform: Platform, chat_key: str, message_id: str, user_id: str, value: VoteValue | None
+    ) -> bool:
+        """A user's vote on the answer in ``message_id`` (None: withdrawn); False when that message shows
+        no answer the bot knows, or votes are not kept."""
+        if self._votes is None:
+            return False
+        return await self._votes.record(platform, chat_key, message_id, user_id, value)
 
     async def chat_settings(self, platform: Platform, chat_key: str, thread_key: str = "") -> ChatSettings:
         """The model, persona and switches that apply to this conversation (e.g. for a home page)."""

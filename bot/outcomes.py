@@ -15,7 +15,7 @@ from bot.llm.errors import GeminiError
 from bot.llm.policy import Attempt
 from bot.llm.types import LlmRequest
 from bot.observability.logs import get_logger
-from bot.observability.metrics import REFUSAL_ACTION, REFUSALS, TOOL_CALL_ACTION, Metrics
+from bot.observability.metrics import REFUSAL_ACTION, REFUSALS, SUPERSEDED, TOOL_CALL_ACTION, Metrics
 from bot.store import AuditRecord, CallRecord, EventInbox, Records
 
 log = get_logger(__name__)
@@ -49,12 +49,17 @@ class OutcomeAccounting:
         """Close ``message``'s inbox row, count its outcome (auditing refusals) and log it once."""
         if progress.undelivered:
             progress.outcome = "undelivered"
-        if not progress.completed and not progress.answered and not progress.undelivered:
+        interrupted = not progress.completed and not progress.answered and not progress.undelivered
+        if interrupted and message.keep_history:
             # Cancelled or closed before any answer (shutdown, the adapter gave up): the row stays
             # unfinished, so a follow-up tells the sender to resend instead of leaving them in silence.
             progress.outcome = "interrupted"
         else:
+            if interrupted:
+                # An inline query the user typed on from: nothing to follow up, nowhere to say it.
+                progress.outcome = SUPERSEDED
             status = "undelivered" if progress.undelivered else "answered" if progress.answered else "failed"
+            status = SUPERSEDED if interrupted else status
             try:
                 await asyncio.shield(
                     self._inbox.finish_event(
@@ -92,7 +97,7 @@ class OutcomeAccounting:
     async def record_failure(
         self,
         message: Incoming,
-        conversation_id: int,
+        conversation_id: int | None,
         request: LlmRequest,
         progress: Progress,
         exc: GeminiError | None,
@@ -117,6 +122,10 @@ class OutcomeAccounting:
         except Exception:
             log.exception("llm_calls.record_failed", platform=message.platform.value)
 
+    async def record(self, calls: list[CallRecord], audit: list[AuditRecord]) -> None:
+        """Record an answer's calls and audit rows where no exchange is stored with them (inline)."""
+        await self._records.record_calls(calls, audit)
+
     def observe(self, progress: Progress) -> None:
         """Count every Gemini attempt of ``progress`` in the metrics."""
         for attempt in progress.attempts:
@@ -130,7 +139,9 @@ class OutcomeAccounting:
                 attempt.usage.output_tokens + attempt.usage.thoughts_tokens
             )
 
-    def call_records(self, message: Incoming, conversation_id: int, progress: Progress) -> list[CallRecord]:
+    def call_records(
+        self, message: Incoming, conversation_id: int | None, progress: Progress
+    ) -> list[CallRecord]:
         """One call record per Gemini attempt."""
         return call_records(
             progress.attempts,

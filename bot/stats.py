@@ -38,7 +38,15 @@ from bot.observability.metrics import (
     TOOL_CALL_ACTION,
 )
 from bot.quota_windows import WINDOWS, window_key, window_start
-from bot.store import LatencyBucket, QuotaCounters, Statistics, TopUser, UsageCounters
+from bot.store import (
+    Feedback,
+    LatencyBucket,
+    QuotaCounters,
+    Satisfaction,
+    Statistics,
+    TopUser,
+    UsageCounters,
+)
 
 STATS_WINDOWS: tuple[tuple[str, timedelta], ...] = (
     ("1h", timedelta(hours=1)),
@@ -113,6 +121,7 @@ class StatsReport:
     windows: list[WindowStats]
     quota: list[QuotaUse] = field(default_factory=list)
     top_users: dict[str, list[TopUser]] = field(default_factory=dict)  # window name -> most tokens first
+    satisfaction: dict[str, Satisfaction] = field(default_factory=dict)  # window name -> votes standing
 
 
 async def window_stats(statistics: Statistics, name: str, since: datetime) -> WindowStats:
@@ -148,7 +157,9 @@ async def collect(
     counters: QuotaCounters,
     quota: QuotaSettings,
     now: datetime,
+    *,
     usage: UsageCounters | None = None,
+    feedback: Feedback | None = None,
 ) -> StatsReport:
     """Read the figures for every window and the quota use now (``counters``: the local quota's)."""
     windows = [await window_stats(statistics, name, now - delta) for name, delta in STATS_WINDOWS]
@@ -166,7 +177,11 @@ async def collect(
     if usage is not None:
         for name, delta in TOP_USER_WINDOWS:
             top[name] = await usage.top_users(now - delta, TOP_USERS)
-    return StatsReport(windows=windows, quota=uses, top_users=top)
+    satisfaction: dict[str, Satisfaction] = {}
+    if feedback is not None:
+        for name, delta in TOP_USER_WINDOWS:
+            satisfaction[name] = await feedback.satisfaction(now - delta)
+    return StatsReport(windows=windows, quota=uses, top_users=top, satisfaction=satisfaction)
 
 
 async def latency_series(statistics: Statistics, now: datetime) -> dict[str, list[LatencyBucket]]:
@@ -261,4 +276,23 @@ def render(report: StatsReport, language: Language) -> str:
         lines.append(
             text(language, "stats_top_users", window=name, ranked=ranked or text(language, "stats_none"))
         )
+    lines += [_satisfaction(name, votes, language) for name, votes in report.satisfaction.items()]
     return "\n".join(lines)
+
+
+def format_share(votes: Satisfaction) -> str:
+    """The 👍 share of the votes, like 75%, or - when there were none."""
+    return "-" if votes.share is None else f"{votes.share * 100:.0f}%"
+
+
+def _satisfaction(window: str, votes: Satisfaction, language: Language) -> str:
+    if not votes.total:
+        return text(language, "stats_no_votes", window=window)
+    return text(
+        language,
+        "stats_satisfaction",
+        window=window,
+        share=format_share(votes),
+        up=votes.up,
+        down=votes.down,
+    )

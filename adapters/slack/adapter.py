@@ -33,11 +33,13 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.answer import AnswerWriter
 from adapters.slack.errors import error_code
+from adapters.slack.feedback import FEEDBACK_ACTION, clicked_vote
 from adapters.slack.files import download_all, resolve
 from adapters.slack.normalize import Job, normalize_command, normalize_event
 from adapters.slack.users import UserDirectory
 from adapters.slack.verify import refusal
 from bot.domain import ANSWER_MESSAGE, AdminAlert, FollowUp, Incoming, Platform
+from bot.i18n import pick_language, text
 from bot.observability.logs import get_logger
 from bot.sequencer import LocalSequencer
 
@@ -72,6 +74,7 @@ class SlackAdapter:
         self._media = deps.media
         self._reconnects = deps.metrics.adapter_reconnects.labels(self.name)
         self._engine = deps.engine
+        self.default_language = deps.language
         self._clock = deps.clock
         self._http_mode = settings.mode == "http"
         token = settings.bot_token.get_secret_value() if settings.bot_token is not None else ""
@@ -109,7 +112,8 @@ class SlackAdapter:
         self.bolt.event("app_mention")(self._on_event)
         self.bolt.event("message")(self._on_event)
         self.bolt.command(settings.slash_command)(self._on_command)
-        # Buttons, shortcuts and modals are not ours to answer, but each needs its acknowledgement.
+        self.bolt.action(FEEDBACK_ACTION)(self._on_feedback)
+        # Other buttons, shortcuts and modals are not ours to answer, but each needs its acknowledgement.
         anything = re.compile(".*")
         for register in (self.bolt.action, self.bolt.shortcut, self.bolt.view):
             register(anything)(_acknowledge)
@@ -372,6 +376,29 @@ class SlackAdapter:
             done.set()
             if self._tails.get(job.key) is done:
                 del self._tails[job.key]
+
+    async def _on_feedback(self, ack: AsyncAck, body: dict[str, Any]) -> None:
+        """A 👍/👎 click under an answer: the user's vote on it, thanked in an ephemeral message."""
+        await ack()
+        click = clicked_vote(body)
+        if click is None:
+            return
+        channel, ts, user, vote = click
+        if not await self._engine.record_vote(Platform.SLACK, channel, ts, user, vote):
+            return
+        _name, locale = await self._users.lookup(user)
+        thread = (body.get("container") or {}).get("thread_ts") or (body.get("message") or {}).get(
+            "thread_ts"
+        )
+        try:
+            await self.client.chat_postEphemeral(
+                channel=channel,
+                user=user,
+                text=text(pick_language(locale, self.default_language), "feedback_thanks"),
+                thread_ts=thread,
+            )
+        except SlackApiError as exc:
+            log.info("slack.feedback_thanks_failed", error=error_code(exc))
 
     async def _complete(self, job: Job) -> Incoming | None:
         incoming = job.incoming

@@ -12,10 +12,12 @@ import aiohttp
 from slack_sdk.errors import SlackApiError
 
 from adapters.slack.errors import CALL_ERRORS, UNAVAILABLE_ERRORS, error_code, reason
+from adapters.slack.feedback import feedback_block, message_blocks
 from adapters.slack.markup import MESSAGE_LIMIT, escape, render_chunks, split
 from adapters.slack.normalize import Job
 from adapters.slack.sources import sources_mrkdwn, thoughts_mrkdwn
 from bot.domain import Delta, FinalAnswer, Incoming, Notice, ReplyEvent, Sourcing, Typing
+from bot.i18n import Language, pick_language
 from bot.observability.logs import get_logger
 
 if TYPE_CHECKING:
@@ -38,6 +40,7 @@ class Connection(Protocol):
     optional_client: AsyncWebClient  # for calls that may be skipped (progress edits, status)
     native_streaming: bool
     status_available: bool
+    default_language: Language
 
     @property
     def engine(self) -> Engine: ...
@@ -72,6 +75,7 @@ class AnswerWriter:
         self._last_update = 0.0
         self._noted = False
         self._lost = False  # a message of the event being shown could not be posted
+        self._final_answer = False  # the final answer (not a notice) is being shown: it gets the buttons
 
     async def run(self, events: AsyncIterator[ReplyEvent]) -> bool:
         """Show the events of the answer; False, at once, when its final text could not be shown.
@@ -99,6 +103,7 @@ class AnswerWriter:
             self._text += event.text
             await self._progress()
         elif isinstance(event, FinalAnswer):
+            self._final_answer = True
             await self._finish(event.text, event.notice, event.sourcing)
         elif isinstance(event, Notice):
             if self._incoming.command is not None:
@@ -157,6 +162,27 @@ class AnswerWriter:
         if not chunks and self._streamed and not self._messages:
             return  # a broken stream already shows everything: no "…" after it
         await self._sync(chunks or [PLACEHOLDER])
+        if self._final_answer and self._messages and not self._lost:
+            await self._offer_feedback(self._messages[-1], self._shown[-1])
+
+    @property
+    def _language(self) -> Language:
+        return pick_language(self._incoming.language, self._adapter.default_language)
+
+    async def _answer_shown(self) -> None:
+        """Before the buttons appear: a click on them must find the answer."""
+        shown = list(dict.fromkeys([*self._streams, *self._messages]))
+        await self._adapter.engine.answer_shown(self._incoming, shown)
+
+    async def _offer_feedback(self, ts: str, shown: str) -> None:
+        """The feedback buttons under the answer's last message (the answer stays shown without them)."""
+        await self._answer_shown()
+        try:
+            await self._client.chat_update(
+                channel=self._channel, ts=ts, text=shown, blocks=message_blocks(shown, self._language)
+            )
+        except SlackApiError as exc:
+            log.info("slack.feedback_buttons_failed", error=error_code(exc))
 
     # -- native streaming
 
@@ -207,7 +233,11 @@ class AnswerWriter:
         """Stop the stream with ``note`` (if any) at its end; False when the note still has to be shown."""
         ts = self._stream_ts
         try:
-            await self._stop_stream(f"\n\n_{note}_" if note else None, check=True)
+            blocks = None
+            if self._final_answer:
+                await self._answer_shown()
+                blocks = [feedback_block(self._language)]
+            await self._stop_stream(f"\n\n_{note}_" if note else None, check=True, blocks=blocks)
             return True
         except CALL_ERRORS as exc:
             log.info("slack.stream_stop_failed", error=reason(exc))
@@ -216,12 +246,20 @@ class AnswerWriter:
         await self._stop_stream()
         return not note
 
-    async def _stop_stream(self, markdown_text: str | None = None, *, check: bool = False) -> None:
+    async def _stop_stream(
+        self,
+        markdown_text: str | None = None,
+        *,
+        check: bool = False,
+        blocks: list[dict[str, object]] | None = None,
+    ) -> None:
         ts, self._stream_ts, self._stream_size = self._stream_ts, None, 0
         if ts is None:
             return
         try:
-            await self._client.chat_stopStream(channel=self._channel, ts=ts, markdown_text=markdown_text)
+            await self._client.chat_stopStream(
+                channel=self._channel, ts=ts, markdown_text=markdown_text, blocks=blocks
+            )
         except CALL_ERRORS as exc:
             if check:
                 raise

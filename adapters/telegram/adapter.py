@@ -13,16 +13,18 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
-from telegram import BotCommand, Message, ReplyParameters, Update
+from telegram import BotCommand, Message, MessageReactionUpdated, ReplyParameters, Update
 from telegram.error import BadRequest, InvalidToken, NetworkError, RetryAfter, TelegramError
 from telegram.ext import ApplicationBuilder, BaseUpdateProcessor, ContextTypes, TypeHandler
 from telegram.request import HTTPXRequest
 
 from adapters.telegram.albums import Albums
 from adapters.telegram.answer import AnswerWriter, DraftSupport
+from adapters.telegram.inline import InlineAnswers
 from adapters.telegram.media import fetch_all
 from adapters.telegram.normalize import BotIdentity, Normalized, normalize, ordering_key
 from adapters.telegram.outbox import ChatUnreachableError, FloodControl, Outbox, retry_after_seconds
+from adapters.telegram.reactions import reaction_vote
 from bot.domain import ANSWER_MESSAGE, AdminAlert, FollowUp, Platform
 from bot.observability.logs import get_logger
 from bot.sequencer import LocalSequencer
@@ -36,7 +38,9 @@ log = get_logger(__name__)
 
 WEBHOOK_PATH = "/telegram/webhook"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 - a header name, not a secret
-ALLOWED_UPDATES = ["message"]  # edits are not answered again, so they are not fetched either
+# Edits are not answered again, so they are not fetched either. Reactions are votes on answers.
+ALLOWED_UPDATES = ["message", "message_reaction"]
+INLINE_UPDATES = ["inline_query", "chosen_inline_result"]  # with telegram.inline
 MAX_CONCURRENT_UPDATES = 4096
 # Updates of one chat held at once (see ChatOrderedProcessor): answered at Telegram's 1 message/s per chat,
 # 50 are nearly a minute of answers, and about 80 flooding chats are needed to fill MAX_CONCURRENT_UPDATES.
@@ -269,6 +273,10 @@ class TelegramAdapter:
         self._application.add_handler(TypeHandler(Update, self._on_update))
         self._application.add_error_handler(self._on_error)
         self._outbox = Outbox(FloodControl(settings.rate_limit, deps.clock))
+        self._inline = InlineAnswers(
+            self._application.bot, deps.engine, deps.metrics, enabled=settings.inline
+        )
+        self._allowed_updates = ALLOWED_UPDATES + (INLINE_UPDATES if settings.inline else [])
         self._arrivals: dict[int, tuple[Normalized, bool]] = {}
         self._classified: dict[int, Normalized] = {}
         self._drafts = DraftSupport(settings.draft_streaming)
@@ -340,7 +348,7 @@ class TelegramAdapter:
             await bot.set_webhook(
                 url=settings.webhook_url or "",
                 secret_token=secret,
-                allowed_updates=ALLOWED_UPDATES,
+                allowed_updates=self._allowed_updates,
                 drop_pending_updates=settings.drop_pending_updates,
             )
         else:
@@ -353,7 +361,7 @@ class TelegramAdapter:
             updater = application.updater
             assert updater is not None
             await updater.start_polling(
-                allowed_updates=ALLOWED_UPDATES,
+                allowed_updates=self._allowed_updates,
                 bootstrap_retries=-1,
                 error_callback=self._polling_error,
             )
@@ -398,6 +406,7 @@ class TelegramAdapter:
         PTB waits for every update it started; the caller cancels this at the end of ``grace``.
         """
         self._accepting = False
+        await self._inline.close()
         if self._unsubscribe_alerts is not None:
             self._unsubscribe_alerts()
         if self._connecting is not None and not self._connecting.done():
@@ -518,6 +527,15 @@ class TelegramAdapter:
         if message is not None and _is_migration(message):
             await self._migrate(message.chat.id, message.migrate_to_chat_id, message.migrate_from_chat_id)
             return
+        if update.message_reaction is not None:
+            await self._on_reaction(update.message_reaction)
+            return
+        if update.inline_query is not None:
+            self._inline.received(update.inline_query)
+            return
+        if update.chosen_inline_result is not None:
+            self._inline.chosen(update.chosen_inline_result)
+            return
         arrival = self._arrivals.pop(update.update_id, None)
         if arrival is None:
             return  # not for the bot (or it arrived before the bot knew who it is)
@@ -539,10 +557,20 @@ class TelegramAdapter:
             interval=self._settings.stream_interval.total_seconds(),
             drafts=self._drafts,
             on_preview_message=lambda message_id: self._engine.note_answer_message(incoming, str(message_id)),
+            on_answer_message=lambda message_id: self._engine.answer_shown(incoming, [str(message_id)]),
         )
         async with self._engine.answering(incoming, accepted=True) as answer:
             if not await writer.write(answer):
                 self._engine.note_undelivered(incoming)
+
+    async def _on_reaction(self, reaction: MessageReactionUpdated) -> None:
+        """A user's reactions on a message changed: a vote when the message shows an answer."""
+        counts, value = reaction_vote(reaction)
+        if not counts or reaction.user is None:
+            return
+        await self._engine.record_vote(
+            Platform.TELEGRAM, str(reaction.chat.id), str(reaction.message_id), str(reaction.user.id), value
+        )
 
     async def follow_up(self, item: FollowUp) -> None:
         """Reply to a message a dead process never answered, quoting it where Telegram still can.

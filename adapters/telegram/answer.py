@@ -84,10 +84,13 @@ class AnswerWriter:
         interval: float,
         drafts: DraftSupport,
         on_preview_message: Callable[[int], Awaitable[None]] | None = None,
+        on_answer_message: Callable[[int], Awaitable[None]] | None = None,
     ) -> None:
-        """``on_preview_message`` is told the id of a group preview message once it is posted."""
+        """``on_preview_message`` is told the id of a group preview message once it is posted,
+        ``on_answer_message`` the id of each message that shows the final answer (not a notice)."""
         self._bot = bot
         self._on_preview_message = on_preview_message
+        self._on_answer_message = on_answer_message
         self._outbox = outbox
         self._target = target
         self._chat_id = target.chat_id
@@ -104,6 +107,7 @@ class AnswerWriter:
         self._parts: list[str] = []  # the final answer's messages
         self._parts_html = False
         self._delivered = 0  # how many of them were shown (or may have been: timed out)
+        self._final_is_answer = False
 
     async def write(self, events: AsyncIterator[ReplyEvent]) -> bool:
         """Show the events of one answer; False, at once, when the chat refuses it for good.
@@ -165,6 +169,7 @@ class AnswerWriter:
                 head=thoughts_html(event.sourcing),
                 tail=sources_html(event.sourcing),
             )
+            self._final_is_answer = True
             await self._finish(parts or ["…"], ParseMode.HTML)
         elif isinstance(event, Notice):
             await self._stop_streaming()
@@ -298,12 +303,14 @@ class AnswerWriter:
             self._parts, self._parts_html = parts, mode == ParseMode.HTML
         for index, part in enumerate(parts, start=first):
             try:
-                if not (
+                if (
                     index == 0
                     and self._preview_id is not None
                     and await self._edit_final(self._preview_id, part, mode)
                 ):
-                    await self._send_final(part, mode, quote=index == 0)
+                    await self._shown_in(self._preview_id)
+                else:
+                    await self._shown_in(await self._send_final(part, mode, quote=index == 0))
             except TimedOut as exc:
                 # It may have arrived all the same: sending it again could show it twice.
                 log.warning(
@@ -314,14 +321,18 @@ class AnswerWriter:
                 )
             self._delivered = index + 1
 
-    async def _send_final(self, text: str, mode: str | None, *, quote: bool) -> None:
+    async def _shown_in(self, message: Message | int | None) -> None:
+        if message is not None and self._final_is_answer and self._on_answer_message is not None:
+            await self._on_answer_message(message if isinstance(message, int) else message.message_id)
+
+    async def _send_final(self, text: str, mode: str | None, *, quote: bool) -> Message | None:
         try:
-            await self._send(text, mode, optional=False, quote=quote)
+            return await self._send(text, mode, optional=False, quote=quote)
         except BadRequest as exc:
             if mode is None or not _is_parse_error(exc):
                 raise
             log.info("telegram.plain_fallback", chat_id=self._chat_id, error=exc.message)
-            await self._send(telegram_plain(text), None, optional=False, quote=quote)
+            return await self._send(telegram_plain(text), None, optional=False, quote=quote)
 
     async def _edit_final(self, message_id: int, text: str, mode: str | None) -> bool:
         """Edit the preview into the final part; False when it is gone and a new message is needed."""

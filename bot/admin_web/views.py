@@ -267,7 +267,13 @@ class AdminWeb:
     async def _overview(self, _request: web.Request, session: Session) -> web.StreamResponse:
         app = self._app
         now = app.clock.now()
-        report = await stats.collect(app.store.statistics, app.store.quota, app.settings.gemini.quota, now)
+        report = await stats.collect(
+            app.store.statistics,
+            app.store.quota,
+            app.settings.gemini.quota,
+            now,
+            feedback=app.store.feedback,
+        )
         series = await stats.latency_series(app.store.statistics, now)
         charts = {name: latency_chart(name, buckets) for name, buckets in series.items()}
         return self._page(

@@ -32,6 +32,8 @@ _EN: dict[str, Entry] = {
     "stats_refused_quota": "quota {count}",
     "stats_refused_budget": "budget {count}",
     "stats_top_users": "top users [{window}]: {ranked}",
+    "stats_satisfaction": "satisfaction [{window}]: 👍 {share} ({up} 👍, {down} 👎)",
+    "stats_no_votes": "satisfaction [{window}]: no votes",
     "stats_none": "none",
     "stats_conversations": {"one": "{count} conversation", "other": "{count} conversations"},
     "stats_users": {"one": "{count} user", "other": "{count} users"},
@@ -70,6 +72,9 @@ _EN: dict[str, Entry] = {
         "is a conversation of its own: reset it from inside."
     ),
     "stats_denied": "Sorry, /stats is for admins only.",
+    "feedback_good": "Good answer",
+    "feedback_bad": "Bad answer",
+    "feedback_thanks": "Thanks for your feedback!",
     "forget_done": {
         "one": "Done: {count} exchange you started was erased, in every conversation.",
         "other": "Done: {count} exchanges you started were erased, in every conversation.",
@@ -206,6 +211,8 @@ _ZH: dict[str, Entry] = {
     "stats_refused_quota": "配额 {count}",
     "stats_refused_budget": "预算 {count}",
     "stats_top_users": "tokens 最多 [{window}]：{ranked}",
+    "stats_satisfaction": "满意度 [{window}]：👍 {share}（👍 {up}，👎 {down}）",
+    "stats_no_votes": "满意度 [{window}]：暂无评价",
     "stats_none": "无",
     "stats_conversations": {"other": "对话 {count}"},
     "stats_users": {"other": "用户 {count}"},
@@ -236,6 +243,9 @@ _ZH: dict[str, Entry] = {
         "这里还没有可以重置的对话。在频道中每个话题串（论坛中每个主题）都是独立的对话：请在其中重置。"
     ),
     "stats_denied": "抱歉，/stats 仅限管理员使用。",
+    "feedback_good": "回答有帮助",
+    "feedback_bad": "回答没有帮助",
+    "feedback_thanks": "感谢你的反馈！",
     "forget_done": {"other": "完成：已删除你发起的 {count} 轮对话（所有对话）。"},
     "settings_denied": "在这里只有管理员可以更改本聊天的设置；私聊中任何人都可以。",
     "model_list": "本聊天可用的模型（▶ = 当前）：\n{models}\n用 {prefix}model 名称 切换。",

@@ -31,6 +31,7 @@ COMMAND: Final = "command"
 REJECTED: Final = "rejected"
 DUPLICATE: Final = "duplicate"
 UNDELIVERED: Final = "undelivered"  # answered, but the platform refused to show the answer
+SUPERSEDED: Final = "superseded"  # an engine detail (and inbox status), not an outcome label
 MESSAGE_OUTCOMES: Final = (
     ANSWERED,
     FILTERED,
@@ -66,6 +67,7 @@ _EXACT: Final[dict[str, str]] = {
     "duplicate": DUPLICATE,
     "undelivered": UNDELIVERED,
     "taken_over": DUPLICATE,  # another replica's follow-up answered it (told its sender to resend)
+    SUPERSEDED: DUPLICATE,  # an inline query the same user replaced with a newer one before its answer
     # Accepted-but-not-for-Gemini messages, each answered with a notice.
     "not_allowed": REJECTED,
     "blocked": REJECTED,  # a user blocked from the admin page
@@ -137,6 +139,22 @@ class Metrics:
             "Gemini built-in tool use in answers: searches run, links read, code runs",
             ["tool"],
             registry=r,
+        )
+        self.feedback = Counter(
+            "gembot_feedback",
+            "Votes on answers (Slack feedback buttons, Telegram reactions): up, down, or withdrawn",
+            ["platform", "value"],
+            registry=r,
+        )
+        self.inline_queries = Counter(
+            "gembot_inline_queries",
+            "Telegram inline queries, by what became of them: answered, superseded (the user typed on), "
+            "ignored (inline mode off), or refused (a notice instead of an answer)",
+            ["outcome"],
+            registry=r,
+        )
+        self.inline_chosen = Counter(
+            "gembot_inline_chosen", "Telegram inline results the users chose to send", registry=r
         )
         self.inflight = Gauge("gembot_inflight_conversations", "Answers being produced now", registry=r)
         self.adapter_reconnects = Counter(

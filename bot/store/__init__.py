@@ -4,6 +4,7 @@ from bot.store.blocks import BlockedUsers
 from bot.store.conversations import Conversations, Exchange
 from bot.store.database import Database
 from bot.store.db import create_engine, read_only
+from bot.store.feedback import Feedback, Satisfaction
 from bot.store.inbox import AnswerStart, EventInbox, Unanswered
 from bot.store.migrate import upgrade_to_head
 from bot.store.quota import QuotaCounters
@@ -27,10 +28,12 @@ __all__ = [
     "Database",
     "EventInbox",
     "Exchange",
+    "Feedback",
     "LatencyBucket",
     "QuotaCounters",
     "Records",
     "Retention",
+    "Satisfaction",
     "Statistics",
     "Store",
     "StoredSettings",

@@ -164,7 +164,7 @@ class EventInbox(Queries):
         self, platform: str, received_before: datetime, limit: int = 500
     ) -> list[Unanswered]:
         """Events unfinished since before ``received_before``, oldest first: still 'received' (never
-        started) or 'answering' (see :meth:`start_answer`) since then."""
+        started) or 'answering' (see :meth:`start_answer`) since then, and with a chat to answer in."""
         stmt = (
             select(
                 _inbox.c.event_id,
@@ -175,7 +175,12 @@ class EventInbox(Queries):
                 _inbox.c.language,
                 _inbox.c.received_at,
             )
-            .where(_inbox.c.platform == platform, _unfinished_before(received_before))
+            # A row without a chat has nowhere to follow up (an inline query, a reply target forgotten).
+            .where(
+                _inbox.c.platform == platform,
+                _unfinished_before(received_before),
+                _inbox.c.chat_key.is_not(None),
+            )
             .order_by(_inbox.c.received_at)
             .limit(limit)
         )

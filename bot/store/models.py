@@ -27,6 +27,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 __all__ = [
+    "AnswerMessage",
     "AuditRow",
     "Base",
     "BlockedUser",
@@ -39,6 +40,7 @@ __all__ = [
     "User",
     "UserUsage",
     "UtcDateTime",
+    "Vote",
 ]
 
 # 64-bit ids on PostgreSQL; on SQLite only "INTEGER PRIMARY KEY" is the autoincrementing rowid.
@@ -270,3 +272,42 @@ class UserUsage(Base):
     tokens: Mapped[int] = mapped_column(BigInteger, default=0)
     # As the platform last gave it, for the admins' /stats only.
     display_name: Mapped[str] = mapped_column(String(128), default="")
+
+
+class AnswerMessage(Base):
+    """A platform message that shows an answer, and the inbox row of the message it answers (no text).
+
+    A vote on the message (a Slack feedback button, a Telegram reaction) finds its answer through it.
+    """
+
+    __tablename__ = "answer_messages"
+    __table_args__ = (
+        UniqueConstraint("platform", "chat_key", "message_id"),
+        Index(None, "inbox_id"),
+        Index(None, "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    platform: Mapped[str] = mapped_column(String(32))
+    chat_key: Mapped[str] = mapped_column(String(255))
+    message_id: Mapped[str] = mapped_column(String(255))
+    inbox_id: Mapped[int] = mapped_column(BigId)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class Vote(Base):
+    """One user's vote on one answer ('up' or 'down'), changeable; gone when withdrawn."""
+
+    __tablename__ = "votes"
+    __table_args__ = (
+        UniqueConstraint("inbox_id", "user_id"),
+        Index(None, "platform", "user_id"),  # /forget
+        Index(None, "voted_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    inbox_id: Mapped[int] = mapped_column(BigId)
+    platform: Mapped[str] = mapped_column(String(32))
+    user_id: Mapped[str] = mapped_column(String(255))
+    value: Mapped[str] = mapped_column(String(8))
+    voted_at: Mapped[datetime] = mapped_column(UtcDateTime())

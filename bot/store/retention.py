@@ -11,11 +11,13 @@ from sqlalchemy.engine import Connection
 
 from bot.store.conversations import NO_SUMMARY
 from bot.store.database import Queries
+from bot.store.tables import answer_messages as _answer_messages
 from bot.store.tables import audit as _audit
 from bot.store.tables import conversations as _conversations
 from bot.store.tables import inbox as _inbox
 from bot.store.tables import llm_calls as _llm_calls
 from bot.store.tables import turns as _turns
+from bot.store.tables import votes as _votes
 
 __all__ = ["Retention"]
 
@@ -24,7 +26,8 @@ PURGE_BATCH: Final = 2000
 
 
 class Retention(Queries):
-    """Deletes old rows of ``turns``, ``inbox``, ``audit`` and ``llm_calls``."""
+    """Deletes old rows of ``turns``, ``inbox`` (with the votes and answer message ids kept with it),
+    ``audit`` and ``llm_calls``."""
 
     async def purge(
         self,
@@ -49,6 +52,10 @@ class Retention(Queries):
             "turns": await self._delete_batched(_turns, _turns.c.created_at < turns_before),
             "summaries": await self._clear_summaries(turns_before),
             "inbox": await self._delete_batched(_inbox, _inbox.c.received_at < inbox_before),
+            "votes": await self._delete_batched(_votes, _votes.c.voted_at < inbox_before),
+            "answer_messages": await self._delete_batched(
+                _answer_messages, _answer_messages.c.created_at < inbox_before
+            ),
             "inbox_targets": 0,
             "audit": await self._delete_batched(_audit, _audit.c.at < audit_before),
             "llm_calls": 0,

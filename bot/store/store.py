@@ -12,6 +12,7 @@ from bot.store.blocks import BlockedUsers
 from bot.store.conversations import Conversations
 from bot.store.database import Database
 from bot.store.db import create_engine
+from bot.store.feedback import Feedback
 from bot.store.inbox import EventInbox
 from bot.store.quota import QuotaCounters
 from bot.store.records import Records
@@ -42,6 +43,7 @@ class Store:
         self.chat_settings = ChatSettingsStore(self.database)
         self.usage = UsageCounters(self.database)
         self.summaries = Summaries(self.database)
+        self.feedback = Feedback(self.database)
 
     @classmethod
     async def open(cls, url: str) -> Store:

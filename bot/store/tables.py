@@ -7,6 +7,7 @@ from typing import Final
 from sqlalchemy import Table
 
 from bot.store.models import (
+    AnswerMessage,
     AuditRow,
     BlockedUser,
     ChatSetting,
@@ -17,9 +18,11 @@ from bot.store.models import (
     Turn,
     User,
     UserUsage,
+    Vote,
 )
 
 __all__ = [
+    "answer_messages",
     "audit",
     "blocked_users",
     "chat_settings",
@@ -30,6 +33,7 @@ __all__ = [
     "turns",
     "user_usage",
     "users",
+    "votes",
 ]
 
 conversations: Final[Table] = Conversation.__table__  # type: ignore[assignment]
@@ -42,3 +46,5 @@ quota_counters: Final[Table] = QuotaCounter.__table__  # type: ignore[assignment
 blocked_users: Final[Table] = BlockedUser.__table__  # type: ignore[assignment]
 chat_settings: Final[Table] = ChatSetting.__table__  # type: ignore[assignment]
 user_usage: Final[Table] = UserUsage.__table__  # type: ignore[assignment]
+answer_messages: Final[Table] = AnswerMessage.__table__  # type: ignore[assignment]
+votes: Final[Table] = Vote.__table__  # type: ignore[assignment]

@@ -193,7 +193,7 @@ async def test_startup_registers_commands_and_polls(polling: Gembot) -> None:
     assert "zh" in tg.commands
     assert tg.calls_to("deleteWebhook")
     polls = tg.calls_to("getUpdates")
-    assert polls and polls[-1].params.get("allowed_updates") == ["message"]
+    assert polls and polls[-1].params.get("allowed_updates") == ["message", "message_reaction"]
 
 
 # ---------------------------------------------------------------------------- private chats

@@ -134,6 +134,111 @@ def message_event(
     return event
 
 
+def feedback_click(message: Message, *, user: str, value: str, action_id: str) -> dict[str, Any]:
+    """The ``block_actions`` payload of a click on a ``feedback_buttons`` element of ``message``."""
+    container: dict[str, Any] = {
+        "type": "message",
+        "message_ts": message.ts,
+        "channel_id": message.channel,
+        "is_ephemeral": False,
+    }
+    posted: dict[str, Any] = {
+        "type": "message",
+        "user": BOT_USER_ID,
+        "bot_id": BOT_ID,
+        "ts": message.ts,
+        "text": message.text,
+        "blocks": message.blocks,
+    }
+    if message.thread_ts:
+        container["thread_ts"] = posted["thread_ts"] = message.thread_ts
+    block_id = next((b.get("block_id", "") for b in message.blocks if b.get("type") == "context_actions"), "")
+    return {
+        "type": "block_actions",
+        "user": {
+            "id": user,
+            "username": f"name-{user.lower()}",
+            "name": f"name-{user.lower()}",
+            "team_id": TEAM_ID,
+        },
+        "api_app_id": APP_ID,
+        "token": "legacy-verification-token",
+        "container": container,
+        "trigger_id": f"{uuid.uuid4().int % 10**12}.{uuid.uuid4().hex[:12]}",
+        "team": {"id": TEAM_ID, "domain": "emulated"},
+        "enterprise": None,
+        "is_enterprise_install": False,
+        "channel": {
+            "id": message.channel,
+            "name": "directmessage" if message.channel.startswith("D") else "general",
+        },
+        "message": posted,
+        "state": {"values": {}},
+        "response_url": f"https://hooks.slack.com/actions/{TEAM_ID}/1/{uuid.uuid4().hex}",
+        "actions": [
+            {
+                "type": "feedback_buttons",
+                "action_id": action_id,
+                "block_id": block_id,
+                "value": value,
+                "action_ts": f"{time.time():.6f}",
+            }
+        ],
+    }
+
+
+def _blocks_of(args: Mapping[str, Any]) -> list[dict[str, Any]] | str:
+    """A message's ``blocks`` (sent as a JSON string in forms), or why Slack would refuse them."""
+    blocks = args.get("blocks") or []
+    if isinstance(blocks, str):
+        try:
+            blocks = json.loads(blocks)
+        except ValueError:
+            return "blocks is not valid JSON"
+    if not isinstance(blocks, list) or len(blocks) > 50:
+        return "must be a list of at most 50 blocks"
+    for block in blocks:
+        problem = _block_problem(block)
+        if problem:
+            return problem
+    return blocks
+
+
+def _block_problem(block: Any) -> str:
+    if not isinstance(block, dict) or not isinstance(block.get("type"), str):
+        return "a block without a type"
+    if block["type"] == "section":
+        body = block.get("text") or {}
+        if (
+            body.get("type") not in ("mrkdwn", "plain_text")
+            or not 1 <= len(str(body.get("text", ""))) <= 3000
+        ):
+            return "section text must be 1-3000 characters of mrkdwn or plain_text"
+    elif block["type"] == "context_actions":
+        elements = block.get("elements")
+        if not isinstance(elements, list) or not 1 <= len(elements) <= 5:
+            return "context_actions takes 1-5 elements"
+        return next((p for p in map(_feedback_buttons_problem, elements) if p), "")
+    return ""
+
+
+def _feedback_buttons_problem(element: Any) -> str:
+    if not isinstance(element, dict) or element.get("type") not in ("feedback_buttons", "icon_button"):
+        return "context_actions elements are feedback_buttons or icon_button"
+    if element["type"] != "feedback_buttons":
+        return ""
+    if not 1 <= len(str(element.get("action_id") or "")) <= 255:
+        return "feedback_buttons needs an action_id"
+    for side in ("positive_button", "negative_button"):
+        button = element.get(side)
+        if not isinstance(button, dict) or not button.get("value"):
+            return f"{side} needs a value"
+        label = button.get("text") or {}
+        if label.get("type") != "plain_text" or not 1 <= len(str(label.get("text", ""))) <= 75:
+            return f"{side} text must be 1-75 characters of plain_text"
+    return ""
+
+
 def signature(secret: str, timestamp: str, body: bytes) -> str:
     """``X-Slack-Signature`` for ``body`` sent at ``timestamp``."""
     base = b"v0:" + timestamp.encode() + b":" + body
@@ -226,6 +331,11 @@ class EventSender:
         }
         return await self.post(urlencode(form).encode(), "application/x-www-form-urlencoded", **options)
 
+    async def send_feedback_click(self, payload: dict[str, Any], **options: Any) -> tuple[int, str]:
+        """Deliver an interactive payload (see :func:`feedback_click`), form-encoded as Slack sends it."""
+        body = urlencode({"payload": json.dumps(payload)}).encode()
+        return await self.post(body, "application/x-www-form-urlencoded", **options)
+
 
 # ------------------------------------------------------------------------------------------ emulator
 
@@ -254,6 +364,7 @@ class Message:
     edits: int = 0
     deleted: bool = False
     history: list[str] = field(default_factory=list)
+    blocks: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -706,9 +817,12 @@ class SlackEmulator(LoopbackServer):
             return {"ok": False, "error": "no_text"}
         if len(text) > self.text_limit:
             return {"ok": False, "error": "msg_too_long"}
+        blocks = _blocks_of(args)
+        if isinstance(blocks, str):
+            return {"ok": False, "error": "invalid_blocks", "errors": [blocks]}
         ts = new_ts()
         thread_ts = str(args["thread_ts"]) if args.get("thread_ts") else None
-        self.messages.append(Message(channel, ts, text, thread_ts, history=[text]))
+        self.messages.append(Message(channel, ts, text, thread_ts, history=[text], blocks=blocks))
         message = {"type": "message", "text": text, "user": BOT_USER_ID, "bot_id": BOT_ID, "ts": ts}
         if thread_ts:
             message["thread_ts"] = thread_ts
@@ -725,6 +839,10 @@ class SlackEmulator(LoopbackServer):
             return {"ok": False, "error": "msg_too_long"}
         if message.streaming:
             return {"ok": False, "error": "cant_update_message"}
+        blocks = _blocks_of(args)
+        if isinstance(blocks, str):
+            return {"ok": False, "error": "invalid_blocks", "errors": [blocks]}
+        message.blocks = blocks
         message.text = text
         message.edits += 1
         message.history.append(text)
@@ -795,9 +913,13 @@ class SlackEmulator(LoopbackServer):
         return {"ok": True, "channel": found.channel, "ts": found.ts}
 
     def m_chat_stopStream(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        blocks = _blocks_of(args)
+        if isinstance(blocks, str):
+            return {"ok": False, "error": "invalid_blocks", "errors": [blocks]}
         found = self._streaming(args)
         if isinstance(found, dict):
             return found
+        found.blocks = blocks
         found.streaming = False
         return {"ok": True, "channel": found.channel, "ts": found.ts, "message": {"text": found.text}}
 

@@ -70,6 +70,8 @@ _STRING_FIELDS = frozenset(
         "action",
         "file_id",
         "description",
+        "inline_query_id",
+        "next_offset",
         "short_description",
         "name",
         "language_code",
@@ -341,6 +343,11 @@ class TelegramEmulator(LoopbackServer):
         self._delivery: asyncio.Task[None] | None = None
         self._session: aiohttp.ClientSession | None = None
         self._changed = asyncio.Event()
+        self.supports_inline_queries = False
+        self.inline_answers: dict[str, dict[str, Any]] = {}  # inline query id -> answerInlineQuery's fields
+        self._inline_queries: dict[str, dict[str, Any]] = {}
+        self._inline_ids = itertools.count(9_000_000_001)
+        self._reactions: dict[tuple[int, int, int], list[dict[str, Any]]] = {}
 
     # -------------------------------------------------------------------------------- lifecycle
 
@@ -585,6 +592,63 @@ class TelegramEmulator(LoopbackServer):
         self._notify()
         return int(update["update_id"])
 
+    # ------------------------------------------------------------- reactions and inline mode
+
+    def react(
+        self, chat: dict[str, Any], user: dict[str, Any], message_id: int, emoji: Iterable[str]
+    ) -> dict[str, Any]:
+        """``user`` sets their reactions on a message to ``emoji`` (none: removes them): a
+        ``message_reaction`` update with the old and new reactions, as Telegram sends it."""
+        key = (chat["id"], message_id, user["id"])
+        new = [{"type": "emoji", "emoji": e} for e in emoji]
+        old = self._reactions.get(key, [])
+        self._reactions[key] = new
+        reaction = {
+            "chat": chat,
+            "message_id": message_id,
+            "user": user,
+            "date": int(time.time()),
+            "old_reaction": old,
+            "new_reaction": new,
+        }
+        self.inject({"message_reaction": reaction})
+        return reaction
+
+    def inline_query(self, user: dict[str, Any], query: str, *, chat_type: str = "sender") -> str:
+        """``user`` typed ``@bot query`` in a chat: an ``inline_query`` update; returns the query id."""
+        query_id = str(next(self._inline_ids))
+        inline = {"id": query_id, "from": user, "query": query, "offset": "", "chat_type": chat_type}
+        self._inline_queries[query_id] = inline
+        self.inject({"inline_query": inline})
+        return query_id
+
+    def choose_inline_result(self, user: dict[str, Any], query_id: str, result_id: str) -> None:
+        """``user`` sent the result ``result_id`` of an answered query: a ``chosen_inline_result``."""
+        query = self._inline_queries[query_id]["query"]
+        self.inject({"chosen_inline_result": {"result_id": result_id, "from": user, "query": query}})
+
+    async def _m_answerinlinequery(self, params: dict[str, Any]) -> Any:
+        query_id = str(params.get("inline_query_id") or "")
+        if query_id not in self._inline_queries or query_id in self.inline_answers:
+            raise _ApiError(
+                400, "Bad Request: query is too old and response timeout expired or query ID is invalid"
+            )
+        results = params.get("results")
+        if not isinstance(results, list) or len(results) > 50:
+            raise _ApiError(400, "Bad Request: RESULTS_TOO_MUCH")
+        for result in results:
+            if not isinstance(result, dict) or not result.get("id") or not result.get("type"):
+                raise _ApiError(400, "Bad Request: result is invalid")
+            content = result.get("input_message_content")
+            if result["type"] == "article":
+                if not result.get("title") or not isinstance(content, dict):
+                    raise _ApiError(400, "Bad Request: RESULT_TITLE_EMPTY")
+                self._parse_text(
+                    {"text": content.get("message_text"), "parse_mode": content.get("parse_mode")}
+                )
+        self.inline_answers[query_id] = params
+        return True
+
     def _notify(self) -> None:
         # Wake every current waiter; later waiters wait on a fresh event.
         arrived, self._arrived = self._arrived, asyncio.Event()
@@ -801,7 +865,7 @@ class TelegramEmulator(LoopbackServer):
             **self.bot_user,
             "can_join_groups": True,
             "can_read_all_group_messages": False,
-            "supports_inline_queries": False,
+            "supports_inline_queries": self.supports_inline_queries,
         }
 
     async def _m_getupdates(self, params: dict[str, Any]) -> Any:
@@ -1035,6 +1099,9 @@ class TelegramEmulator(LoopbackServer):
                 await self._wait_update(0.5)
                 continue
             update = self._pending[0]
+            if not _allowed(update, self.webhook.get("allowed_updates")):
+                self._pending.pop(0)  # the bot did not ask for updates of this kind
+                continue
             status = await self.post_update(update)
             if 200 <= status < 300:
                 if self._pending and self._pending[0] is update:
@@ -1084,9 +1151,13 @@ def _json(status: int, payload: Any) -> web.Response:
     return web.Response(status=status, text=json.dumps(payload), content_type="application/json")
 
 
+# Sent only when asked for by name in allowed_updates.
+_NOT_BY_DEFAULT = frozenset({"chat_member", "message_reaction", "message_reaction_count"})
+
+
 def _allowed(update: dict[str, Any], allowed: Any) -> bool:
     if not allowed:
-        return True
+        return not any(key in update for key in _NOT_BY_DEFAULT)
     return any(key in update for key in allowed)
 
 

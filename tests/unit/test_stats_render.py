@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from bot import stats
+from bot.store import Satisfaction
 
 
 def report(conversations: int, users: int) -> stats.StatsReport:
@@ -42,3 +45,11 @@ def test_the_report_reads_the_same_as_before_in_both_languages() -> None:
         "延迟 P50 900ms / P90 900ms / P95 900ms\n错误：无\n拒绝：过滤 0，限速 0，配额 0，预算 0\n"
         "活跃：对话 2，用户 3\ntokens：入 10，出 20；摘要请求 0\n\n配额：day 1/100"
     )
+
+
+def test_satisfaction_shows_the_thumbs_up_share_and_counts_per_window() -> None:
+    votes = {"24h": Satisfaction(up=3, down=1), "30d": Satisfaction()}
+    text = stats.render(replace(report(1, 1), satisfaction=votes), "en")
+    assert text.endswith("satisfaction [24h]: 👍 75% (3 👍, 1 👎)\nsatisfaction [30d]: no votes")
+    zh = stats.render(replace(report(1, 1), satisfaction=votes), "zh")
+    assert zh.endswith("满意度 [24h]：👍 75%（👍 3，👎 1）\n满意度 [30d]：暂无评价")

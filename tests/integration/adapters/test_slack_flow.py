@@ -401,8 +401,10 @@ async def test_rate_limited_progress_is_skipped_not_waited_out(harness_factory: 
     assert h.slack.texts("C1", ts) == ["One two three four.\n\n_Cut at the length limit._"]
     assert [c.status for c in h.slack.called("assistant.threads.setStatus")] == [429]
     updates = h.slack.called("chat.update")
-    assert [c.status for c in updates] == [429, 429, 429, 200, 200]
-    texts = [c.args["text"] for c in updates]
+    # The last edit adds the feedback buttons to the final text.
+    assert [c.status for c in updates] == [429, 429, 429, 200, 200, 200]
+    assert "blocks" not in updates[-2].args and "blocks" in updates[-1].args
+    texts = [c.args["text"] for c in updates[:-1]]
     assert len(set(texts)) == len(texts)  # no edit was sent again after its 429
 
 
@@ -415,3 +417,27 @@ async def test_base_url_without_trailing_slash(
     await h.settle()
     assert h.slack.texts("D1", None) == ["echo: hi"]
     assert {c.method for c in h.slack.calls} >= {"auth.test", "chat.postMessage"}
+
+
+async def test_feedback_buttons_end_a_streamed_answer_but_not_a_notice(
+    harness_factory: Callable[..., Any],
+) -> None:
+    h: Harness = await harness_factory()
+    answered, refused = new_ts(), new_ts()
+    for ts, final in (
+        (answered, FinalAnswer("Hello world.")),
+        (refused, Notice(NoticeKind.RATE_LIMITED, "Slow down.")),
+    ):
+        job = _mention_job(ts)
+
+        async def events(final: FinalAnswer | Notice = final) -> AsyncIterator[ReplyEvent]:
+            yield Typing()
+            yield Delta("Hello ")
+            yield final
+
+        await AnswerWriter(h.adapter, job, job.incoming).run(events())
+    [streamed] = h.slack.thread("C1", answered)
+    assert (streamed.kind, streamed.text) == ("stream", "Hello world.")
+    [block] = streamed.blocks
+    assert block["type"] == "context_actions" and block["elements"][0]["type"] == "feedback_buttons"
+    assert all(not m.blocks for m in h.slack.thread("C1", refused))

@@ -169,6 +169,7 @@ async def test_stats_command_shows_the_same_figures(
             second.settings.gemini.quota,
             NOW,
             usage=second.store.usage,
+            feedback=second.store.feedback,
         ),
         "en",
     )

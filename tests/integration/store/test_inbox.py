@@ -36,6 +36,7 @@ async def test_finish_and_unanswered_events(store: Store) -> None:
             language="zh-hans",
         )
     await store.inbox.claim_event("slack", "s1", "U1", T0)
+    await store.inbox.claim_event("telegram", "inline:1", "u9", T0)  # no chat: nowhere to follow up
     await store.inbox.finish_event("telegram", "e0", "answered", T0 + timedelta(seconds=5), conversation_id=7)
     await store.inbox.finish_event("telegram", "e1", "failed", T0 + timedelta(seconds=5))
     # Where the answer is being written is recorded while the event is unanswered, and only then.

@@ -17,9 +17,10 @@ from bot.store import create_engine, read_only, upgrade_to_head
 from bot.store.models import Base
 from tests.integration.store.conftest import sqlite_url
 
-HEAD = "0005"  # the newest migration
+HEAD = "0006"  # the newest migration
 EXPECTED_TABLES = {
     "alembic_version",
+    "answer_messages",
     "audit",
     "blocked_users",
     "chat_settings",
@@ -30,6 +31,7 @@ EXPECTED_TABLES = {
     "turns",
     "user_usage",
     "users",
+    "votes",
 }
 
 

@@ -22,11 +22,29 @@ async def test_purge_counts(store: Store) -> None:
     counts = await store.retention.purge(
         turns_before=cutoff, inbox_before=T0 + timedelta(hours=1), audit_before=cutoff
     )
-    assert counts == {"turns": 3, "summaries": 0, "inbox": 1, "inbox_targets": 0, "audit": 3, "llm_calls": 0}
+    assert counts == {
+        "turns": 3,
+        "summaries": 0,
+        "inbox": 1,
+        "votes": 0,
+        "answer_messages": 0,
+        "inbox_targets": 0,
+        "audit": 3,
+        "llm_calls": 0,
+    }
     counts = await store.retention.purge(
         turns_before=cutoff, inbox_before=T0, audit_before=T0, calls_before=cutoff
     )
-    assert counts == {"turns": 0, "summaries": 0, "inbox": 0, "inbox_targets": 0, "audit": 0, "llm_calls": 3}
+    assert counts == {
+        "turns": 0,
+        "summaries": 0,
+        "inbox": 0,
+        "votes": 0,
+        "answer_messages": 0,
+        "inbox_targets": 0,
+        "audit": 0,
+        "llm_calls": 3,
+    }
     assert [e.user_text for e in await store.conversations.history(conv, limit=10, since=T0)] == [
         "question 3",
         "question 4",
