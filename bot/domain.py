@@ -59,6 +59,11 @@ class Incoming:
     behalf of the chat itself (a Telegram group's anonymous admins): the chat's id, not the sender's, is
     looked up in the admin list. ``operator`` marks the person running this process (the console): an
     admin whatever the lists say.
+
+    ``context_text`` is text the adapter read for this message only (the messages of a thread or channel
+    to summarise): it goes through the word filter, reaches Gemini with this message, and is never
+    stored. ``context_problem``, when set, is the notice (already in the sender's language) for context
+    that could not be read (e.g. a channel the bot is not in): it is the answer, and Gemini is not called.
     """
 
     platform: Platform
@@ -79,6 +84,8 @@ class Incoming:
     command_prefix: str = "/"
     sent_as_chat: bool = False
     operator: bool = False
+    context_text: str = ""
+    context_problem: str = ""
 
     @property
     def conversation_key(self) -> tuple[str, str, str]:
@@ -93,6 +100,9 @@ class NoticeKind(StrEnum):
     EMPTY = "empty"
     TOO_LONG = "too_long"
     UNSUPPORTED = "unsupported"
+    UNREADABLE = (
+        "unreadable"  # the context to read with the message (a channel to summarise) was not readable
+    )
     FORBIDDEN = "forbidden"  # not allowed here / admins only
     NOT_ALLOWED_CHAT = "not_allowed_chat"
     RATE_LIMITED = "rate_limited"

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+from adapters.slack.history import Reading, message_count
 from bot.domain import Incoming, MessageKind, Platform
 
 SLACK_COMMANDS: Final = frozenset(
@@ -22,6 +23,8 @@ SLACK_COMMANDS: Final = frozenset(
 # "@gembot forget what I said, then ..." is a question for Gemini, not an erasure.
 STANDALONE_COMMANDS: Final = frozenset({"reset", "forget"})
 _PUNCTUATION: Final = ".,:;!?"
+SUMMARY_COMMANDS: Final = frozenset({"summarize", "summarise"})
+SUMMARY_SHORTCUT: Final = "summarize_thread"
 _ANSWERED_SUBTYPES: Final = frozenset({"file_share", "thread_broadcast"})
 _LEADING_MENTION = re.compile(r"\s*<@[UW][A-Z0-9]+(?:\|[^>]*)?>")
 
@@ -36,6 +39,9 @@ class Job:
     team_id: str = ""
     response_url: str = ""
     needs_membership: bool = False  # a thread reply without a mention: answered only in the bot's threads
+    reading: Reading | None = None  # messages to read and send with it (a summary), never stored
+    ephemeral: bool = False  # answered only to its sender (a slash command's summary)
+    assistant: bool = False  # a message in an assistant panel thread (its title is set from the first)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -154,6 +160,7 @@ def normalize_command(body: Mapping[str, Any]) -> Job | None:
     name = word.lower().lstrip("/") or "help"
     trigger = str(body.get("trigger_id") or uuid.uuid4().hex)
     private = channel.startswith("D") or body.get("channel_name") == "directmessage"
+    summary = name in SUMMARY_COMMANDS
     incoming = Incoming(
         platform=Platform.SLACK,
         chat_key=channel,
@@ -164,7 +171,7 @@ def normalize_command(body: Mapping[str, Any]) -> Job | None:
         event_id=f"command:{trigger}",
         is_private=private,
         addressed_to_bot=True,
-        command=name,
+        command=None if summary else name,
         command_args=rest.strip(),
         reply_ids={"channel": channel},  # not the response_url: reply ids are stored, and it is a credential
     )
@@ -174,4 +181,38 @@ def normalize_command(body: Mapping[str, Any]) -> Job | None:
         thread_ts=None,
         team_id=str(body.get("team_id") or ""),
         response_url=str(body.get("response_url") or ""),
+        reading=Reading(channel, None, message_count(rest)) if summary else None,
+        ephemeral=summary,
+    )
+
+
+def normalize_shortcut(body: Mapping[str, Any]) -> Job | None:
+    """The "Summarise thread" message shortcut (a ``message_action``) as a Job answered in that thread."""
+    channel = (body.get("channel") or {}).get("id")
+    user = (body.get("user") or {}).get("id")
+    message = body.get("message") or {}
+    root = message.get("thread_ts") or message.get("ts") or body.get("message_ts")
+    if not (isinstance(channel, str) and channel and isinstance(user, str) and user and root):
+        return None
+    trigger = str(body.get("trigger_id") or uuid.uuid4().hex)
+    private = channel.startswith("D")
+    incoming = Incoming(
+        platform=Platform.SLACK,
+        chat_key=channel,
+        thread_key=str(root),
+        user_id=user,
+        user_name=str((body.get("user") or {}).get("name") or ""),
+        text="",
+        event_id=f"shortcut:{trigger}",
+        is_private=private,
+        addressed_to_bot=True,
+        reply_ids={"channel": channel, "ts": str(root), "thread_ts": str(root)},
+    )
+    return Job(
+        incoming=incoming,
+        channel=channel,
+        thread_ts=str(root),
+        team_id=str((body.get("team") or {}).get("id") or ""),
+        response_url=str(body.get("response_url") or ""),
+        reading=Reading(channel, str(root)),
     )

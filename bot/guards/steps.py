@@ -81,6 +81,24 @@ def checked_text(
     return user_text
 
 
+def checked_context(
+    message: Incoming, lang: Language, *, text_filter: TextFilter | None, metrics: Metrics
+) -> Rejection | str:
+    """The context text read with the message (e.g. a thread to summarise) after the word filter, or why
+    the message stops here: unreadable context, or a blocked word in what was read."""
+    if message.context_problem:
+        return Rejection("context_unreadable", Notice(NoticeKind.UNREADABLE, message.context_problem))
+    context = message.context_text
+    if context and text_filter is not None:
+        verdict = text_filter.check(context)
+        if verdict.flagged:
+            metrics.refusals.labels("filter").inc()
+            if text_filter.action == "block":
+                return Rejection("filtered", Notice(NoticeKind.FILTERED, text(lang, "filtered")))
+            context = verdict.text
+    return context
+
+
 async def rate_rejection(
     message: Incoming, limiter: RateLimiter, metrics: Metrics, lang: Language
 ) -> Rejection | None:
