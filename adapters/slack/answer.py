@@ -111,7 +111,9 @@ class AnswerWriter:
                 await self._finish(event.text, event.notice, event.sourcing)
         elif isinstance(event, Notice):
             private = self._incoming.command is not None or self._job.ephemeral
-            if private or event.kind is NoticeKind.UNREADABLE:
+            # A shortcut on a channel the bot cannot read cannot be answered there either: privately.
+            unreadable = event.kind is NoticeKind.UNREADABLE and bool(self._job.response_url)
+            if private or unreadable:
                 await self._ephemeral(event.text)
             else:
                 await self._finish(self._text, event)

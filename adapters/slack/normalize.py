@@ -167,7 +167,7 @@ def normalize_command(body: Mapping[str, Any]) -> Job | None:
         thread_key="",
         user_id=user,
         user_name=str(body.get("user_name") or ""),
-        text=rest.strip(),
+        text="" if summary else rest.strip(),  # a summary's request is worded once the language is known
         event_id=f"command:{trigger}",
         is_private=private,
         addressed_to_bot=True,
