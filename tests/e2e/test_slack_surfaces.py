@@ -31,10 +31,10 @@ from tests.fakes.slack import (
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
 
 # The channels (and DMs) the bot serves; CHANNEL_OTHER is a channel it does not serve.
-DM_PANEL, DM_PANEL_2, DM_HOME = "DPANEL001", "DPANEL002", "DHOME0001"
+DM_PANEL, DM_PANEL_2, DM_HOME, DM_SEARCH = "DPANEL001", "DPANEL002", "DHOME0001", "DSEARCH01"
 CHANNEL_BUSY, CHANNEL_THREAD, CHANNEL_OUT, CHANNEL_ASIDE = "CBUSY0001", "CTHREAD01", "COUT00001", "CASIDE001"
 CHANNEL_OTHER = "COTHER001"
-SERVED = [DM_PANEL, DM_PANEL_2, DM_HOME, CHANNEL_BUSY, CHANNEL_THREAD, CHANNEL_OUT, CHANNEL_ASIDE]
+SERVED = [DM_PANEL, DM_PANEL_2, DM_HOME, DM_SEARCH, CHANNEL_BUSY, CHANNEL_THREAD, CHANNEL_OUT, CHANNEL_ASIDE]
 SUMMARY_REQUEST = (
     "Summarise the messages above: the main points, the decisions made and the open questions. "
     "Say who said what where it matters."
@@ -94,6 +94,11 @@ async def shown(world: World, channel: str, thread_ts: str | None, count: int) -
     return world.slack.texts(channel, thread_ts)
 
 
+def statuses(world: World, thread_ts: str) -> list[str]:
+    """The statuses the bot set on an assistant thread, in order ("" clears it)."""
+    return [s["status"] for s in world.slack.statuses if s["thread_ts"] == thread_ts]
+
+
 def stored_bytes(world: World) -> bytes:
     """Everything the SQLite database holds on disk (the file and its write-ahead log)."""
     return b"".join(
@@ -131,7 +136,12 @@ async def test_assistant_thread_gets_prompts_a_title_and_a_status_that_clears(wo
     }
     prompts = world.slack.prompts[0]
     assert prompts["thread_ts"] == thread and prompts["channel_id"] == DM_PANEL
-    assert [p["title"] for p in prompts["prompts"]][0] == "Summarise this channel"
+    assert [p["title"] for p in prompts["prompts"]] == [
+        "Summarise this channel",
+        "Explain something simply",
+        "Draft a message",
+        "Brainstorm ideas",
+    ]
 
     question = message_event(
         "What   is a monad, briefly?", channel=DM_PANEL, user="UALICE01", thread_ts=thread
@@ -140,10 +150,8 @@ async def test_assistant_thread_gets_prompts_a_title_and_a_status_that_clears(wo
     await shown(world, DM_PANEL, thread, 2)
     assert world.slack.texts(DM_PANEL, thread)[1] == "echo: What   is a monad, briefly?"
     assert [t["title"] for t in world.slack.titles] == ["What is a monad, briefly?"]
-    statuses = [s["status"] for s in world.slack.statuses if s["thread_ts"] == thread]
-    await world.slack.wait_for(lambda: [s["status"] for s in world.slack.statuses][-1:] == [""])
-    statuses = [s["status"] for s in world.slack.statuses if s["thread_ts"] == thread]
-    assert statuses == ["is thinking…", ""]
+    await world.slack.wait_for(lambda: statuses(world, thread)[-1:] == [""])
+    assert statuses(world, thread) == ["is thinking…", ""]
 
     # The second question keeps the title; the conversation is the thread's own.
     await world.sender.event(
@@ -156,6 +164,25 @@ async def test_assistant_thread_gets_prompts_a_title_and_a_status_that_clears(wo
         ("model", "echo: What   is a monad, briefly?"),
         ("user", "And a functor?"),
     ]
+
+
+async def test_status_says_the_bot_searches_the_web_when_the_chat_turned_search_on(world: World) -> None:
+    await world.sender.command(
+        "settings search on", user="UBOB0001", channel=DM_SEARCH, response_url=world.slack.response_url()
+    )
+    await world.slack.wait_for(lambda: world.slack.responses)
+    thread = new_ts()
+    await world.sender.event(
+        assistant_thread_event("started", user="UBOB0001", channel=DM_SEARCH, thread_ts=thread)
+    )
+    await world.slack.wait_for(lambda: world.slack.thread(DM_SEARCH, thread))
+    await world.sender.event(
+        message_event("News today?", channel=DM_SEARCH, user="UBOB0001", thread_ts=thread)
+    )
+    await shown(world, DM_SEARCH, thread, 2)
+    await world.slack.wait_for(lambda: statuses(world, thread)[-1:] == [""])
+    assert statuses(world, thread) == ["is searching the web…", ""]
+    assert world.gemini.requests[-1].body["tools"] == [{"googleSearch": {}}]
 
 
 async def test_summarise_this_channel_in_the_panel_reads_the_channel_beside_it(world: World) -> None:
@@ -285,14 +312,22 @@ async def test_summarise_thread_shortcut_answers_in_the_thread(world: World) -> 
 
 async def test_app_home_is_published_and_forget_me_erases_like_forget(world: World) -> None:
     await world.sender.event(message_event("remember this", channel=DM_HOME, user="UDAVE001"))
-    await world.slack.wait_for(lambda: world.slack.texts(DM_HOME, None) == ["echo: remember this"])
+    assert await shown(world, DM_HOME, None, 1) == ["echo: remember this"]
 
-    await world.sender.event(app_home_opened_event(user="UDAVE001", channel=DM_HOME))
-    await world.slack.wait_for(lambda: "UDAVE001" in world.slack.views)
-    view = world.slack.views["UDAVE001"]
-    texts = [b["text"]["text"] for b in view["blocks"] if b["type"] in ("section", "header")]
+    def home_texts() -> list[str]:
+        view = world.slack.views.get("UDAVE001") or {"blocks": []}
+        return [b["text"]["text"] for b in view["blocks"] if b["type"] in ("section", "header")]
+
+    # The answer shows before its use is counted: the tab shows it on the next opening.
+    for _ in range(50):
+        world.slack.views.clear()
+        await world.sender.event(app_home_opened_event(user="UDAVE001", channel=DM_HOME))
+        await world.slack.wait_for(lambda: "UDAVE001" in world.slack.views)
+        if "today: 1 message;" in home_texts()[1]:
+            break
+    texts, view = home_texts(), world.slack.views["UDAVE001"]
     assert texts[0] == "Your use"
-    assert "today: 1 message" in texts[1]
+    assert "today: 1 message;" in texts[1]
     assert texts[3].startswith("Model: gemini-")
     assert "24 hours" in texts[5]
     (button,) = view["blocks"][-1]["elements"]
