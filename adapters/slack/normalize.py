@@ -17,7 +17,7 @@ from adapters.slack.history import Reading, message_count
 from bot.domain import Incoming, MessageKind, Platform
 
 SLACK_COMMANDS: Final = frozenset(
-    {"help", "reset", "stats", "forget", "model", "persona", "settings", "usage"}
+    {"help", "reset", "stats", "forget", "model", "persona", "settings", "usage", "summarize", "summarise"}
 )
 # Destructive commands after a mention only count when the word stands alone, so a sentence such as
 # "@gembot forget what I said, then ..." is a question for Gemini, not an erasure.
@@ -118,6 +118,15 @@ def normalize_event(body: Mapping[str, Any], bot_user_id: str, bot_id: str = "")
             text = _LEADING_MENTION.sub("", text, count=1)
     text = text.strip()
     command, command_args = (_mention_command(text) if leading else None) or (None, "")
+    reading = None
+    if command in SUMMARY_COMMANDS:
+        command = None
+        if not command_args or command_args.isdigit():
+            # "@gembot summarize" in a thread summarises the thread; at the top level, the channel's end.
+            # "@gembot summarize what I pasted" is a question like any other.
+            count = message_count(command_args)
+            reading = Reading(channel, thread_ts) if thread_ts else Reading(channel, None, count)
+            text = ""
     private = event.get("channel_type") == "im" or channel.startswith("D")
     if private:
         thread_key, reply_thread, addressed = thread_ts or "", thread_ts, True
@@ -148,6 +157,7 @@ def normalize_event(body: Mapping[str, Any], bot_user_id: str, bot_id: str = "")
         thread_ts=reply_thread,
         team_id=str(team),
         needs_membership=not addressed,
+        reading=reading,
     )
 
 

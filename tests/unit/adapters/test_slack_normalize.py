@@ -200,3 +200,23 @@ def test_summarise_thread_shortcut_reads_the_thread_of_the_message_and_answers_i
         message_shortcut("summarize_thread", user="U1", channel="C7", message=top, response_url="u")
     )
     assert job is not None and job.thread_ts == "30.000003"
+
+
+def test_mention_summarize_reads_the_thread_or_the_channel_and_a_sentence_stays_a_question() -> None:
+    in_thread = normalize_event(
+        event_callback(mention_event("summarize", channel="C1", user="U1", ts="2.0", thread_ts="1.0")),
+        BOT_USER_ID,
+    )
+    assert in_thread is not None and in_thread.reading == Reading("C1", "1.0")
+    assert in_thread.incoming.command is None and in_thread.incoming.text == ""
+    top = normalize_event(event_callback(mention_event("Summarise 20", channel="C1", user="U1")), BOT_USER_ID)
+    assert (
+        top is not None
+        and top.reading == Reading("C1", None, 20)
+        and top.thread_ts == top.incoming.thread_key
+    )
+    question = normalize_event(
+        event_callback(mention_event("summarize what I pasted", channel="C1", user="U1")), BOT_USER_ID
+    )
+    assert question is not None and question.reading is None
+    assert question.incoming.text == "summarize what I pasted" and question.incoming.command is None
