@@ -210,6 +210,12 @@ class Engine:
         return self._settings.gemini.tools.google_search if search is None else search
 
     @property
+    def context_chars(self) -> int:
+        """How many characters a request's context may hold (``conversation.max_context_chars``): text an
+        adapter reads for one message (``Incoming.context_text``) should fit in it."""
+        return self._settings.conversation.max_context_chars
+
+    @property
     def retention(self) -> timedelta:
         """How long conversation text is kept (e.g. for a home page's privacy facts)."""
         return self._settings.storage.retention

@@ -434,7 +434,10 @@ class SlackAdapter:
             command_prefix=f"{self._settings.slash_command} ",
         )
         lang = pick_language(incoming.language, self._language)
-        return await with_read_context(job, incoming, lang, self._history, self._panel)
+        budget = self._engine.context_chars
+        return await with_read_context(
+            job, incoming, lang, history=self._history, panel=self._panel, budget=budget
+        )
 
     async def _status(self, job: Job, incoming: Incoming) -> str:
         """The thread status while the answer is written; an assistant thread's first question names it."""

@@ -106,14 +106,14 @@ class HistoryReader:
                 break
         return list(reversed(newest_first[:limit]))
 
-    async def transcript(self, messages: list[Mapping[str, Any]]) -> str:
-        """One "name: text" line (continuation lines indented) per message; mentions show names."""
+    async def transcript(self, messages: list[Mapping[str, Any]]) -> list[str]:
+        """Each message as "name: text" (continuation lines indented), mentions shown by names."""
         lines = []
         for message in messages:
             name = await self._sender(message)
             body = await self._named_mentions(str(message.get("text") or ""))
             lines.append(f"{name}: " + body.replace("\n", "\n  "))
-        return "\n".join(lines)
+        return lines
 
     async def _sender(self, message: Mapping[str, Any]) -> str:
         user = message.get("user")

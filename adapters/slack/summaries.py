@@ -18,8 +18,25 @@ from bot.observability.logs import get_logger
 log = get_logger(__name__)
 
 
+def newest_that_fit(lines: list[str], budget: int) -> list[str]:
+    """The newest of ``lines`` (oldest first) whose text, one per line, fits ``budget`` characters."""
+    kept: list[str] = []
+    for line in reversed(lines):
+        budget -= len(line) + 1
+        if budget < 0:
+            break
+        kept.append(line)
+    return kept[::-1]
+
+
 async def with_read_context(
-    job: Job, incoming: Incoming, lang: Language, history: HistoryReader, panel: AssistantPanel
+    job: Job,
+    incoming: Incoming,
+    lang: Language,
+    *,
+    history: HistoryReader,
+    panel: AssistantPanel,
+    budget: int,
 ) -> Incoming:
     """``incoming`` with the messages its job asks to summarise (or why they could not be read)."""
     reading: Reading | None = job.reading
@@ -42,10 +59,15 @@ async def with_read_context(
         return replace(incoming, context_problem=text(lang, "summary_failed"))
     if not messages:
         return replace(incoming, context_problem=text(lang, "summary_empty"))
-    if reading.thread_ts is not None:
-        header = text(lang, "summary_thread_header")
+    # The oldest messages give way when all of them would not fit in the request's context.
+    lines = newest_that_fit(await history.transcript(messages), budget - len(incoming.text) - 200)
+    if not lines:
+        return replace(incoming, context_problem=text(lang, "summary_failed"))
+    if reading.thread_ts is None:
+        header = text(lang, "summary_channel_header", count=len(lines))
+    elif len(lines) < len(messages):
+        header = text(lang, "summary_thread_tail_header", count=len(lines))
     else:
-        header = text(lang, "summary_channel_header", count=len(messages))
-    transcript = await history.transcript(messages)
-    log.info("slack.summary_read", messages=len(messages), chars=len(transcript))
-    return replace(incoming, context_text=f"{header}\n{transcript}")
+        header = text(lang, "summary_thread_header")
+    log.info("slack.summary_read", messages=len(messages), sent=len(lines))
+    return replace(incoming, context_text="\n".join([header, *lines]))

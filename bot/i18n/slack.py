@@ -25,6 +25,10 @@ SLACK_EN: Final[dict[str, _Entry]] = {
         "Say who said what where it matters."
     ),
     "summary_thread_header": "The messages of a Slack thread, oldest first:",
+    "summary_thread_tail_header": {
+        "one": "The last message of a Slack thread:",
+        "other": "The last {count} messages of a Slack thread, oldest first:",
+    },
     "summary_channel_header": {
         "one": "The last message of a Slack channel:",
         "other": "The last {count} messages of a Slack channel, oldest first:",
@@ -74,6 +78,7 @@ SLACK_ZH: Final[dict[str, _Entry]] = {
     "status_searching": "正在搜索网页…",
     "summary_request": "总结上面的消息：要点、已做的决定和未解决的问题。必要时说明是谁说的。",
     "summary_thread_header": "一个 Slack 讨论串的消息，按时间先后：",
+    "summary_thread_tail_header": {"other": "一个 Slack 讨论串最近的 {count} 条消息，按时间先后："},
     "summary_channel_header": {"other": "一个 Slack 频道最近的 {count} 条消息，按时间先后："},
     "summary_not_in_channel": "我无法读取那个频道：请先邀请我加入（/invite @gembot），然后再问一次。",
     "summary_not_allowed": "我不服务于那个频道，所以无法总结它。",
