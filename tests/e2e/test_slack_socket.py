@@ -11,14 +11,16 @@ import pytest_asyncio
 
 from tests.conftest import API_KEY, base_config
 from tests.e2e.test_slack import free_port, start_gembot, stop_gembot
-from tests.fakes.gemini import GeminiEmulator
+from tests.fakes.gemini import GeminiEmulator, Reply
 from tests.fakes.slack import (
     APP_TOKEN,
     BOT_TOKEN,
     TEAM_ID,
     SlackEmulator,
+    assistant_thread_event,
     event_callback,
     mention_event,
+    message_shortcut,
     new_ts,
 )
 
@@ -98,4 +100,49 @@ async def test_socket_mode_events_and_commands(
     finally:
         log = await stop_gembot(bot)
     assert APP_TOKEN not in log and BOT_TOKEN not in log
+    assert "Traceback" not in log, log
+
+
+async def test_socket_mode_assistant_thread_and_shortcut(
+    emulators: tuple[GeminiEmulator, SlackEmulator], tmp_path: Path
+) -> None:
+    gemini, slack = emulators
+    slack.clear()
+    config = base_config(tmp_path / "data" / "gembot.db", gemini.base_url)
+    config["server"]["port"] = free_port()
+    config["slack"] = {
+        "enabled": True,
+        "mode": "socket",
+        "bot_token": "${SLACK_BOT_TOKEN}",
+        "app_token": "${SLACK_APP_TOKEN}",
+        "base_url": slack.api_url,
+        "update_interval": "100ms",
+    }
+    env = {"GEMINI_API_KEY": API_KEY, "SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_APP_TOKEN": APP_TOKEN}
+    bot = await start_gembot(tmp_path, config, env)
+    try:
+        await slack.wait_socket()
+        thread = new_ts()
+        started = assistant_thread_event("started", user="U1", channel="DSOCKA", thread_ts=thread)
+        await slack.send_envelope(event_callback(started))
+        await slack.wait_for(lambda: slack.prompts and slack.thread("DSOCKA", thread))
+
+        parent = slack.post_as_user("CSOCKT", "Lunch at noon?", user="U1")
+        slack.post_as_user("CSOCKT", "Yes, noon.", user="U2", thread_ts=parent)
+        gemini.script(Reply(text="Lunch is at noon."))
+        shortcut = message_shortcut(
+            "summarize_thread",
+            user="U2",
+            channel="CSOCKT",
+            message=slack.conversations["CSOCKT"][0],
+            response_url=slack.response_url(),
+        )
+        envelope = await slack.send_envelope(shortcut, kind="interactive")
+        await slack.wait_for(
+            lambda: envelope in slack.acks and (m := slack.thread("CSOCKT", parent)) and not m[0].streaming
+        )
+        assert slack.texts("CSOCKT", parent) == ["Lunch is at noon."]
+        assert "name-u1: Lunch at noon?\nname-u2: Yes, noon." in gemini.user_texts(-1)[0]
+    finally:
+        log = await stop_gembot(bot)
     assert "Traceback" not in log, log
