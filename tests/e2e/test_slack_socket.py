@@ -10,7 +10,7 @@ import pytest
 import pytest_asyncio
 
 from tests.conftest import API_KEY, base_config
-from tests.e2e.test_slack import free_port, start_gembot, stop_gembot
+from tests.e2e.test_slack import Gembot, free_port, start_gembot, stop_gembot
 from tests.fakes.gemini import GeminiEmulator, Reply
 from tests.fakes.slack import (
     APP_TOKEN,
@@ -33,10 +33,8 @@ async def emulators() -> AsyncIterator[tuple[GeminiEmulator, SlackEmulator]]:
         yield gemini, slack
 
 
-async def test_socket_mode_events_and_commands(
-    emulators: tuple[GeminiEmulator, SlackEmulator], tmp_path: Path
-) -> None:
-    gemini, slack = emulators
+async def start_socket_mode(gemini: GeminiEmulator, slack: SlackEmulator, tmp_path: Path) -> Gembot:
+    """``gembot run`` in socket mode on the emulators."""
     config = base_config(tmp_path / "data" / "gembot.db", gemini.base_url)
     config["server"]["port"] = free_port()
     config["logging"] = {"level": "INFO", "format": "json"}
@@ -49,7 +47,14 @@ async def test_socket_mode_events_and_commands(
         "update_interval": "100ms",
     }
     env = {"GEMINI_API_KEY": API_KEY, "SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_APP_TOKEN": APP_TOKEN}
-    bot = await start_gembot(tmp_path, config, env)  # /readyz waits for the WebSocket
+    return await start_gembot(tmp_path, config, env)
+
+
+async def test_socket_mode_events_and_commands(
+    emulators: tuple[GeminiEmulator, SlackEmulator], tmp_path: Path
+) -> None:
+    gemini, slack = emulators
+    bot = await start_socket_mode(gemini, slack, tmp_path)  # /readyz waits for the WebSocket
     try:
         await slack.wait_socket()
         assert slack.called("apps.connections.open")
@@ -108,18 +113,7 @@ async def test_socket_mode_assistant_thread_and_shortcut(
 ) -> None:
     gemini, slack = emulators
     slack.clear()
-    config = base_config(tmp_path / "data" / "gembot.db", gemini.base_url)
-    config["server"]["port"] = free_port()
-    config["slack"] = {
-        "enabled": True,
-        "mode": "socket",
-        "bot_token": "${SLACK_BOT_TOKEN}",
-        "app_token": "${SLACK_APP_TOKEN}",
-        "base_url": slack.api_url,
-        "update_interval": "100ms",
-    }
-    env = {"GEMINI_API_KEY": API_KEY, "SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_APP_TOKEN": APP_TOKEN}
-    bot = await start_gembot(tmp_path, config, env)
+    bot = await start_socket_mode(gemini, slack, tmp_path)
     try:
         await slack.wait_socket()
         thread = new_ts()

@@ -83,17 +83,6 @@ def _fresh(world: World) -> None:
         world.slack.users[user] = {"display_name": name}
 
 
-async def shown(world: World, channel: str, thread_ts: str | None, count: int) -> list[str]:
-    """Wait until the bot shows ``count`` finished messages there; returns their texts."""
-
-    def done() -> bool:
-        messages = world.slack.thread(channel, thread_ts)
-        return len(messages) >= count and not any(m.streaming or m.text == "…" for m in messages)
-
-    await world.slack.wait_for(done)
-    return world.slack.texts(channel, thread_ts)
-
-
 def statuses(world: World, thread_ts: str) -> list[str]:
     """The statuses the bot set on an assistant thread, in order ("" clears it)."""
     return [s["status"] for s in world.slack.statuses if s["thread_ts"] == thread_ts]
@@ -147,7 +136,7 @@ async def test_assistant_thread_gets_prompts_a_title_and_a_status_that_clears(wo
         "What   is a monad, briefly?", channel=DM_PANEL, user="UALICE01", thread_ts=thread
     )
     await world.sender.event(question)
-    await shown(world, DM_PANEL, thread, 2)
+    await world.slack.finished(DM_PANEL, thread, 2)
     assert world.slack.texts(DM_PANEL, thread)[1] == "echo: What   is a monad, briefly?"
     assert [t["title"] for t in world.slack.titles] == ["What is a monad, briefly?"]
     await world.slack.wait_for(lambda: statuses(world, thread)[-1:] == [""])
@@ -157,7 +146,7 @@ async def test_assistant_thread_gets_prompts_a_title_and_a_status_that_clears(wo
     await world.sender.event(
         message_event("And a functor?", channel=DM_PANEL, user="UALICE01", thread_ts=thread)
     )
-    await shown(world, DM_PANEL, thread, 3)
+    await world.slack.finished(DM_PANEL, thread, 3)
     assert len(world.slack.titles) == 1
     assert world.gemini.contents(-1) == [
         ("user", "What   is a monad, briefly?"),
@@ -179,7 +168,7 @@ async def test_status_says_the_bot_searches_the_web_when_the_chat_turned_search_
     await world.sender.event(
         message_event("News today?", channel=DM_SEARCH, user="UBOB0001", thread_ts=thread)
     )
-    await shown(world, DM_SEARCH, thread, 2)
+    await world.slack.finished(DM_SEARCH, thread, 2)
     await world.slack.wait_for(lambda: statuses(world, thread)[-1:] == [""])
     assert statuses(world, thread) == ["is searching the web…", ""]
     assert world.gemini.requests[-1].body["tools"] == [{"googleSearch": {}}]
@@ -197,7 +186,7 @@ async def test_summarise_this_channel_in_the_panel_reads_the_channel_beside_it(w
     await world.sender.event(
         message_event("Summarise this channel", channel=DM_PANEL_2, user="UBOB0001", thread_ts=thread)
     )
-    await shown(world, DM_PANEL_2, thread, 2)
+    await world.slack.finished(DM_PANEL_2, thread, 2)
     assert "Open the channel you want summarised" in world.slack.texts(DM_PANEL_2, thread)[1]
     assert not world.gemini.requests
 
@@ -217,7 +206,7 @@ async def test_summarise_this_channel_in_the_panel_reads_the_channel_beside_it(w
     await world.sender.event(
         message_event("summarize this channel!", channel=DM_PANEL_2, user="UBOB0001", thread_ts=thread)
     )
-    await shown(world, DM_PANEL_2, thread, 3)
+    await world.slack.finished(DM_PANEL_2, thread, 3)
     assert world.slack.texts(DM_PANEL_2, thread)[2] == "The channel planned a launch."
     sent = world.gemini.requests[-1].contents()[-1][1]
     assert all(f"{name}: {words}" in sent for name, words in seeded)
@@ -312,7 +301,7 @@ async def test_summarise_thread_shortcut_answers_in_the_thread(world: World) -> 
 
 async def test_app_home_is_published_and_forget_me_erases_like_forget(world: World) -> None:
     await world.sender.event(message_event("remember this", channel=DM_HOME, user="UDAVE001"))
-    assert await shown(world, DM_HOME, None, 1) == ["echo: remember this"]
+    assert await world.slack.finished(DM_HOME, None, 1) == ["echo: remember this"]
 
     def home_texts() -> list[str]:
         view = world.slack.views.get("UDAVE001") or {"blocks": []}

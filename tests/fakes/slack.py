@@ -508,6 +508,17 @@ class SlackEmulator(LoopbackServer):
             m for m in self.messages if m.channel == channel and m.thread_ts == thread_ts and not m.deleted
         ]
 
+    async def finished(self, channel: str, thread_ts: str | None, count: int = 1) -> list[str]:
+        """Wait until the bot shows ``count`` finished messages there (no stream open, no "…"
+        placeholder); returns the texts of :meth:`thread`."""
+
+        def done() -> bool:
+            messages = self.thread(channel, thread_ts)
+            return len(messages) >= count and not any(m.streaming or m.text == "…" for m in messages)
+
+        await self.wait_for(done)
+        return self.texts(channel, thread_ts)
+
     def texts(self, channel: str, thread_ts: str | None) -> list[str]:
         """The texts of :meth:`thread`."""
         return [m.text for m in self.thread(channel, thread_ts)]
