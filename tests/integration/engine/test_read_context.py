@@ -57,3 +57,5 @@ async def test_unreadable_context_is_answered_with_its_notice_without_gemini(
     notice = terminal(await collect(app, message))
     assert notice.kind is NoticeKind.UNREADABLE and notice.text == "I can't read that channel."
     assert not gemini.requests
+    labels = {"platform": "telegram", "outcome": "rejected", "detail": "context_unreadable"}
+    assert app.metrics.registry.get_sample_value("gembot_messages_total", labels) == 1
