@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar
 
 from aiohttp import web
 
 from bot.alerts import AlertHandler
 from bot.clock import Clock
+from bot.config import MediaSettings
 from bot.domain import FollowUp
 from bot.engine import Engine
 from bot.i18n import Language
@@ -52,6 +53,8 @@ class AdapterDeps(Generic[SettingsT_co]):
     clock: Clock
     language: Language
     """The configured default language (for texts the adapter words itself)."""
+    media: MediaSettings = field(default_factory=MediaSettings)
+    """Whether files users send are fetched, and up to what size."""
 
 
 class Adapter(Protocol):

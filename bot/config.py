@@ -418,8 +418,10 @@ class TelegramSettings(_Section):
     drop_pending_updates: Flag = False
     stream_interval: Annotated[Duration, _within(50 * _MS, _MINUTE)] = timedelta(seconds=1)
     draft_streaming: Flag = True
-    photo_max_bytes: int = Field(default=5_000_000, ge=1)
-    photo_prompt: str = "Describe this picture."
+    # Older keys, still read so that configs naming them load; ignored (check-config says so):
+    # media.max_bytes limits every file, and a file without a caption is sent to Gemini as it is.
+    photo_max_bytes: int | None = Field(default=None, ge=1, exclude=True)
+    photo_prompt: str | None = Field(default=None, exclude=True)
     # Answer inline queries (@bot question in any chat); inline mode must also be enabled with BotFather.
     inline: Flag = False
 
@@ -781,6 +783,12 @@ def is_loopback_host(host: str) -> bool:
 def config_warnings(settings: Settings) -> list[str]:
     """Risky but valid settings ``gembot check-config`` points out (one line each)."""
     warnings = []
+    if settings.telegram.photo_max_bytes is not None:
+        warnings.append("telegram.photo_max_bytes is no longer used: media.max_bytes limits every file")
+    if settings.telegram.photo_prompt is not None:
+        warnings.append(
+            "telegram.photo_prompt is no longer used: a photo without a caption is sent to Gemini as it is"
+        )
     if settings.admin_web.enabled and not is_loopback_host(settings.server.host):
         warnings.append(
             f"admin_web is enabled and server.host {settings.server.host} is not loopback: serve "

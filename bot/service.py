@@ -37,6 +37,7 @@ def adapter_deps(app: App, routes: Routes, settings: SettingsT) -> AdapterDeps[S
         routes=routes,
         clock=app.clock,
         language=app.settings.conversation.language,
+        media=app.settings.media,
     )
 
 

@@ -34,6 +34,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from adapters.slack.answer import AnswerWriter
 from adapters.slack.assistant import AssistantPanel
 from adapters.slack.errors import error_code
+from adapters.slack.files import download_all, resolve
 from adapters.slack.history import HistoryReader
 from adapters.slack.home import FORGET_ACTION, HomeTab, forget_job
 from adapters.slack.normalize import (
@@ -79,6 +80,7 @@ class SlackAdapter:
     def __init__(self, deps: AdapterDeps[SlackSettings]) -> None:
         settings = deps.settings
         self._settings = settings
+        self._media = deps.media
         self._reconnects = deps.metrics.adapter_reconnects.labels(self.name)
         self._engine = deps.engine
         self._clock = deps.clock
@@ -320,13 +322,23 @@ class SlackAdapter:
         return None
 
     async def _on_event(self, body: dict[str, Any], context: AsyncBoltContext) -> BoltResponse | None:
-        job = normalize_event(body, context.bot_user_id or self._bot_user_id, context.bot_id or self._bot_id)
+        job = normalize_event(
+            body,
+            context.bot_user_id or self._bot_user_id,
+            context.bot_id or self._bot_id,
+            media=self._media.enabled,
+        )
         return None if job is None else await self.arrive(job)
 
     async def _on_assistant_message(
         self, body: dict[str, Any], context: AsyncBoltContext
     ) -> BoltResponse | None:
-        job = normalize_event(body, context.bot_user_id or self._bot_user_id, context.bot_id or self._bot_id)
+        job = normalize_event(
+            body,
+            context.bot_user_id or self._bot_user_id,
+            context.bot_id or self._bot_id,
+            media=self._media.enabled,
+        )
         return None if job is None else await self.arrive(replace(job, assistant=True))
 
     async def _on_command(self, ack: AsyncAck, body: dict[str, Any]) -> BoltResponse | None:
@@ -427,6 +439,11 @@ class SlackAdapter:
                 return None
             incoming = replace(incoming, addressed_to_bot=True)
         name, language = await self._users.lookup(incoming.user_id)
+        if job.files:
+            token = self._settings.bot_token.get_secret_value() if self._settings.bot_token else ""
+            shared = await resolve(self.client, job.files)
+            files = await download_all(self._session, token, shared, self._media.max_bytes)
+            incoming = replace(incoming, attachments=files)
         incoming = replace(
             incoming,
             user_name=incoming.user_name or name,

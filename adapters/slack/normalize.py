@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+from adapters.slack.files import SlackFile, event_files
 from adapters.slack.history import Reading, message_count
 from bot.domain import Incoming, MessageKind, Platform
 
@@ -39,6 +40,7 @@ class Job:
     team_id: str = ""
     response_url: str = ""
     needs_membership: bool = False  # a thread reply without a mention: answered only in the bot's threads
+    files: tuple[SlackFile, ...] = ()  # downloaded at the message's turn
     reading: Reading | None = None  # messages to read and send with it (a summary), never stored
     ephemeral: bool = False  # answered only to its sender (a slash command's summary)
     assistant: bool = False  # a message in an assistant panel thread (its title is set from the first)
@@ -84,11 +86,14 @@ def _mention_command(text: str) -> tuple[str, str] | None:
     return word, rest
 
 
-def normalize_event(body: Mapping[str, Any], bot_user_id: str, bot_id: str = "") -> Job | None:
+def normalize_event(
+    body: Mapping[str, Any], bot_user_id: str, bot_id: str = "", *, media: bool = True
+) -> Job | None:
     """An Events API ``app_mention``/``message`` callback as a Job, or None when it is not for the bot.
 
     Bot messages (any ``bot_id``), the bot's own messages, edits, deletions and other subtypes, and
-    top-level channel messages without a mention give None.
+    top-level channel messages without a mention give None. Shared files are listed to be downloaded;
+    with ``media`` off a message with files is ``UNSUPPORTED``.
     """
     event = body.get("event")
     if not isinstance(event, Mapping) or event.get("type") not in ("app_mention", "message"):
@@ -127,6 +132,7 @@ def normalize_event(body: Mapping[str, Any], bot_user_id: str, bot_id: str = "")
             count = message_count(command_args)
             reading = Reading(channel, thread_ts) if thread_ts else Reading(channel, None, count)
             text = ""
+    files = event_files(event) if command is None else ()
     private = event.get("channel_type") == "im" or channel.startswith("D")
     if private:
         thread_key, reply_thread, addressed = thread_ts or "", thread_ts, True
@@ -147,7 +153,7 @@ def normalize_event(body: Mapping[str, Any], bot_user_id: str, bot_id: str = "")
         addressed_to_bot=addressed,
         command=command,
         command_args=command_args,
-        kind=MessageKind.UNSUPPORTED if event.get("files") else MessageKind.TEXT,
+        kind=MessageKind.UNSUPPORTED if files and not media else MessageKind.TEXT,
         reply_ids={"channel": channel, "ts": ts, "thread_ts": reply_thread or ""},
     )
     team = body.get("team_id") or event.get("team") or ""
@@ -157,6 +163,7 @@ def normalize_event(body: Mapping[str, Any], bot_user_id: str, bot_id: str = "")
         thread_ts=reply_thread,
         team_id=str(team),
         needs_membership=not addressed,
+        files=files if media else (),
         reading=reading,
     )
 

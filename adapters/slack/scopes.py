@@ -31,6 +31,8 @@ METHOD_SCOPES: Final[Mapping[str, frozenset[str]]] = {
     "conversations.history": _HISTORY,
     "conversations.replies": _HISTORY,
     "views.publish": frozenset(),
+    # A shared file's details; its url_private_download is fetched with the same scope.
+    "files.info": frozenset({"files:read"}),
 }
 """Bot-token scopes of each Web API method the adapter calls (all of them are needed)."""
 

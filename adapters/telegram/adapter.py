@@ -7,7 +7,7 @@ import contextlib
 import hmac
 import inspect
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from enum import Enum
 from typing import TYPE_CHECKING, Any
@@ -18,22 +18,12 @@ from telegram.error import BadRequest, InvalidToken, NetworkError, RetryAfter, T
 from telegram.ext import ApplicationBuilder, BaseUpdateProcessor, ContextTypes, TypeHandler
 from telegram.request import HTTPXRequest
 
+from adapters.telegram.albums import Albums
 from adapters.telegram.answer import AnswerWriter, DraftSupport
+from adapters.telegram.media import fetch_all
 from adapters.telegram.normalize import BotIdentity, Normalized, normalize, ordering_key
 from adapters.telegram.outbox import ChatUnreachableError, FloodControl, Outbox, retry_after_seconds
-from bot import i18n
-from bot.domain import (
-    ANSWER_MESSAGE,
-    AdminAlert,
-    Attachment,
-    FollowUp,
-    Incoming,
-    MessageKind,
-    Notice,
-    NoticeKind,
-    Platform,
-    ReplyEvent,
-)
+from bot.domain import ANSWER_MESSAGE, AdminAlert, FollowUp, Platform
 from bot.observability.logs import get_logger
 from bot.sequencer import LocalSequencer
 from bot.transport import ShardedTransport
@@ -51,6 +41,8 @@ MAX_CONCURRENT_UPDATES = 4096
 # Updates of one chat held at once (see ChatOrderedProcessor): answered at Telegram's 1 message/s per chat,
 # 50 are nearly a minute of answers, and about 80 flooding chats are needed to fill MAX_CONCURRENT_UPDATES.
 MAX_CHAT_BACKLOG = 50
+# An album's parts arrive one update each: it is answered once none has come for this long.
+ALBUM_QUIET = 1.0
 CONNECTIONS = 512  # to the Bot API: one per request in flight (answers, previews, typing)
 MAX_CONNECT_DELAY = 60.0
 _COMMANDS = {
@@ -242,7 +234,8 @@ class TelegramAdapter:
         if settings.token is None:
             raise ValueError("telegram.token is required")
         self._settings = settings
-        self._language = deps.language
+        self._media = deps.media
+        self._albums = Albums(ALBUM_QUIET)
         self._reconnects = deps.metrics.adapter_reconnects.labels(self.name)
         self._engine = deps.engine
         self._metrics = deps.metrics
@@ -463,7 +456,7 @@ class TelegramAdapter:
             return Ordering.NONE
         if _is_migration(update.message):
             return Ordering.ALWAYS
-        normalized = normalize(update, self._me, self._settings)
+        normalized = normalize(update, self._me, self._settings, self._media)
         if normalized is None:
             return Ordering.NONE
         incoming = normalized.incoming
@@ -481,12 +474,13 @@ class TelegramAdapter:
     async def _record(self, update: object) -> bool:
         """Record an addressed message in the inbox as it arrives; whether to queue the update.
 
-        Not queued: an update dropped by flood protection, or one already queued (PTB fetches a batch
-        again after a failure to record part of it).
+        Not queued: an update dropped by flood protection, one already queued (PTB fetches a batch
+        again after a failure to record part of it), or a part of an album that another part already
+        stands for (see adapters/telegram/albums.py).
         """
         if not isinstance(update, Update):
             return True
-        if update.update_id in self._arrivals:
+        if update.update_id in self._arrivals or self._joined_album(update):
             return False
         ordering = self._processor.admit(update)
         if ordering is None:
@@ -501,6 +495,22 @@ class TelegramAdapter:
             log.warning("telegram.inbox_unavailable", error=exc.__class__.__name__, detail=str(exc)[:200])
             raise InboxUnavailableError("the update could not be recorded") from exc
         self._arrivals[update.update_id] = (normalized, accepted)
+        if normalized.album is not None:
+            self._albums.start((normalized.target.chat_id, normalized.album), update.update_id, normalized)
+        return True
+
+    def _joined_album(self, update: Update) -> bool:
+        """Whether ``update`` is a later part of an album being gathered (it is added to it)."""
+        message = update.message
+        if message is None or message.media_group_id is None or self._me is None:
+            return False
+        key = (message.chat.id, message.media_group_id)
+        if key not in self._albums:
+            return False
+        part = normalize(update, self._me, self._settings, self._media)
+        if part is None:
+            return False
+        self._albums.join(key, update.update_id, part)
         return True
 
     async def _on_update(self, update: Update, _context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -512,18 +522,16 @@ class TelegramAdapter:
         if arrival is None:
             return  # not for the bot (or it arrived before the bot knew who it is)
         normalized, accepted = arrival
+        if normalized.album is not None:
+            key = (normalized.target.chat_id, normalized.album)
+            normalized = await self._albums.gather(key, normalized)
         if not accepted:
             return  # a duplicate delivery: answered already
         self._outbox.reachable_again(normalized.target.chat_id)
         incoming = normalized.incoming
-        photo_missing = False
-        if normalized.photo is not None:
-            attachments = await self._fetch_photo(normalized)
-            photo_missing = not attachments
-            # Without the picture Gemini would answer about nothing: the engine refuses the message as
-            # content it cannot pass on (allow-lists and commands still come first), worded as it is.
-            kind = MessageKind.UNSUPPORTED if photo_missing else incoming.kind
-            incoming = replace(incoming, attachments=attachments, kind=kind)
+        if normalized.files:
+            files = await fetch_all(self._application.bot, normalized.files, self._media.max_bytes)
+            incoming = replace(incoming, attachments=files)
         writer = AnswerWriter(
             self._application.bot,
             self._outbox,
@@ -533,23 +541,8 @@ class TelegramAdapter:
             on_preview_message=lambda message_id: self._engine.note_answer_message(incoming, str(message_id)),
         )
         async with self._engine.answering(incoming, accepted=True) as answer:
-            events = self._photo_unavailable(answer, incoming) if photo_missing else answer
-            if not await writer.write(events):
+            if not await writer.write(answer):
                 self._engine.note_undelivered(incoming)
-
-    async def _photo_unavailable(
-        self, events: AsyncIterator[ReplyEvent], incoming: Incoming
-    ) -> AsyncIterator[ReplyEvent]:
-        """The engine's answer, its "unsupported" notice saying that the photo could not be fetched.
-
-        Holds nothing: ``events`` is closed by whoever opened it, whether or not this is read to its end.
-        """
-        async for event in events:
-            if isinstance(event, Notice) and event.kind is NoticeKind.UNSUPPORTED:
-                language = i18n.pick_language(incoming.language, self._language)
-                yield Notice(NoticeKind.UNSUPPORTED, i18n.text(language, "photo_unavailable"))
-            else:
-                yield event
 
     async def follow_up(self, item: FollowUp) -> None:
         """Reply to a message a dead process never answered, quoting it where Telegram still can.
@@ -584,20 +577,6 @@ class TelegramAdapter:
             await self._outbox.call(chat_id, send)
         except (TelegramError, ChatUnreachableError) as exc:
             log.warning("telegram.follow_up_failed", error=exc.__class__.__name__)
-
-    async def _fetch_photo(self, normalized: Normalized) -> tuple[Attachment, ...]:
-        photo = normalized.photo
-        assert photo is not None
-        try:
-            file = await photo.get_file()
-            data = bytes(await file.download_as_bytearray())
-        except TelegramError as exc:
-            log.warning("telegram.photo_download_failed", error=str(exc))
-            return ()
-        if len(data) > self._settings.photo_max_bytes:
-            log.warning("telegram.photo_too_large", size=len(data))
-            return ()
-        return (Attachment(mime_type="image/jpeg", data=data, placeholder="[photo]"),)
 
     async def _migrate(self, chat_id: int, to_id: int | None, from_id: int | None) -> None:
         old, new = (chat_id, to_id) if to_id else (from_id, chat_id)

@@ -6,21 +6,17 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from telegram import Message, MessageEntity, PhotoSize, Update
+from telegram import Message, MessageEntity, Update
 from telegram.constants import ChatType, MessageType
 
+from adapters.telegram.media import MediaFile, message_files
 from bot.commands import COMMANDS
-from bot.config import TelegramSettings
+from bot.config import MediaSettings, TelegramSettings
 from bot.domain import Incoming, MessageKind, Platform
 
-# Content the bot cannot pass to Gemini: answered with the engine's "unsupported" notice.
+# Content the bot cannot pass to Gemini: answered with the engine's "unsupported" notice. (An animation
+# also carries a ``document`` field, for older clients: it is caught here first.)
 _UNSUPPORTED_FIELDS = (
-    "sticker",
-    "voice",
-    "audio",
-    "document",
-    "video",
-    "video_note",
     "animation",
     "location",
     "venue",
@@ -76,11 +72,13 @@ class Target:
 
 @dataclass(frozen=True, slots=True)
 class Normalized:
-    """An update the engine should see, where to answer it, and the photo to fetch first (if any)."""
+    """An update the engine should see, where to answer it, the files to fetch first, and the album
+    (``media_group_id``) it is a part of."""
 
     incoming: Incoming
     target: Target
-    photo: PhotoSize | None = None
+    files: tuple[MediaFile, ...] = ()
+    album: str | None = None
 
 
 def ordering_key(update: object) -> tuple[int, int] | None:
@@ -124,7 +122,9 @@ def _sender(message: Message, *, anonymous_admin: bool) -> tuple[str, str, str |
     return user_id, user.first_name or user.username or user_id, user.language_code
 
 
-def normalize(update: Update, me: BotIdentity, settings: TelegramSettings) -> Normalized | None:
+def normalize(
+    update: Update, me: BotIdentity, settings: TelegramSettings, media: MediaSettings | None = None
+) -> Normalized | None:
     """The ``Incoming`` for a new user message, or None for anything the bot does not answer.
 
     Ignored: edits, channel posts, other bots, messages posted as a channel (a linked channel's posts, users
@@ -134,7 +134,13 @@ def normalize(update: Update, me: BotIdentity, settings: TelegramSettings) -> No
     :func:`anonymous_admin_id` of the group, and it is ``sent_as_chat``, so it counts as an admin's only
     in a group whose own (negative) id is in ``telegram.admin_ids``: being a group's admin is not enough by
     itself, anyone can create a group.
+
+    Files (photos, static stickers, voice notes, audio, videos, video notes, documents) are listed to be
+    fetched; a caption is the text, and a file without one is sent as it is. A question in reply to a
+    message with a file is asked about that file. With ``media.enabled`` off, or for content Gemini
+    cannot be given (an animated sticker, a location...), the message is ``UNSUPPORTED``.
     """
+    media = media or MediaSettings()
     message = update.message
     if message is None or message.from_user is None:
         return None
@@ -158,19 +164,19 @@ def normalize(update: Update, me: BotIdentity, settings: TelegramSettings) -> No
     reply_to_bot = replied is not None and replied.from_user is not None and replied.from_user.id == me.id
     addressed = private or command is not None or mentioned or reply_to_bot or settings.group_trigger == "all"
 
-    photo_sizes = message.photo
-    if not photo_sizes and replied is not None and replied.photo and text.strip():
-        photo_sizes = replied.photo  # "what is in this picture?" as a reply to a photo
+    files: tuple[MediaFile, ...] = ()
     kind = MessageKind.TEXT
     if command is None:
         text = _strip_mention(text, me.username)
-        if message.photo:
-            if not text.strip():
-                text = settings.photo_prompt
-        elif any(getattr(message, name, None) for name in _UNSUPPORTED_FIELDS) or _unknown_content(message):
+        found = None if _unsupported(message) else message_files(message, media.max_bytes)
+        if found is None or (found and not media.enabled):
             kind = MessageKind.UNSUPPORTED  # also with a caption: the content itself cannot be passed on
+        elif found:
+            files = found
         elif message.text is None and message.caption is None:
             return None  # a service message: members joined, title changed, pinned...
+        elif replied is not None and text.strip() and media.enabled and not _unsupported(replied):
+            files = message_files(replied, media.max_bytes) or ()  # "what is in this picture?"
 
     user_id, user_name, language = _sender(message, anonymous_admin=anonymous_admin)
     topic = message.message_thread_id if message.is_topic_message else None
@@ -198,22 +204,12 @@ def normalize(update: Update, me: BotIdentity, settings: TelegramSettings) -> No
         reply_to=None if private else message.message_id,
         draft_id=message.message_id,
     )
-    photo = (
-        pick_photo(photo_sizes, settings.photo_max_bytes)
-        if photo_sizes and kind is MessageKind.TEXT
-        else None
-    )
-    return Normalized(incoming, target, photo)
+    return Normalized(incoming, target, files, message.media_group_id if files else None)
 
 
-def pick_photo(sizes: tuple[PhotoSize, ...], max_bytes: int) -> PhotoSize | None:
-    """The largest size whose known byte size is under ``max_bytes`` (else the smallest one)."""
-    if not sizes:
-        return None
-    fitting = [s for s in sizes if s.file_size is not None and s.file_size <= max_bytes]
-    if fitting:
-        return max(fitting, key=lambda s: (s.width * s.height, s.file_size or 0))
-    return min(sizes, key=lambda s: (s.file_size or 0, s.width * s.height))
+def _unsupported(message: Message) -> bool:
+    """Whether the message holds content that cannot be passed on (or only fields PTB does not know)."""
+    return any(getattr(message, name, None) for name in _UNSUPPORTED_FIELDS) or _unknown_content(message)
 
 
 def _unknown_content(message: Message) -> bool:

@@ -9,6 +9,7 @@ have been dealt with.
 from __future__ import annotations
 
 import asyncio
+import base64
 import itertools
 import os
 import re
@@ -364,3 +365,60 @@ async def test_event_is_acknowledged_before_a_slow_answer_is_posted(world: World
         if call.method in ("chat.postMessage", "chat.update") and "slow answer" in str(call.args.get("text"))
     ]
     assert shown and acknowledged < shown[0].at  # the same clock: an order, not a speed
+
+
+# ------------------------------------------------------------------------------------------------ files
+
+MEDIA = Path(__file__).parents[1] / "media"
+
+
+def inline_data(world: World) -> list[list[dict[str, Any]]]:
+    """The inlineData parts of the newest user content of every Gemini request so far."""
+    return [
+        [p["inlineData"] for p in r.body["contents"][-1]["parts"] if "inlineData" in p]
+        for r in world.gemini.requests
+    ]
+
+
+async def test_a_pdf_shared_in_the_bots_thread_reaches_gemini_as_pdf(world: World) -> None:
+    channel, ts = unique("C"), new_ts()
+    await world.sender.event(mention_event("let's read a report", channel=channel, user="U7", ts=ts))
+    await answered(world, channel, ts)
+    pdf = (MEDIA / "report.pdf").read_bytes()
+    shared = world.slack.add_file(pdf, "report.pdf", "application/pdf", filetype="pdf", user="U7")
+    event = message_event(
+        "what is on page 3?", channel=channel, user="U7", thread_ts=ts, subtype="file_share", files=[shared]
+    )
+    await world.sender.event(event)
+    texts = await answered(world, channel, ts, 2)
+    assert texts[1] == "echo: name-u7: what is on page 3?"
+    assert inline_data(world)[-1] == [{"mimeType": "application/pdf", "data": base64.b64encode(pdf).decode()}]
+    assert world.slack.downloads == [(shared["id"], 200)]
+    await world.sender.event(mention_event("and page 4?", channel=channel, user="U7", thread_ts=ts))
+    await answered(world, channel, ts, 3)
+    assert "[PDF report.pdf]" in world.gemini.requests[-1].contents()[2][1]  # the history's marker
+
+
+async def test_a_snippet_in_a_dm_is_a_text_document(world: World) -> None:
+    dm = unique("D")
+    code = b"def add(a, b):\n    return a + b\n"
+    snippet = world.slack.add_file(code, "add.py", "text/x-python", filetype="python", mode="snippet")
+    await world.sender.event(message_event("", channel=dm, user="U8", subtype="file_share", files=[snippet]))
+    await answered(world, dm, None)
+    assert inline_data(world) == [[{"mimeType": "text/plain", "data": base64.b64encode(code).decode()}]]
+
+
+async def test_files_that_cannot_be_fetched_are_answered_and_never_downloaded_when_too_large(
+    world: World,
+) -> None:
+    dm = unique("D")
+    gone = world.slack.add_file(b"%PDF-1.4 gone", "gone.pdf", "application/pdf")
+    world.slack.delete_file(gone["id"])
+    huge = world.slack.add_file(b"", "huge.mp4", "video/mp4", declared_size=25 * 1024 * 1024)
+    for text, shared in (("read", gone), ("watch", huge)):
+        event = message_event(text, channel=dm, user="U9", subtype="file_share", files=[shared])
+        await world.sender.event(event)
+    await world.sender.event(message_event("sentinel", channel=dm, user="U9"))
+    texts = await answered(world, dm, None, 3)
+    assert len(texts) == 3 and texts[2] == "echo: sentinel"
+    assert world.slack.downloads == [(gone["id"], 404)]  # the large one was never fetched

@@ -364,6 +364,14 @@ class Ephemeral:
     thread_ts: str | None
 
 
+@dataclass
+class SharedFile:
+    """A file uploaded to the emulated workspace: its bytes and the file object events carry."""
+
+    data: bytes
+    info: dict[str, Any]
+
+
 class SlackEmulator(LoopbackServer):
     """The Slack Web API on 127.0.0.1 (see the module docstring)."""
 
@@ -403,6 +411,8 @@ class SlackEmulator(LoopbackServer):
         self.sockets_opened = 0  # Socket Mode connections accepted so far
         self._changed = asyncio.Event()
         self._runner: web.AppRunner | None = None
+        self.files: dict[str, SharedFile] = {}
+        self.downloads: list[tuple[str, int]] = []  # (file id, HTTP status) of every download attempt
 
     # -- lifecycle
 
@@ -412,6 +422,9 @@ class SlackEmulator(LoopbackServer):
         app.router.add_route("*", "/api/{method}", self._api)
         app.router.add_get("/socket", self._socket)
         app.router.add_post("/response/{key}", self._response)
+        app.router.add_get("/files-pri/{team_file}/{name}", self._file_page)
+        app.router.add_get("/files-pri/{team_file}/download/{name}", self._download)
+        app.router.add_get("/signin", self._signin)
         self.port = 0
         return await self._serve(app)
 
@@ -442,6 +455,109 @@ class SlackEmulator(LoopbackServer):
     def response_url(self, key: str = "") -> str:
         """A slash command ``response_url`` that lands in :attr:`responses`."""
         return f"{self.base_url}/response/{key or uuid.uuid4().hex}"
+
+    # -- files
+
+    def add_file(
+        self,
+        data: bytes,
+        name: str,
+        mimetype: str,
+        *,
+        filetype: str = "",
+        mode: str = "hosted",
+        user: str = "U0USER",
+        declared_size: int | None = None,
+    ) -> dict[str, Any]:
+        """Upload a file; returns its file object as events carry it (``files`` of a message): the
+        download link needs the bot token (``files:read``). ``mode`` "snippet" is a text snippet,
+        "external" a file hosted elsewhere (no download link). ``declared_size`` overrides ``size``."""
+        file_id = f"F{next(_ts_counter):010d}"
+        base = f"{self.base_url}/files-pri/{TEAM_ID}-{file_id}"
+        info: dict[str, Any] = {
+            "id": file_id,
+            "created": int(time.time()),
+            "timestamp": int(time.time()),
+            "name": name,
+            "title": name,
+            "mimetype": mimetype,
+            "filetype": filetype or name.rpartition(".")[2] or "binary",
+            "pretty_type": (filetype or name.rpartition(".")[2]).upper(),
+            "user": user,
+            "user_team": TEAM_ID,
+            "editable": mode == "snippet",
+            "size": len(data) if declared_size is None else declared_size,
+            "mode": mode,
+            "is_external": mode == "external",
+            "external_type": "gdrive" if mode == "external" else "",
+            "is_public": False,
+            "public_url_shared": False,
+            "display_as_bot": False,
+            "username": "",
+            "url_private": f"{base}/{name}",
+            "permalink": f"{self.base_url}/files/{user}/{file_id}/{name}",
+            "has_rich_preview": False,
+            "file_access": "visible",
+        }
+        if mode != "external":
+            info["url_private_download"] = f"{base}/download/{name}"
+        self.files[file_id] = SharedFile(data, info)
+        return info
+
+    def _shared(self, request: web.Request) -> SharedFile | None:
+        file_id = request.match_info["team_file"].removeprefix(f"{TEAM_ID}-")
+        shared = self.files.get(file_id)
+        return shared if shared is not None and shared.info["name"] == request.match_info["name"] else None
+
+    async def _download(self, request: web.Request) -> web.StreamResponse:
+        """``url_private_download``: the bytes for the bot token; Slack's sign-in redirect otherwise."""
+        shared = self._shared(request)
+        file_id = request.match_info["team_file"].removeprefix(f"{TEAM_ID}-")
+        if request.headers.get("Authorization", "") != f"Bearer {self.bot_token}":
+            self.downloads.append((file_id, 302))
+            self._notify()
+            raise web.HTTPFound(f"{self.base_url}/signin?redir={request.path}")
+        if shared is None:
+            self.downloads.append((file_id, 404))
+            self._notify()
+            return web.Response(status=404, text="file not found")
+        self.downloads.append((file_id, 200))
+        self._notify()
+        disposition = f'attachment; filename="{shared.info["name"]}"'
+        return web.Response(
+            body=shared.data,
+            content_type=str(shared.info["mimetype"] or "application/octet-stream"),
+            headers={"Content-Disposition": disposition},
+        )
+
+    async def _file_page(self, request: web.Request) -> web.StreamResponse:
+        return await self._download(request)
+
+    async def _signin(self, _request: web.Request) -> web.Response:
+        return web.Response(text="<html><body>Sign in to Slack</body></html>", content_type="text/html")
+
+    @staticmethod
+    def connect_stub(info: Mapping[str, Any]) -> dict[str, Any]:
+        """The file object an event carries for a file shared over Slack Connect: only a stub, the
+        real one comes from ``files.info``."""
+        return {
+            "id": info["id"],
+            "mode": "file_access",
+            "file_access": "check_file_info",
+            "created": 0,
+            "timestamp": 0,
+            "user": "",
+        }
+
+    def m_files_info(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        shared = self.files.get(str(args.get("file") or ""))
+        if shared is None:
+            return {"ok": False, "error": "file_not_found"}
+        return {"ok": True, "file": shared.info, "comments": [], "response_metadata": {"next_cursor": ""}}
+
+    def delete_file(self, file_id: str) -> None:
+        """Delete a file: its link then answers 404 (its events still carry the old file object)."""
+        self.files.pop(file_id, None)
 
     # -- scripting
 
@@ -491,6 +607,7 @@ class SlackEmulator(LoopbackServer):
         self.responses.clear()
         self.statuses.clear()
         self.acks.clear()
+        self.downloads.clear()
         self._rate_limits.clear()
         self._failures.clear()
         self._refusing.clear()

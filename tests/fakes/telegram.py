@@ -47,6 +47,18 @@ GROUP_ANONYMOUS_BOT = {
 CHANNEL_BOT = {"id": 136817688, "is_bot": True, "first_name": "Channel", "username": "Channel_Bot"}
 TEXT_LIMIT = 4096
 CAPTION_LIMIT = 1024
+DOWNLOAD_LIMIT = 20 * 1024 * 1024  # getFile refuses bigger files: bots are served at most 20 MB
+# Where the Bot API keeps each kind of file (getFile's ``file_path`` starts with it).
+_FOLDERS = {
+    "photo": "photos",
+    "voice": "voice",
+    "audio": "music",
+    "video": "videos",
+    "video_note": "video_notes",
+    "document": "documents",
+    "sticker": "stickers",
+    "animation": "animations",
+}
 # Fields PTB sends as raw strings; every other field is a JSON string.
 _STRING_FIELDS = frozenset(
     {
@@ -269,6 +281,16 @@ class _File:
     unique_id: str
     data: bytes
     path: str
+    declared_size: int | None = None  # what Telegram says the file's size is (the bytes held may be fewer)
+    link_expired: bool = False  # the file URL answers 404 (links are only guaranteed for an hour)
+
+    @property
+    def size(self) -> int:
+        return len(self.data) if self.declared_size is None else self.declared_size
+
+    @property
+    def fields(self) -> dict[str, Any]:
+        return {"file_id": self.file_id, "file_unique_id": self.unique_id, "file_size": self.size}
 
 
 class TelegramEmulator(LoopbackServer):
@@ -406,12 +428,74 @@ class TelegramEmulator(LoopbackServer):
 
     # ------------------------------------------------------------------------------- injection
 
-    def add_file(self, data: bytes, *, suffix: str = "jpg") -> _File:
-        """Store a file the bot can fetch with getFile and the file URL."""
+    def add_file(
+        self, data: bytes, *, suffix: str = "jpg", folder: str = "photos", declared_size: int | None = None
+    ) -> _File:
+        """Store a file the bot can fetch with getFile and the file URL (``declared_size``: the size
+        Telegram states for it, when a test holds fewer bytes than it claims)."""
         n = next(self._file_ids)
-        entry = _File(f"AgAC-file-{n:06d}", f"AQAD{n:06d}", data, f"photos/file_{n}.{suffix}")
+        entry = _File(
+            f"AgAC-file-{n:06d}", f"AQAD{n:06d}", data, f"{folder}/file_{n}.{suffix}", declared_size
+        )
         self._files[entry.file_id] = entry
         return entry
+
+    def media_message(
+        self,
+        chat: dict[str, Any],
+        user: dict[str, Any],
+        kind: str,
+        data: bytes,
+        *,
+        caption: str | None = None,
+        file_name: str | None = None,
+        mime_type: str | None = None,
+        declared_size: int | None = None,
+        media_group_id: str | None = None,
+        animated: bool = False,
+        reply_to: dict[str, Any] | int | None = None,
+        thread_id: int | None = None,
+    ) -> dict[str, Any]:
+        """A user's message carrying one file of ``kind`` ("voice", "audio", "video", "video_note",
+        "document", "photo", "sticker", "animation"), with the fields the Bot API gives it; not queued
+        (:meth:`send_media` queues it)."""
+        suffix = (file_name or "").rpartition(".")[2] or {"voice": "oga", "sticker": "webp"}.get(kind, "bin")
+        entry = self.add_file(data, suffix=suffix, folder=_FOLDERS[kind], declared_size=declared_size)
+        message = self.user_message(chat, user, None, reply_to, thread_id, None, None, None, None)
+        message.update(_media_fields(kind, entry, file_name, mime_type, animated=animated))
+        _caption(message, caption)
+        if media_group_id is not None:
+            message["media_group_id"] = media_group_id
+        return message
+
+    def send_media(
+        self, chat: dict[str, Any], user: dict[str, Any], kind: str, data: bytes, **fields: Any
+    ) -> dict[str, Any]:
+        """Queue a message carrying one file (see :meth:`media_message`); returns the message."""
+        message = self.media_message(chat, user, kind, data, **fields)
+        self.inject({"message": message})
+        return message
+
+    def send_album(
+        self,
+        chat: dict[str, Any],
+        user: dict[str, Any],
+        parts: Iterable[tuple[str, bytes]],
+        *,
+        caption: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Queue an album: one update per (kind, bytes) part, all with the same ``media_group_id``, the
+        caption on the first part (as Telegram's apps send it). Returns the messages."""
+        group = f"{next(self._file_ids) + 13_000_000_000_000_000}"
+        messages = [
+            self.media_message(
+                chat, user, kind, data, caption=caption if n == 0 else None, media_group_id=group
+            )
+            for n, (kind, data) in enumerate(parts)
+        ]
+        for message in messages:
+            self.inject({"message": message})
+        return messages
 
     def send(
         self,
@@ -565,11 +649,7 @@ class TelegramEmulator(LoopbackServer):
                     }
                 )
             message["photo"] = sizes
-            if caption is not None:
-                message["caption"] = caption
-                entities = _entities_for(caption)
-                if entities:
-                    message["caption_entities"] = entities
+            _caption(message, caption)
         elif kind is not None:
             message.update(_unsupported(kind, self.add_file(b"\x00" * 64, suffix="bin")))
             if caption is not None:
@@ -930,12 +1010,9 @@ class TelegramEmulator(LoopbackServer):
         entry = self._files.get(str(params.get("file_id")))
         if entry is None:
             raise _ApiError(400, "Bad Request: invalid file_id")
-        return {
-            "file_id": entry.file_id,
-            "file_unique_id": entry.unique_id,
-            "file_size": len(entry.data),
-            "file_path": entry.path,
-        }
+        if entry.size > DOWNLOAD_LIMIT:
+            raise _ApiError(400, "Bad Request: file is too big")
+        return {**entry.fields, "file_path": entry.path}
 
     async def _download(self, request: web.Request) -> web.StreamResponse:
         if request.match_info["token"] != self.token:
@@ -943,7 +1020,7 @@ class TelegramEmulator(LoopbackServer):
         path = request.match_info["path"]
         self.calls.append(RecordedCall("file", {"path": path}, time.monotonic()))
         for entry in self._files.values():
-            if entry.path == path:
+            if entry.path == path and not entry.link_expired:
                 return web.Response(body=entry.data, content_type="application/octet-stream")
         return _json(404, {"ok": False, "error_code": 404, "description": "Not Found"})
 
@@ -1028,6 +1105,46 @@ def _entities_for(text: str) -> list[dict[str, Any]]:
             kind = "url"
         entities.append({"type": kind, "offset": _u16(text[: match.start()]), "length": _u16(token)})
     return entities
+
+
+def _caption(message: dict[str, Any], caption: str | None) -> None:
+    """Give ``message`` its caption, with the entities Telegram would find in it."""
+    if caption is not None:
+        message["caption"] = caption
+        entities = _entities_for(caption)
+        if entities:
+            message["caption_entities"] = entities
+
+
+def _media_fields(
+    kind: str, entry: _File, file_name: str | None, mime_type: str | None, *, animated: bool
+) -> dict[str, Any]:
+    """The message field of one file of ``kind``, as the Bot API shapes it."""
+    named = {k: v for k, v in (("file_name", file_name), ("mime_type", mime_type)) if v is not None}
+    shapes: dict[str, dict[str, Any]] = {
+        "photo": {"width": 160, "height": 120},
+        "voice": {"duration": 2, "mime_type": mime_type or "audio/ogg"},
+        "audio": {"duration": 2, **named},
+        "video": {"width": 160, "height": 120, "duration": 1, **named},
+        "video_note": {"length": 240, "duration": 1},
+        "document": named,
+        "animation": {"width": 160, "height": 120, "duration": 1, **named},
+        "sticker": {
+            "type": "regular",
+            "width": 128,
+            "height": 128,
+            "is_animated": animated,
+            "is_video": False,
+            "emoji": "😀",
+            "set_name": "TestStickers",
+        },
+    }
+    fields = {**entry.fields, **shapes[kind]}
+    if kind == "photo":
+        return {"photo": [fields]}
+    if kind == "animation":  # also a document, for clients that predate animations
+        return {"animation": fields, "document": {**entry.fields, **named}}
+    return {kind: fields}
 
 
 def _unsupported(kind: str, entry: _File) -> dict[str, Any]:

@@ -36,6 +36,17 @@ texts = st.one_of(
     st.builds(lambda t: f"{mention} {t}", st.text(max_size=20)),
     st.sampled_from([f"{mention} reset", f"{mention} help!", f"<@{BOT_USER_ID}|gembot> stats", "reset"]),
 )
+file_objects = st.fixed_dictionaries(
+    {"id": maybe_wrong(st.text(min_size=1, max_size=6))},
+    optional={
+        "name": maybe_wrong(st.text(max_size=12)),
+        "mimetype": maybe_wrong(st.sampled_from(["application/pdf", "image/png", "text/plain", ""])),
+        "mode": st.sampled_from(["hosted", "snippet", "external", "tombstone", "file_access"]),
+        "size": maybe_wrong(st.integers(-1, 10**10)),
+        "url_private_download": maybe_wrong(st.just("https://files.slack.com/files-pri/T-F/download/x")),
+        "file_access": st.sampled_from(["visible", "check_file_info"]),
+    },
+)
 events = st.fixed_dictionaries(
     {
         "type": maybe_wrong(st.sampled_from(["message", "app_mention", "reaction_added"])),
@@ -49,7 +60,7 @@ events = st.fixed_dictionaries(
         "channel_type": st.sampled_from(["im", "channel", "group", "mpim"]),
         "subtype": st.sampled_from(["file_share", "thread_broadcast", "message_changed", "bot_message"]),
         "bot_id": st.sampled_from(["B1", BOT_ID, ""]),
-        "files": st.lists(st.just({"id": "F1"}), max_size=1),
+        "files": maybe_wrong(st.lists(maybe_wrong(file_objects), max_size=3)),
         "user_profile": maybe_wrong(
             st.fixed_dictionaries({}, optional={"display_name": st.text(max_size=8)})
         ),
@@ -68,6 +79,8 @@ def check_job(job: Job | None, event: dict[str, Any]) -> None:
     assert incoming.event_id == message_event_id(event["channel"], event["ts"])
     assert incoming.chat_key == job.channel == event["channel"]
     assert incoming.user_id == event["user"] and incoming.user_id != BOT_USER_ID
+    assert all(f.url.startswith("https://") or not f.url for f in job.files)
+    assert not (job.files and incoming.command is not None)
     if incoming.is_private:
         assert incoming.addressed_to_bot
     else:

@@ -117,6 +117,16 @@ def message_dict(depth: int, wrong: bool = True) -> st.SearchStrategy[dict[str, 
             }
         ),
         "voice": st.just({"file_id": "v", "file_unique_id": "v", "duration": 1}),
+        "document": st.fixed_dictionaries(
+            {"file_id": st.just("d"), "file_unique_id": st.just("d")},
+            optional={
+                "file_name": st.text(max_size=12),
+                "mime_type": st.sampled_from(["application/pdf", "text/plain", "", "x/y"]),
+                "file_size": st.integers(0, 10**9),
+            },
+        ),
+        "video_note": st.just({"file_id": "n", "file_unique_id": "n", "length": 1, "duration": 1}),
+        "media_group_id": st.text(min_size=1, max_size=6),
         "message_thread_id": st.integers(-5, 10**6),
         "is_topic_message": st.booleans(),
         "migrate_to_chat_id": st.integers(-(10**13), 0),
@@ -155,6 +165,10 @@ def check_normalized(update: Update, result: Normalized | None) -> None:
     assert incoming.chat_key == str(message.chat.id) and result.target.chat_id == message.chat.id
     assert incoming.user_id == str(message.from_user.id)
     assert incoming.kind in (MessageKind.TEXT, MessageKind.UNSUPPORTED)
+    if incoming.kind is MessageKind.UNSUPPORTED or incoming.command is not None:
+        assert not result.files and result.album is None
+    if result.album is not None:
+        assert result.album == message.media_group_id and result.files
     if incoming.is_private:
         assert incoming.addressed_to_bot  # a private message is always answered
     if incoming.command is not None:

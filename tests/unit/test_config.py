@@ -15,9 +15,11 @@ from hypothesis import strategies as st
 from bot.cli import main
 from bot.config import (
     ConfigError,
+    config_warnings,
     format_duration,
     format_size,
     load_settings,
+    masked_dump,
     parse_duration,
     parse_size,
     settings_from_mapping,
@@ -337,3 +339,14 @@ def test_flags_from_the_environment_are_still_yaml_booleans(tmp_path: Path) -> N
     path = write(tmp_path, "gemini:\n  stream: ${STREAM:-true}\nslack:\n  stream: ${SLACK_STREAM}\n")
     settings = load_settings(path, {**ENV, "SLACK_STREAM": "false"})
     assert settings.gemini.stream is True and settings.slack.stream is False
+
+
+def test_the_old_telegram_photo_keys_still_load_are_ignored_and_flagged() -> None:
+    raw = {"telegram": {"photo_max_bytes": 5_000_000, "photo_prompt": "Describe this picture."}}
+    settings = settings_from_mapping(raw, ENV)
+    assert "photo_max_bytes" not in masked_dump(settings)["telegram"]
+    assert "photo_prompt" not in masked_dump(settings)["telegram"]
+    warnings = config_warnings(settings)
+    assert any("telegram.photo_max_bytes is no longer used" in w for w in warnings)
+    assert any("telegram.photo_prompt is no longer used" in w for w in warnings)
+    assert config_warnings(settings_from_mapping({}, ENV)) == []

@@ -95,7 +95,7 @@ async def test_every_telegram_ending_releases_the_chat_at_once(
         gemini.script(Reply(chunks=["Part one, ", "part two."], chunk_delay=5.0))
 
     if ending == "notice":
-        tg.send(chat, ivy, kind="sticker")
+        tg.send(chat, ivy, kind="location")
     else:
         tg.send(chat, ivy, f"{mention}first", thread_id=thread)
     if ending == "cancelled":

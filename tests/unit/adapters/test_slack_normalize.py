@@ -104,11 +104,11 @@ def test_command_word_after_mention_and_files() -> None:
         event_callback(message_event(f"please <@{BOT_USER_ID}> reset", channel="C1", user="U1")), BOT_USER_ID
     )
     assert not_first is not None and not_first.incoming.command is None
-    photo = normalize_event(
-        event_callback(mention_event("look", channel="C1", user="U1") | {"files": [{"id": "F1"}]}),
-        BOT_USER_ID,
-    )
-    assert photo is not None and photo.incoming.kind is MessageKind.UNSUPPORTED
+    shared = event_callback(mention_event("look", channel="C1", user="U1") | {"files": [{"id": "F1"}]})
+    photo = normalize_event(shared, BOT_USER_ID)
+    assert photo is not None and photo.incoming.kind is MessageKind.TEXT and len(photo.files) == 1
+    off = normalize_event(shared, BOT_USER_ID, media=False)
+    assert off is not None and off.incoming.kind is MessageKind.UNSUPPORTED and not off.files
 
 
 @pytest.mark.parametrize(

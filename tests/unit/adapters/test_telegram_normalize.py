@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from telegram import Update
 
-from adapters.telegram.normalize import BotIdentity, normalize, ordering_key, pick_photo
+from adapters.telegram.normalize import BotIdentity, normalize, ordering_key
 from bot.config import TelegramSettings
 from bot.domain import MessageKind
 from tests.fakes.telegram import CHANNEL_BOT, GROUP_ANONYMOUS_BOT, TelegramEmulator
@@ -121,36 +121,15 @@ def test_forum_topic_is_its_own_conversation() -> None:
     assert reply is not None and reply.incoming.thread_key == ""
 
 
-@pytest.mark.parametrize("kind", ["sticker", "voice", "document", "video", "location"])
+@pytest.mark.parametrize("kind", ["location", "contact", "dice", "venue"])
 def test_unsupported_kinds(kind: str) -> None:
     result = normalize(update(msg(tg.private_chat(ANN), kind=kind)), ME, settings())
     assert result is not None and result.incoming.kind is MessageKind.UNSUPPORTED
 
 
-def test_sticker_in_a_group_is_not_addressed() -> None:
-    result = normalize(update(msg(tg.group(-5, "G"), kind="sticker")), ME, settings())
+def test_unsupported_content_in_a_group_is_not_addressed() -> None:
+    result = normalize(update(msg(tg.group(-5, "G"), kind="location")), ME, settings())
     assert result is not None and not result.incoming.addressed_to_bot
-
-
-def test_photo_with_and_without_caption() -> None:
-    chat = tg.private_chat(ANN)
-    captioned = normalize(
-        update(msg(chat, photo=[b"s", b"m" * 10, b"l" * 100], caption="what?")), ME, settings()
-    )
-    assert captioned is not None and captioned.incoming.text == "what?"
-    assert captioned.photo is not None and captioned.photo.file_size == 100
-    capped = normalize(
-        update(msg(chat, photo=[b"s", b"m" * 10, b"l" * 100])), ME, settings(photo_max_bytes=50)
-    )
-    assert capped is not None and capped.photo is not None and capped.photo.file_size == 10
-    assert capped.incoming.text == "Describe this picture."
-
-
-def test_reply_to_a_photo_sends_that_photo() -> None:
-    chat = tg.private_chat(ANN)
-    photo_message = msg(chat, photo=[b"p" * 5])
-    result = normalize(update(msg(chat, "and this?", reply_to=photo_message)), ME, settings())
-    assert result is not None and result.photo is not None and result.incoming.text == "and this?"
 
 
 def test_ignored_updates() -> None:
@@ -162,10 +141,6 @@ def test_ignored_updates() -> None:
     )
     service = msg(tg.group(-5, "G"), new_chat_title="Renamed")
     assert normalize(update(service), ME, settings()) is None
-
-
-def test_pick_photo_without_sizes() -> None:
-    assert pick_photo((), 10) is None
 
 
 def test_anonymous_group_admin_is_the_groups_admin_id() -> None:
