@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from bot.chat_settings import ChatSettings, ChatSettingsBook, system_instruction
 from bot.clock import Clock
 from bot.config import Settings
-from bot.context import PastExchange, build_contents, speaker_prefixed
+from bot.context import PastExchange, build_contents, speaker_prefixed, with_context
 from bot.domain import Delta, FinalAnswer, Incoming, Notice, NoticeKind, ReplyEvent, Typing
 from bot.guards.budgets import BudgetGuard
 from bot.guards.filter import StreamScreen, TextFilter
@@ -227,7 +227,7 @@ class Answerer:
         return LlmRequest(
             contents=build_contents(
                 [PastExchange(h.user_text, h.model_text, h.model_parts) for h in history],
-                sent_text,
+                with_context(message.context_text, sent_text),
                 max_turns=settings.conversation.max_turns,
                 max_chars=settings.conversation.max_context_chars,
                 system_chars=len(instruction or ""),

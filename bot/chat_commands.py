@@ -8,13 +8,35 @@ from datetime import datetime
 from bot.chat_settings import CUSTOM, MAX_CUSTOM_CHARS, OFF, ChatSettings, ChatSettingsBook
 from bot.config import Settings
 from bot.domain import Incoming, Notice, NoticeKind
-from bot.guards.budgets import BudgetGuard
+from bot.guards.budgets import BudgetGuard, UsageReport
 from bot.guards.filter import TextFilter
 from bot.i18n import Language, format_wait, text
 from bot.store import AuditRecord, Records
 
 CHAT_COMMANDS = ("model", "persona", "settings", "usage")
 _SWITCHES = {"search": "search", "thoughts": "show_thoughts"}
+
+
+def usage_text(report: UsageReport, now: datetime, language: Language) -> str:
+    """A user's messages and Gemini tokens today and this month against their budgets (as /usage shows)."""
+
+    def tokens(used: int, limit: int, ends: datetime) -> str:
+        used_text = text(language, "usage_tokens", count=used)
+        if not limit:
+            return text(language, "usage_no_budget", used=used_text)
+        wait = format_wait((ends - now).total_seconds(), language)
+        percent = min(100, round(used * 100 / limit))
+        return text(language, "usage_budget", used=used_text, limit=limit, percent=percent, wait=wait)
+
+    t = report.totals
+    return text(
+        language,
+        "usage_report",
+        day_messages=text(language, "usage_messages", count=t.day_messages),
+        day_tokens=tokens(t.day_tokens, report.day_budget, report.day_ends),
+        month_messages=text(language, "usage_messages", count=t.month_messages),
+        month_tokens=tokens(t.month_tokens, report.month_budget, report.month_ends),
+    )
 
 
 def _info(message: str) -> Notice:
@@ -161,27 +183,7 @@ class ChatCommands:
 
     async def _usage(self, message: Incoming, language: Language) -> Notice:
         report = await self._budgets.report(message.platform.value, message.user_id)
-        now = self._budgets.now()
-
-        def tokens(used: int, limit: int, ends: datetime) -> str:
-            used_text = text(language, "usage_tokens", count=used)
-            if not limit:
-                return text(language, "usage_no_budget", used=used_text)
-            wait = format_wait((ends - now).total_seconds(), language)
-            percent = min(100, round(used * 100 / limit))
-            return text(language, "usage_budget", used=used_text, limit=limit, percent=percent, wait=wait)
-
-        t = report.totals
-        return _info(
-            text(
-                language,
-                "usage_report",
-                day_messages=text(language, "usage_messages", count=t.day_messages),
-                day_tokens=tokens(t.day_tokens, report.day_budget, report.day_ends),
-                month_messages=text(language, "usage_messages", count=t.month_messages),
-                month_tokens=tokens(t.month_tokens, report.month_budget, report.month_ends),
-            )
-        )
+        return _info(usage_text(report, self._budgets.now(), language))
 
     async def _audit(
         self, message: Incoming, now: datetime, action: str, changes: dict[str, object], is_admin: bool

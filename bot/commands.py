@@ -38,7 +38,7 @@ class CommandContext:
     now: datetime
 
 
-def _human_retention(retention: timedelta, language: Language) -> str:
+def human_retention(retention: timedelta, language: Language) -> str:
     hours = retention.total_seconds() / 3600
     if hours.is_integer() and hours >= 1:
         return text(language, "unit_hour", count=int(hours))
@@ -99,7 +99,7 @@ class Commands:
                 "help",
                 bot_name=self._bot_name,
                 memory=text(ctx.language, "help_memory", count=self._settings.conversation.max_turns),
-                retention=_human_retention(self._settings.storage.retention, ctx.language),
+                retention=human_retention(self._settings.storage.retention, ctx.language),
                 prefix=message.command_prefix,
                 reset_scope=scope,
             ),

@@ -77,3 +77,9 @@ def speaker_prefixed(text: str, display_name: str, *, is_private: bool) -> str:
     if is_private or not name:
         return text
     return f"{name}: {text}"
+
+
+def with_context(context_text: str, user_text: str) -> str:
+    """The user text as sent to Gemini: after the text read for this message only (e.g. the messages of a
+    thread to summarise), which is never stored with the exchange."""
+    return f"{context_text}\n\n{user_text}" if context_text else user_text

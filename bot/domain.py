@@ -61,6 +61,11 @@ class Incoming:
     looked up in the admin list. ``operator`` marks the person running this process (the console): an
     admin whatever the lists say. ``keep_history`` False (a Telegram inline query) answers without the
     conversation's history and stores no exchange; the guards, quota, budgets and audit apply all the same.
+
+    ``context_text`` is text the adapter read for this message only (the messages of a thread or channel
+    to summarise): it goes through the word filter, reaches Gemini with this message, and is never
+    stored. ``context_problem``, when set, is the notice (already in the sender's language) for context
+    that could not be read (e.g. a channel the bot is not in): it is the answer, and Gemini is not called.
     """
 
     platform: Platform
@@ -82,6 +87,8 @@ class Incoming:
     sent_as_chat: bool = False
     keep_history: bool = True
     operator: bool = False
+    context_text: str = ""
+    context_problem: str = ""
 
     @property
     def conversation_key(self) -> tuple[str, str, str]:
@@ -96,6 +103,9 @@ class NoticeKind(StrEnum):
     EMPTY = "empty"
     TOO_LONG = "too_long"
     UNSUPPORTED = "unsupported"
+    UNREADABLE = (
+        "unreadable"  # the context to read with the message (a channel to summarise) was not readable
+    )
     FORBIDDEN = "forbidden"  # not allowed here / admins only
     NOT_ALLOWED_CHAT = "not_allowed_chat"
     RATE_LIMITED = "rate_limited"

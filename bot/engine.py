@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from bot.answerer import Answerer
@@ -39,6 +39,7 @@ from bot.guards.steps import (
     Rejection,
     access_rejection,
     blocked_rejection,
+    checked_context,
     checked_text,
     rate_rejection,
 )
@@ -221,6 +222,24 @@ class Engine:
             raise RuntimeError("this engine was built without budgets")
         return await self._budgets.report(platform.value, user_id)
 
+    async def searches_web(self, platform: Platform, chat_key: str, thread_key: str = "") -> bool:
+        """Whether Gemini searches the web for this conversation (its /settings switch over the config)."""
+        search = None
+        if self._chat_settings is not None:
+            search = (await self._chat_settings.get(platform.value, chat_key, thread_key)).search
+        return self._settings.gemini.tools.google_search if search is None else search
+
+    @property
+    def context_chars(self) -> int:
+        """How many characters a request's context may hold (``conversation.max_context_chars``): text an
+        adapter reads for one message (``Incoming.context_text``) should fit in it."""
+        return self._settings.conversation.max_context_chars
+
+    @property
+    def retention(self) -> timedelta:
+        """How long conversation text is kept (e.g. for a home page's privacy facts)."""
+        return self._settings.storage.retention
+
     async def summaries_settled(self) -> None:
         """Wait until no conversation summary is being written (they run after answers)."""
         if self._memory is not None:
@@ -399,6 +418,12 @@ class Engine:
             text_filter=self._filter,
             metrics=self._metrics,
         )
+        if isinstance(checked, str):
+            read = checked_context(message, lang, text_filter=self._filter, metrics=self._metrics)
+            if isinstance(read, Rejection):
+                checked = read
+            elif read != message.context_text:
+                message = replace(message, context_text=read)
         if isinstance(checked, str):
             full = self._policy.known_quota_refusal()
             if full is not None:

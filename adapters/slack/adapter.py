@@ -32,10 +32,20 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.answer import AnswerWriter
+from adapters.slack.assistant import AssistantPanel
 from adapters.slack.errors import error_code
 from adapters.slack.feedback import FEEDBACK_ACTION, clicked_vote
 from adapters.slack.files import download_all, resolve
-from adapters.slack.normalize import Job, normalize_command, normalize_event
+from adapters.slack.history import HistoryReader
+from adapters.slack.home import FORGET_ACTION, HomeTab, forget_job
+from adapters.slack.normalize import (
+    SUMMARY_SHORTCUT,
+    Job,
+    normalize_command,
+    normalize_event,
+    normalize_shortcut,
+)
+from adapters.slack.summaries import with_read_context
 from adapters.slack.users import UserDirectory
 from adapters.slack.verify import refusal
 from bot.domain import ANSWER_MESSAGE, AdminAlert, FollowUp, Incoming, Platform
@@ -108,11 +118,28 @@ class SlackAdapter:
             process_before_response=True,  # the listeners record the event before it is acknowledged
             logger=bolt_logger,
         )
+        self._users = UserDirectory(self.client, self._clock)
+        self._language = deps.language
+        self._history = HistoryReader(self.client, self._users)
+        self._panel = AssistantPanel(
+            client=self.client,
+            optional_client=self.optional_client,
+            users=self._users,
+            settings=settings,
+            language=deps.language,
+            bot_user_id=lambda: self._bot_user_id,
+        )
+        self._home = HomeTab(deps.engine, deps.clock, f"{settings.slash_command} ")
         self.bolt.use(self._only_our_workspace)
+        # Bolt's assistant middleware takes every DM message in a thread: answered as before.
+        self.bolt.assistant(self._panel.middleware(self._on_assistant_message))
         self.bolt.event("app_mention")(self._on_event)
         self.bolt.event("message")(self._on_event)
+        self.bolt.event("app_home_opened")(self._on_home_opened)
         self.bolt.command(settings.slash_command)(self._on_command)
         self.bolt.action(FEEDBACK_ACTION)(self._on_feedback)
+        self.bolt.shortcut(SUMMARY_SHORTCUT)(self._on_shortcut)
+        self.bolt.action(FORGET_ACTION)(self._on_forget)
         # Other buttons, shortcuts and modals are not ours to answer, but each needs its acknowledgement.
         anything = re.compile(".*")
         for register in (self.bolt.action, self.bolt.shortcut, self.bolt.view):
@@ -129,7 +156,6 @@ class SlackAdapter:
         self._arriving = LocalSequencer()
         self._tasks: set[asyncio.Task[None]] = set()
         self._threads: OrderedDict[tuple[str, str], None] = OrderedDict()
-        self._users = UserDirectory(self.client, self._clock)
         self.native_streaming = settings.stream
         self.status_available = True
         if self._http_mode:
@@ -307,12 +333,43 @@ class SlackAdapter:
         )
         return None if job is None else await self.arrive(job)
 
+    async def _on_assistant_message(
+        self, body: dict[str, Any], context: AsyncBoltContext
+    ) -> BoltResponse | None:
+        job = normalize_event(
+            body,
+            context.bot_user_id or self._bot_user_id,
+            context.bot_id or self._bot_id,
+            media=self._media.enabled,
+        )
+        return None if job is None else await self.arrive(replace(job, assistant=True))
+
     async def _on_command(self, ack: AsyncAck, body: dict[str, Any]) -> BoltResponse | None:
-        job = normalize_command(body)
+        return await self._arrive_then_ack(normalize_command(body), ack)
+
+    async def _on_shortcut(self, ack: AsyncAck, body: dict[str, Any]) -> BoltResponse | None:
+        return await self._arrive_then_ack(normalize_shortcut(body), ack)
+
+    async def _on_forget(self, ack: AsyncAck, body: dict[str, Any]) -> BoltResponse | None:
+        return await self._arrive_then_ack(forget_job(body), ack)
+
+    async def _arrive_then_ack(self, job: Job | None, ack: AsyncAck) -> BoltResponse | None:
         if job is not None and (refused := await self.arrive(job)) is not None:
             return refused
         await ack()
         return None
+
+    async def _on_home_opened(self, event: dict[str, Any]) -> None:
+        """Publish the user's home tab each time they open it (their use changes between visits)."""
+        user, dm = str(event.get("user") or ""), str(event.get("channel") or "")
+        if event.get("tab") != "home" or not user:
+            return
+        _name, locale = await self._users.lookup(user)
+        try:
+            view = await self._home.view(user, dm, pick_language(locale, self._language))
+            await self.client.views_publish(user_id=user, view=view)
+        except Exception as exc:  # the store or Slack: the tab stays as it was
+            log.warning("slack.home_failed", error=exc.__class__.__name__)
 
     async def arrive(self, job: Job) -> BoltResponse | None:
         """Record ``job`` in the inbox, then queue it; a 503 to answer instead of the acknowledgement
@@ -367,8 +424,9 @@ class SlackAdapter:
                 return  # a duplicate delivery: answered already (its turn passed on in order all the same)
             incoming = await self._complete(job)
             if incoming is not None:
+                status = await self._status(job, incoming)
                 async with self._engine.answering(incoming, accepted=accepted) as events:
-                    if not await AnswerWriter(self, job, incoming).run(events):
+                    if not await AnswerWriter(self, job, incoming, status).run(events):
                         self._engine.note_undelivered(incoming)
         except Exception:
             log.exception("slack.answer_failed", event_id=job.incoming.event_id)
@@ -412,12 +470,31 @@ class SlackAdapter:
             shared = await resolve(self.client, job.files)
             files = await download_all(self._session, token, shared, self._media.max_bytes)
             incoming = replace(incoming, attachments=files)
-        return replace(
+        incoming = replace(
             incoming,
             user_name=incoming.user_name or name,
             language=incoming.language or language,
             command_prefix=f"{self._settings.slash_command} ",
         )
+        lang = pick_language(incoming.language, self._language)
+        budget = self._engine.context_chars
+        return await with_read_context(
+            job, incoming, lang, history=self._history, panel=self._panel, budget=budget
+        )
+
+    async def _status(self, job: Job, incoming: Incoming) -> str:
+        """The thread status while the answer is written; an assistant thread's first question names it."""
+        lang = pick_language(incoming.language, self._language)
+        if incoming.command is not None or job.thread_ts is None:
+            return text(lang, "status_thinking")
+        try:
+            if job.assistant and not await self._engine.is_bot_thread(Platform.SLACK, *job.key):
+                await self._panel.set_title(job.channel, job.thread_ts, incoming.text)
+            searching = await self._engine.searches_web(Platform.SLACK, *job.key)
+        except Exception:  # the store: the answer goes on, with the plain status
+            log.warning("slack.status_lookup_failed", event_id=incoming.event_id, exc_info=True)
+            searching = False
+        return text(lang, "status_searching" if searching else "status_thinking")
 
     async def _claim_thread(self, job: Job) -> None:
         """Record a channel thread the bot was addressed in, for :meth:`_in_bot_thread` after a restart

@@ -16,7 +16,7 @@ from adapters.slack.feedback import feedback_block, message_blocks
 from adapters.slack.markup import MESSAGE_LIMIT, escape, render_chunks, split
 from adapters.slack.normalize import Job
 from adapters.slack.sources import sources_mrkdwn, thoughts_mrkdwn
-from bot.domain import Delta, FinalAnswer, Incoming, Notice, ReplyEvent, Sourcing, Typing
+from bot.domain import Delta, FinalAnswer, Incoming, Notice, NoticeKind, ReplyEvent, Sourcing, Typing
 from bot.i18n import Language, pick_language
 from bot.observability.logs import get_logger
 
@@ -55,8 +55,10 @@ class Connection(Protocol):
 class AnswerWriter:
     """Renders one answer: native stream or placeholder-and-edits, split mrkdwn, ephemeral commands."""
 
-    def __init__(self, adapter: Connection, job: Job, incoming: Incoming) -> None:
+    def __init__(self, adapter: Connection, job: Job, incoming: Incoming, status: str = STATUS_TEXT) -> None:
         self._adapter = adapter
+        self._status = status
+        self._status_shown = False
         self._client = adapter.client
         self._optional = adapter.optional_client
         self._job = job
@@ -93,7 +95,9 @@ class AnswerWriter:
                 self._lost = True
             if terminal and self._lost:
                 log.warning("slack.answer_undelivered", event_id=self._incoming.event_id)
+                await self._clear_status()
                 return False
+        await self._clear_status()
         return True
 
     async def _on(self, event: ReplyEvent) -> None:
@@ -101,22 +105,33 @@ class AnswerWriter:
             await self._typing()
         elif isinstance(event, Delta):
             self._text += event.text
-            await self._progress()
+            if not self._job.ephemeral:
+                await self._progress()
         elif isinstance(event, FinalAnswer):
-            self._final_answer = True
-            await self._finish(event.text, event.notice, event.sourcing)
+            if self._job.ephemeral:
+                for chunk in _answer_chunks(render_chunks(event.text), event.notice, event.sourcing):
+                    await self._ephemeral(chunk, mrkdwn=True)
+            else:
+                self._final_answer = True
+                await self._finish(event.text, event.notice, event.sourcing)
         elif isinstance(event, Notice):
-            if self._incoming.command is not None:
+            private = self._incoming.command is not None or self._job.ephemeral
+            # A shortcut on a channel the bot cannot read cannot be answered there either: privately.
+            unreadable = event.kind is NoticeKind.UNREADABLE and bool(self._job.response_url)
+            if private or unreadable:
                 await self._ephemeral(event.text)
             else:
                 await self._finish(self._text, event)
 
     async def _typing(self) -> None:
+        if self._job.ephemeral:
+            return  # nothing shows in the channel while a private answer is being written
         if self._thread is not None and self._adapter.status_available:
             try:
                 await self._optional.assistant_threads_setStatus(
-                    channel_id=self._channel, thread_ts=self._thread, status=STATUS_TEXT
+                    channel_id=self._channel, thread_ts=self._thread, status=self._status
                 )
+                self._status_shown = True
                 return
             except CALL_ERRORS as exc:
                 if reason(exc) in UNAVAILABLE_ERRORS:
@@ -124,6 +139,18 @@ class AnswerWriter:
                 log.info("slack.status_failed", error=reason(exc))
         if not self._native and not self._messages:
             await self._sync([PLACEHOLDER])
+
+    async def _clear_status(self) -> None:
+        """Clear the thread's status once the answer or notice is shown (also when it could not be)."""
+        if not self._status_shown:
+            return
+        self._status_shown = False
+        try:
+            await self._optional.assistant_threads_setStatus(
+                channel_id=self._channel, thread_ts=self._thread or "", status=""
+            )
+        except CALL_ERRORS as exc:
+            log.info("slack.status_failed", error=reason(exc))
 
     async def _progress(self) -> None:
         now = time.monotonic()
@@ -150,15 +177,7 @@ class AnswerWriter:
                 await self._stop_stream()
                 self._messages, self._shown = list(self._streams), [""] * len(self._streams)
                 self._offset = 0
-        chunks = render_chunks(text[self._offset :])
-        thoughts = thoughts_mrkdwn(sourcing)
-        if thoughts and self._offset == 0:
-            chunks = _joined(split(thoughts), chunks)
-        elif thoughts:  # the start of the answer stays in a stream message: the summary goes under it
-            chunks = _joined(chunks, split(thoughts))
-        chunks = _joined(chunks, split(sources_mrkdwn(sourcing)))
-        if note:
-            chunks = _joined(chunks, [f"_{escape(note)}_"])
+        chunks = _answer_chunks(render_chunks(text[self._offset :]), notice, sourcing, self._offset == 0)
         if not chunks and self._streamed and not self._messages:
             return  # a broken stream already shows everything: no "…" after it
         await self._sync(chunks or [PLACEHOLDER])
@@ -332,8 +351,8 @@ class AnswerWriter:
             log.info("slack.update_failed", error=reason(exc), optional=optional)
             return False
 
-    async def _ephemeral(self, text: str) -> None:
-        body = escape(text)
+    async def _ephemeral(self, text: str, *, mrkdwn: bool = False) -> None:
+        body = text if mrkdwn else escape(text)
         url = self._job.response_url
         if url:
             try:
@@ -352,6 +371,22 @@ class AnswerWriter:
         except SlackApiError as exc:
             log.warning("slack.ephemeral_failed", error=error_code(exc))
             self._lost = True
+
+
+def _answer_chunks(
+    chunks: list[str], notice: Notice | None, sourcing: Sourcing | None, thoughts_first: bool = True
+) -> list[str]:
+    """The answer's messages: the thought summary above it (below, when ``thoughts_first`` is False: the
+    start of the answer is already shown), the sources under it, then the notice."""
+    thoughts = thoughts_mrkdwn(sourcing)
+    if thoughts and thoughts_first:
+        chunks = _joined(split(thoughts), chunks)
+    elif thoughts:
+        chunks = _joined(chunks, split(thoughts))
+    chunks = _joined(chunks, split(sources_mrkdwn(sourcing)))
+    if notice is not None and notice.text:
+        chunks = _joined(chunks, [f"_{escape(notice.text)}_"])
+    return chunks
 
 
 def _joined(first: list[str], then: list[str]) -> list[str]:

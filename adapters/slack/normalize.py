@@ -14,15 +14,18 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from adapters.slack.files import SlackFile, event_files
+from adapters.slack.history import Reading, message_count
 from bot.domain import Incoming, MessageKind, Platform
 
 SLACK_COMMANDS: Final = frozenset(
-    {"help", "reset", "stats", "forget", "model", "persona", "settings", "usage"}
+    {"help", "reset", "stats", "forget", "model", "persona", "settings", "usage", "summarize", "summarise"}
 )
 # Destructive commands after a mention only count when the word stands alone, so a sentence such as
 # "@gembot forget what I said, then ..." is a question for Gemini, not an erasure.
 STANDALONE_COMMANDS: Final = frozenset({"reset", "forget"})
 _PUNCTUATION: Final = ".,:;!?"
+SUMMARY_COMMANDS: Final = frozenset({"summarize", "summarise"})
+SUMMARY_SHORTCUT: Final = "summarize_thread"
 _ANSWERED_SUBTYPES: Final = frozenset({"file_share", "thread_broadcast"})
 _LEADING_MENTION = re.compile(r"\s*<@[UW][A-Z0-9]+(?:\|[^>]*)?>")
 
@@ -38,6 +41,9 @@ class Job:
     response_url: str = ""
     needs_membership: bool = False  # a thread reply without a mention: answered only in the bot's threads
     files: tuple[SlackFile, ...] = ()  # downloaded at the message's turn
+    reading: Reading | None = None  # messages to read and send with it (a summary), never stored
+    ephemeral: bool = False  # answered only to its sender (a slash command's summary)
+    assistant: bool = False  # a message in an assistant panel thread (its title is set from the first)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -117,6 +123,15 @@ def normalize_event(
             text = _LEADING_MENTION.sub("", text, count=1)
     text = text.strip()
     command, command_args = (_mention_command(text) if leading else None) or (None, "")
+    reading = None
+    if command in SUMMARY_COMMANDS:
+        command = None
+        if not command_args or command_args.isdigit():
+            # "@gembot summarize" in a thread summarises the thread; at the top level, the channel's end.
+            # "@gembot summarize what I pasted" is a question like any other.
+            count = message_count(command_args)
+            reading = Reading(channel, thread_ts) if thread_ts else Reading(channel, None, count)
+            text = ""
     files = event_files(event) if command is None else ()
     private = event.get("channel_type") == "im" or channel.startswith("D")
     if private:
@@ -149,6 +164,7 @@ def normalize_event(
         team_id=str(team),
         needs_membership=not addressed,
         files=files if media else (),
+        reading=reading,
     )
 
 
@@ -161,17 +177,18 @@ def normalize_command(body: Mapping[str, Any]) -> Job | None:
     name = word.lower().lstrip("/") or "help"
     trigger = str(body.get("trigger_id") or uuid.uuid4().hex)
     private = channel.startswith("D") or body.get("channel_name") == "directmessage"
+    summary = name in SUMMARY_COMMANDS
     incoming = Incoming(
         platform=Platform.SLACK,
         chat_key=channel,
         thread_key="",
         user_id=user,
         user_name=str(body.get("user_name") or ""),
-        text=rest.strip(),
+        text="" if summary else rest.strip(),  # a summary's request is worded once the language is known
         event_id=f"command:{trigger}",
         is_private=private,
         addressed_to_bot=True,
-        command=name,
+        command=None if summary else name,
         command_args=rest.strip(),
         reply_ids={"channel": channel},  # not the response_url: reply ids are stored, and it is a credential
     )
@@ -181,4 +198,38 @@ def normalize_command(body: Mapping[str, Any]) -> Job | None:
         thread_ts=None,
         team_id=str(body.get("team_id") or ""),
         response_url=str(body.get("response_url") or ""),
+        reading=Reading(channel, None, message_count(rest)) if summary else None,
+        ephemeral=summary,
+    )
+
+
+def normalize_shortcut(body: Mapping[str, Any]) -> Job | None:
+    """The "Summarise thread" message shortcut (a ``message_action``) as a Job answered in that thread."""
+    channel = (body.get("channel") or {}).get("id")
+    user = (body.get("user") or {}).get("id")
+    message = body.get("message") or {}
+    root = message.get("thread_ts") or message.get("ts") or body.get("message_ts")
+    if not (isinstance(channel, str) and channel and isinstance(user, str) and user and root):
+        return None
+    trigger = str(body.get("trigger_id") or uuid.uuid4().hex)
+    private = channel.startswith("D")
+    incoming = Incoming(
+        platform=Platform.SLACK,
+        chat_key=channel,
+        thread_key=str(root),
+        user_id=user,
+        user_name=str((body.get("user") or {}).get("name") or ""),
+        text="",
+        event_id=f"shortcut:{trigger}",
+        is_private=private,
+        addressed_to_bot=True,
+        reply_ids={"channel": channel, "ts": str(root), "thread_ts": str(root)},
+    )
+    return Job(
+        incoming=incoming,
+        channel=channel,
+        thread_ts=str(root),
+        team_id=str((body.get("team") or {}).get("id") or ""),
+        response_url=str(body.get("response_url") or ""),
+        reading=Reading(channel, str(root)),
     )

@@ -71,14 +71,32 @@ def checked_text(
     if len(user_text) > max_chars:
         notice = Notice(NoticeKind.TOO_LONG, text(lang, "too_long", length=len(user_text), limit=max_chars))
         return Rejection("too_long", notice)
-    if text_filter is not None:
-        verdict = text_filter.check(user_text)
-        if verdict.flagged:
-            metrics.refusals.labels("filter").inc()
-            if text_filter.action == "block":
-                return Rejection("filtered", Notice(NoticeKind.FILTERED, text(lang, "filtered")))
-            user_text = verdict.text
-    return user_text
+    return _filtered(user_text, lang, text_filter, metrics)
+
+
+def _filtered(
+    checked: str, lang: Language, text_filter: TextFilter | None, metrics: Metrics
+) -> Rejection | str:
+    """``checked`` after the word filter (masked), or refused when the filter blocks it."""
+    if text_filter is None or not checked:
+        return checked
+    verdict = text_filter.check(checked)
+    if not verdict.flagged:
+        return checked
+    metrics.refusals.labels("filter").inc()
+    if text_filter.action == "block":
+        return Rejection("filtered", Notice(NoticeKind.FILTERED, text(lang, "filtered")))
+    return verdict.text
+
+
+def checked_context(
+    message: Incoming, lang: Language, *, text_filter: TextFilter | None, metrics: Metrics
+) -> Rejection | str:
+    """The context text read with the message (e.g. a thread to summarise) after the word filter, or why
+    the message stops here: unreadable context, or a blocked word in what was read."""
+    if message.context_problem:
+        return Rejection("context_unreadable", Notice(NoticeKind.UNREADABLE, message.context_problem))
+    return _filtered(message.context_text, lang, text_filter, metrics)
 
 
 async def rate_rejection(

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Literal
 
+from bot.i18n.slack import SLACK_EN, SLACK_ZH
+
 Language = Literal["en", "zh"]
 PluralCategory = Literal["one", "other"]
 Entry = str | Mapping[PluralCategory, str]
@@ -343,7 +345,7 @@ _ZH: dict[str, Entry] = {
     "safety_reason_other": "未说明的原因",
 }
 
-CATALOGUE: Mapping[Language, Mapping[str, Entry]] = {"en": _EN, "zh": _ZH}
+CATALOGUE: Mapping[Language, Mapping[str, Entry]] = {"en": {**_EN, **SLACK_EN}, "zh": {**_ZH, **SLACK_ZH}}
 
 
 def plural_category(language: Language, count: int) -> PluralCategory:

@@ -74,6 +74,7 @@ _EXACT: Final[dict[str, str]] = {
     "unsupported": REJECTED,
     "empty": REJECTED,
     "too_long": REJECTED,
+    "context_unreadable": REJECTED,  # what it asked to read (a channel to summarise) could not be read
 }
 
 

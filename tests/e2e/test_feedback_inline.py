@@ -203,7 +203,7 @@ async def test_votes_on_both_platforms_show_in_stats_and_metrics_and_forget_eras
     assert buttons["negative_button"]["value"] == "negative"
     for user, value in (("U1", "positive"), ("U2", "negative")):
         payload = feedback_click(message, user=user, value=value, action_id=buttons["action_id"])
-        status, _ = await world.sender.send_feedback_click(payload)
+        status, _ = await world.sender.interaction(payload)
         assert status == 200
     await slack.wait_for(lambda: len(slack.ephemerals) >= 2)
     assert {e.user for e in slack.ephemerals} >= {"U1", "U2"}

@@ -154,13 +154,7 @@ def _fresh(world: World) -> None:
 
 async def answered(world: World, channel: str, thread_ts: str | None, count: int = 1) -> list[str]:
     """Wait until the bot shows ``count`` finished messages there; returns their texts."""
-
-    def done() -> bool:
-        messages = world.slack.thread(channel, thread_ts)
-        return len(messages) >= count and not any(m.streaming or m.text == "…" for m in messages)
-
-    await world.slack.wait_for(done)
-    return world.slack.texts(channel, thread_ts)
+    return await world.slack.finished(channel, thread_ts, count)
 
 
 def gemini_calls_with(world: World, text: str) -> int:

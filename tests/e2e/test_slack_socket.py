@@ -10,15 +10,17 @@ import pytest
 import pytest_asyncio
 
 from tests.conftest import API_KEY, base_config
-from tests.e2e.test_slack import free_port, start_gembot, stop_gembot
-from tests.fakes.gemini import GeminiEmulator
+from tests.e2e.test_slack import Gembot, free_port, start_gembot, stop_gembot
+from tests.fakes.gemini import GeminiEmulator, Reply
 from tests.fakes.slack import (
     APP_TOKEN,
     BOT_TOKEN,
     TEAM_ID,
     SlackEmulator,
+    assistant_thread_event,
     event_callback,
     mention_event,
+    message_shortcut,
     new_ts,
 )
 
@@ -31,10 +33,8 @@ async def emulators() -> AsyncIterator[tuple[GeminiEmulator, SlackEmulator]]:
         yield gemini, slack
 
 
-async def test_socket_mode_events_and_commands(
-    emulators: tuple[GeminiEmulator, SlackEmulator], tmp_path: Path
-) -> None:
-    gemini, slack = emulators
+async def start_socket_mode(gemini: GeminiEmulator, slack: SlackEmulator, tmp_path: Path) -> Gembot:
+    """``gembot run`` in socket mode on the emulators."""
     config = base_config(tmp_path / "data" / "gembot.db", gemini.base_url)
     config["server"]["port"] = free_port()
     config["logging"] = {"level": "INFO", "format": "json"}
@@ -47,7 +47,14 @@ async def test_socket_mode_events_and_commands(
         "update_interval": "100ms",
     }
     env = {"GEMINI_API_KEY": API_KEY, "SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_APP_TOKEN": APP_TOKEN}
-    bot = await start_gembot(tmp_path, config, env)  # /readyz waits for the WebSocket
+    return await start_gembot(tmp_path, config, env)
+
+
+async def test_socket_mode_events_and_commands(
+    emulators: tuple[GeminiEmulator, SlackEmulator], tmp_path: Path
+) -> None:
+    gemini, slack = emulators
+    bot = await start_socket_mode(gemini, slack, tmp_path)  # /readyz waits for the WebSocket
     try:
         await slack.wait_socket()
         assert slack.called("apps.connections.open")
@@ -98,4 +105,38 @@ async def test_socket_mode_events_and_commands(
     finally:
         log = await stop_gembot(bot)
     assert APP_TOKEN not in log and BOT_TOKEN not in log
+    assert "Traceback" not in log, log
+
+
+async def test_socket_mode_assistant_thread_and_shortcut(
+    emulators: tuple[GeminiEmulator, SlackEmulator], tmp_path: Path
+) -> None:
+    gemini, slack = emulators
+    slack.clear()
+    bot = await start_socket_mode(gemini, slack, tmp_path)
+    try:
+        await slack.wait_socket()
+        thread = new_ts()
+        started = assistant_thread_event("started", user="U1", channel="DSOCKA", thread_ts=thread)
+        await slack.send_envelope(event_callback(started))
+        await slack.wait_for(lambda: slack.prompts and slack.thread("DSOCKA", thread))
+
+        parent = slack.post_as_user("CSOCKT", "Lunch at noon?", user="U1")
+        slack.post_as_user("CSOCKT", "Yes, noon.", user="U2", thread_ts=parent)
+        gemini.script(Reply(text="Lunch is at noon."))
+        shortcut = message_shortcut(
+            "summarize_thread",
+            user="U2",
+            channel="CSOCKT",
+            message=slack.conversations["CSOCKT"][0],
+            response_url=slack.response_url(),
+        )
+        envelope = await slack.send_envelope(shortcut, kind="interactive")
+        await slack.wait_for(
+            lambda: envelope in slack.acks and (m := slack.thread("CSOCKT", parent)) and not m[0].streaming
+        )
+        assert slack.texts("CSOCKT", parent) == ["Lunch is at noon."]
+        assert "name-u1: Lunch at noon?\nname-u2: Yes, noon." in gemini.user_texts(-1)[0]
+    finally:
+        log = await stop_gembot(bot)
     assert "Traceback" not in log, log

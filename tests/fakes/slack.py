@@ -19,6 +19,7 @@ Arguments are merged from the query string, a form body and a JSON body. Every c
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import hashlib
 import hmac
@@ -60,6 +61,12 @@ _WRITES = frozenset(
         "assistant.threads.setStatus",
     }
 )
+
+
+# Methods that read a channel (refused, like writes, in a channel the bot is not in).
+_READS = frozenset({"conversations.history", "conversations.replies"})
+_PAGE_DEFAULT = 100  # conversations.history/replies without a limit
+_PAGE_MAX = 999
 
 
 def new_ts() -> str:
@@ -239,6 +246,91 @@ def _feedback_buttons_problem(element: Any) -> str:
     return ""
 
 
+def assistant_thread_event(
+    kind: str, *, user: str, channel: str, thread_ts: str, context_channel: str | None = None
+) -> dict[str, Any]:
+    """``assistant_thread_started`` (``kind`` "started") or ``assistant_thread_context_changed``
+    ("context_changed"): the user opened the assistant panel, or looks at another channel beside it."""
+    context: dict[str, Any] = {"team_id": TEAM_ID, "enterprise_id": None}
+    if context_channel is not None:
+        context["channel_id"] = context_channel
+    return {
+        "type": "assistant_thread_started" if kind == "started" else "assistant_thread_context_changed",
+        "assistant_thread": {
+            "user_id": user,
+            "context": context,
+            "channel_id": channel,
+            "thread_ts": thread_ts,
+        },
+        "event_ts": new_ts(),
+    }
+
+
+def app_home_opened_event(*, user: str, channel: str, tab: str = "home") -> dict[str, Any]:
+    """``app_home_opened``: ``user`` opened the app's Home (``channel`` is their DM with the app)."""
+    return {"type": "app_home_opened", "user": user, "channel": channel, "tab": tab, "event_ts": new_ts()}
+
+
+def _interaction_user(user: str) -> dict[str, Any]:
+    return {
+        "id": user,
+        "username": f"name-{user.lower()}",
+        "name": f"name-{user.lower()}",
+        "team_id": TEAM_ID,
+    }
+
+
+def message_shortcut(
+    callback_id: str, *, user: str, channel: str, message: dict[str, Any], response_url: str
+) -> dict[str, Any]:
+    """A ``message_action`` payload: ``user`` ran the message shortcut ``callback_id`` on ``message``."""
+    return {
+        "type": "message_action",
+        "token": "legacy-verification-token",
+        "action_ts": new_ts(),
+        "team": {"id": TEAM_ID, "domain": "emulated"},
+        "user": _interaction_user(user),
+        "channel": {"id": channel, "name": "general"},
+        "is_enterprise_install": False,
+        "enterprise": None,
+        "callback_id": callback_id,
+        "trigger_id": f"{uuid.uuid4().int % 10**12}.{uuid.uuid4().hex[:12]}",
+        "response_url": response_url,
+        "message_ts": message["ts"],
+        "message": message,
+    }
+
+
+def block_action(
+    action_id: str, *, user: str, value: str = "", view_type: str = "home", style: str | None = None
+) -> dict[str, Any]:
+    """A ``block_actions`` payload: ``user`` clicked the button ``action_id`` in a view (the Home tab)."""
+    action: dict[str, Any] = {
+        "action_id": action_id,
+        "block_id": uuid.uuid4().hex[:5],
+        "text": {"type": "plain_text", "text": action_id, "emoji": True},
+        "value": value,
+        "type": "button",
+        "action_ts": new_ts(),
+    }
+    if style:
+        action["style"] = style
+    view_id = "V" + uuid.uuid4().hex[:10].upper()
+    return {
+        "type": "block_actions",
+        "user": _interaction_user(user),
+        "api_app_id": APP_ID,
+        "token": "legacy-verification-token",
+        "container": {"type": "view", "view_id": view_id},
+        "trigger_id": f"{uuid.uuid4().int % 10**12}.{uuid.uuid4().hex[:12]}",
+        "team": {"id": TEAM_ID, "domain": "emulated"},
+        "enterprise": None,
+        "is_enterprise_install": False,
+        "view": {"id": view_id, "type": view_type, "team_id": TEAM_ID, "app_id": APP_ID},
+        "actions": [action],
+    }
+
+
 def signature(secret: str, timestamp: str, body: bytes) -> str:
     """``X-Slack-Signature`` for ``body`` sent at ``timestamp``."""
     base = b"v0:" + timestamp.encode() + b":" + body
@@ -331,8 +423,9 @@ class EventSender:
         }
         return await self.post(urlencode(form).encode(), "application/x-www-form-urlencoded", **options)
 
-    async def send_feedback_click(self, payload: dict[str, Any], **options: Any) -> tuple[int, str]:
-        """Deliver an interactive payload (see :func:`feedback_click`), form-encoded as Slack sends it."""
+    async def interaction(self, payload: dict[str, Any], **options: Any) -> tuple[int, str]:
+        """Deliver a shortcut, a block action or a feedback click (:func:`feedback_click`): form-encoded,
+        its JSON in the ``payload`` field, as Slack sends it."""
         body = urlencode({"payload": json.dumps(payload)}).encode()
         return await self.post(body, "application/x-www-form-urlencoded", **options)
 
@@ -365,6 +458,7 @@ class Message:
     deleted: bool = False
     history: list[str] = field(default_factory=list)
     blocks: list[dict[str, Any]] = field(default_factory=list)
+    metadata: dict[str, Any] | None = None
 
 
 @dataclass
@@ -410,6 +504,12 @@ class SlackEmulator(LoopbackServer):
         self.reactions: set[tuple[str, str, str]] = set()
         self.users: dict[str, dict[str, Any]] = {}
         self.acks: dict[str, dict[str, Any]] = {}
+        self.conversations: dict[str, list[dict[str, Any]]] = {}  # what people wrote, per channel
+        self.prompts: list[dict[str, Any]] = []  # assistant.threads.setSuggestedPrompts calls
+        self.titles: list[dict[str, Any]] = []  # assistant.threads.setTitle calls
+        self.views: dict[str, dict[str, Any]] = {}  # views.publish: the Home view of each user
+        # Slack may return fewer messages than asked for (the rest behind the cursor): at most this many.
+        self.page_max = _PAGE_MAX
         self._rate_limits: dict[str, list[int]] = {}
         self._failures: dict[str, tuple[str, int | None]] = {}
         self._refusing: dict[str, str] = {}  # channel -> the error every write to it gets
@@ -590,8 +690,24 @@ class SlackEmulator(LoopbackServer):
         broken proxy might), so the client fails reading it."""
         self._garbled[method] = times
 
+    def post_as_user(
+        self, channel: str, text: str, *, user: str, thread_ts: str | None = None, **extra: Any
+    ) -> str:
+        """Put a message ``user`` wrote into ``channel`` (for conversations.history/replies); its ts."""
+        ts = new_ts()
+        message: dict[str, Any] = {"type": "message", "user": user, "text": text, "ts": ts, **extra}
+        if thread_ts:
+            message["thread_ts"] = thread_ts
+        self.conversations.setdefault(channel, []).append(message)
+        return ts
+
     def clear(self) -> None:
         """Forget calls, messages and scripted behaviour (sockets stay open)."""
+        self.conversations.clear()
+        self.prompts.clear()
+        self.titles.clear()
+        self.views.clear()
+        self.page_max = _PAGE_MAX
         self.calls.clear()
         self.messages.clear()
         self.ephemerals.clear()
@@ -615,6 +731,17 @@ class SlackEmulator(LoopbackServer):
         return [
             m for m in self.messages if m.channel == channel and m.thread_ts == thread_ts and not m.deleted
         ]
+
+    async def finished(self, channel: str, thread_ts: str | None, count: int = 1) -> list[str]:
+        """Wait until the bot shows ``count`` finished messages there (no stream open, no "…"
+        placeholder); returns the texts of :meth:`thread`."""
+
+        def done() -> bool:
+            messages = self.thread(channel, thread_ts)
+            return len(messages) >= count and not any(m.streaming or m.text == "…" for m in messages)
+
+        await self.wait_for(done)
+        return self.texts(channel, thread_ts)
 
     def texts(self, channel: str, thread_ts: str | None) -> list[str]:
         """The texts of :meth:`thread`."""
@@ -759,7 +886,7 @@ class SlackEmulator(LoopbackServer):
                     self._failures[method] = (error, times - 1)
             return 200, {"ok": False, "error": error}, {}
         channel = str(args.get("channel") or args.get("channel_id") or "")
-        if channel in self._refusing and method in _WRITES:
+        if channel in self._refusing and (method in _WRITES or method in _READS):
             return 200, {"ok": False, "error": self._refusing[channel]}, {}
         handler = getattr(self, "m_" + method.replace(".", "_"), None)
         if handler is None:
@@ -822,7 +949,10 @@ class SlackEmulator(LoopbackServer):
             return {"ok": False, "error": "invalid_blocks", "errors": [blocks]}
         ts = new_ts()
         thread_ts = str(args["thread_ts"]) if args.get("thread_ts") else None
-        self.messages.append(Message(channel, ts, text, thread_ts, history=[text], blocks=blocks))
+        metadata = _json_arg(args.get("metadata"))
+        self.messages.append(
+            Message(channel, ts, text, thread_ts, history=[text], blocks=blocks, metadata=metadata)
+        )
         message = {"type": "message", "text": text, "user": BOT_USER_ID, "bot_id": BOT_ID, "ts": ts}
         if thread_ts:
             message["thread_ts"] = thread_ts
@@ -846,6 +976,8 @@ class SlackEmulator(LoopbackServer):
         message.text = text
         message.edits += 1
         message.history.append(text)
+        if args.get("metadata"):
+            message.metadata = _json_arg(args.get("metadata"))
         return {"ok": True, "channel": message.channel, "ts": message.ts, "text": text}
 
     def m_chat_delete(self, args: Mapping[str, Any]) -> dict[str, Any]:
@@ -929,11 +1061,96 @@ class SlackEmulator(LoopbackServer):
         self.statuses.append(dict(args))
         return {"ok": True}
 
-    def m_assistant_threads_setSuggestedPrompts(self, _args: Mapping[str, Any]) -> dict[str, Any]:
+    def m_assistant_threads_setSuggestedPrompts(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        prompts = _json_arg(args.get("prompts"))
+        if not args.get("channel_id") or not args.get("thread_ts") or not isinstance(prompts, list):
+            return {"ok": False, "error": "invalid_arguments"}
+        if not 1 <= len(prompts) <= 4 or not all(
+            isinstance(p, dict) and p.get("title") and p.get("message") for p in prompts
+        ):
+            return {"ok": False, "error": "invalid_arguments"}
+        self.prompts.append({**args, "prompts": prompts})
         return {"ok": True}
 
-    def m_assistant_threads_setTitle(self, _args: Mapping[str, Any]) -> dict[str, Any]:
+    def m_assistant_threads_setTitle(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        if not args.get("channel_id") or not args.get("thread_ts") or not args.get("title"):
+            return {"ok": False, "error": "invalid_arguments"}
+        self.titles.append(dict(args))
         return {"ok": True}
+
+    def m_views_publish(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        view = _json_arg(args.get("view"))
+        user = str(args.get("user_id") or "")
+        if not user.startswith(("U", "W")):
+            return {"ok": False, "error": "invalid_arguments"}
+        if not isinstance(view, dict) or view.get("type") != "home":
+            return {"ok": False, "error": "invalid_arguments"}
+        blocks = view.get("blocks")
+        if not isinstance(blocks, list) or len(blocks) > 100:
+            return {"ok": False, "error": "invalid_blocks"}
+        self.views[user] = view
+        view_id = "V" + uuid.uuid4().hex[:10].upper()
+        return {"ok": True, "view": {**view, "id": view_id, "team_id": TEAM_ID, "app_id": APP_ID}}
+
+    # -- reading conversations
+
+    def _everything(self, channel: str, with_metadata: bool) -> list[dict[str, Any]]:
+        """What the channel holds as the Web API shows it, oldest first: people's and the bot's messages."""
+        found = list(self.conversations.get(channel, []))
+        for m in self.messages:
+            if m.channel != channel or m.deleted:
+                continue
+            shown: dict[str, Any] = {
+                "type": "message",
+                "user": BOT_USER_ID,
+                "bot_id": BOT_ID,
+                "text": m.text,
+                "ts": m.ts,
+            }
+            if m.thread_ts:
+                shown["thread_ts"] = m.thread_ts
+            if with_metadata and m.metadata:
+                shown["metadata"] = m.metadata
+            found.append(shown)
+        return sorted(found, key=lambda m: float(m["ts"]))
+
+    def _page(self, messages: list[dict[str, Any]], args: Mapping[str, Any]) -> dict[str, Any]:
+        try:
+            start = int(base64.b64decode(str(args.get("cursor") or "")).decode() or 0)
+            limit = int(args.get("limit") or _PAGE_DEFAULT)
+        except ValueError:
+            return {"ok": False, "error": "invalid_cursor"}
+        limit = max(1, min(limit, self.page_max))
+        chunk = messages[start : start + limit]
+        more = start + limit < len(messages)
+        cursor = base64.b64encode(str(start + limit).encode()).decode() if more else ""
+        return {"ok": True, "messages": chunk, "has_more": more, "response_metadata": {"next_cursor": cursor}}
+
+    def m_conversations_history(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        channel = str(args.get("channel") or "")
+        if not channel:
+            return {"ok": False, "error": "channel_not_found"}
+        top = [
+            m
+            for m in self._everything(channel, _flag(args.get("include_all_metadata")))
+            if not m.get("thread_ts") or m["thread_ts"] == m["ts"]
+        ]
+        return {**self._page(list(reversed(top)), args), "pin_count": 0}
+
+    def m_conversations_replies(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        channel, ts = str(args.get("channel") or ""), str(args.get("ts") or "")
+        if not channel:
+            return {"ok": False, "error": "channel_not_found"}
+        everything = self._everything(channel, _flag(args.get("include_all_metadata")))
+        parent = next((m for m in everything if m["ts"] == ts), None)
+        replies = [m for m in everything if m.get("thread_ts") == ts and m["ts"] != ts]
+        if parent is None and not replies:
+            return {"ok": False, "error": "thread_not_found"}
+        thread = ([parent] if parent is not None else []) + replies
+        oldest = args.get("oldest")
+        if oldest:
+            thread = [m for m in thread if float(m["ts"]) >= float(str(oldest))]
+        return self._page(thread, args)
 
     def m_reactions_add(self, args: Mapping[str, Any]) -> dict[str, Any]:
         key = (str(args.get("channel", "")), str(args.get("timestamp", "")), str(args.get("name", "")))
@@ -948,3 +1165,17 @@ class SlackEmulator(LoopbackServer):
             return {"ok": False, "error": "no_reaction"}
         self.reactions.discard(key)
         return {"ok": True}
+
+
+def _json_arg(value: Any) -> Any:
+    """A structured argument: as sent in a JSON body, or JSON-encoded in a query or form field."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return None
+    return value
+
+
+def _flag(value: Any) -> bool:
+    return value in (True, 1, "1", "true", "True")

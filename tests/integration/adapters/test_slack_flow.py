@@ -286,41 +286,6 @@ async def test_mention_command_is_ephemeral_in_thread(
     assert gemini.contents(-1) == [("user", "name-uadmin: again")]
 
 
-def test_manifests_list_exactly_what_the_adapter_uses() -> None:
-    import yaml
-
-    from bot.config import SlackSettings
-
-    root = __import__("pathlib").Path(__file__).resolve().parents[3] / "deploy"
-    for name, socket_mode in (("slack-manifest.yaml", True), ("slack-manifest-http.yaml", False)):
-        manifest = yaml.safe_load((root / name).read_text(encoding="utf-8"))
-        settings = manifest["settings"]
-        assert settings["socket_mode_enabled"] is socket_mode
-        assert settings["event_subscriptions"]["bot_events"] == [
-            "app_mention",
-            "message.channels",
-            "message.groups",
-            "message.im",
-            "message.mpim",
-        ]
-        assert [c["command"] for c in manifest["features"]["slash_commands"]] == [
-            SlackSettings().slash_command
-        ]
-        assert set(manifest["oauth_config"]["scopes"]["bot"]) == {
-            "app_mentions:read",
-            "channels:history",
-            "groups:history",
-            "im:history",
-            "mpim:history",
-            "chat:write",
-            "commands",
-            "users:read",
-            "files:read",
-        }
-        if not socket_mode:
-            assert settings["event_subscriptions"]["request_url"].endswith("/slack/events")
-
-
 async def test_thread_answered_only_by_a_command_is_the_bots_after_a_restart(
     harness_factory: Callable[..., Any], gemini: GeminiEmulator
 ) -> None:

@@ -6,9 +6,17 @@ from typing import Any
 
 import pytest
 
-from adapters.slack.normalize import normalize_command, normalize_event
+from adapters.slack.history import Reading
+from adapters.slack.normalize import normalize_command, normalize_event, normalize_shortcut
 from bot.domain import MessageKind
-from tests.fakes.slack import BOT_ID, BOT_USER_ID, event_callback, mention_event, message_event
+from tests.fakes.slack import (
+    BOT_ID,
+    BOT_USER_ID,
+    event_callback,
+    mention_event,
+    message_event,
+    message_shortcut,
+)
 
 
 def test_mention_in_channel_is_a_thread_conversation() -> None:
@@ -150,3 +158,65 @@ def test_slash_command() -> None:
 
 
 # ------------------------------------------------------------------------------------------ in-process
+
+
+def _command(text: str, channel: str = "C1") -> dict[str, Any]:
+    return {"channel_id": channel, "user_id": "U1", "text": text, "trigger_id": "1.2", "response_url": "u"}
+
+
+@pytest.mark.parametrize(
+    ("text", "count"),
+    [
+        ("summarize", 50),
+        ("summarise 100", 100),
+        ("summarize 500", 200),
+        ("summarize 0", 1),
+        ("summarize x", 50),
+    ],
+)
+def test_summarize_reads_the_last_n_channel_messages_and_answers_privately(text: str, count: int) -> None:
+    job = normalize_command(_command(text))
+    assert job is not None and job.ephemeral
+    assert job.reading == Reading("C1", None, count)
+    assert job.incoming.command is None and job.incoming.text == ""  # worded in the user's language later
+
+
+def test_other_subcommands_read_nothing() -> None:
+    job = normalize_command(_command("reset"))
+    assert job is not None and job.reading is None and not job.ephemeral and job.incoming.command == "reset"
+
+
+def test_summarise_thread_shortcut_reads_the_thread_of_the_message_and_answers_in_it() -> None:
+    reply = {"type": "message", "user": "U2", "text": "a reply", "ts": "20.000002", "thread_ts": "10.000001"}
+    payload = message_shortcut("summarize_thread", user="U1", channel="C7", message=reply, response_url="u")
+    job = normalize_shortcut(payload)
+    assert job is not None
+    assert (job.channel, job.thread_ts, job.reading) == ("C7", "10.000001", Reading("C7", "10.000001"))
+    assert job.incoming.thread_key == "10.000001" and job.incoming.addressed_to_bot
+    assert job.incoming.event_id == f"shortcut:{payload['trigger_id']}" and not job.ephemeral
+    top = dict(reply, ts="30.000003")
+    del top["thread_ts"]
+    job = normalize_shortcut(
+        message_shortcut("summarize_thread", user="U1", channel="C7", message=top, response_url="u")
+    )
+    assert job is not None and job.thread_ts == "30.000003"
+
+
+def test_mention_summarize_reads_the_thread_or_the_channel_and_a_sentence_stays_a_question() -> None:
+    in_thread = normalize_event(
+        event_callback(mention_event("summarize", channel="C1", user="U1", ts="2.0", thread_ts="1.0")),
+        BOT_USER_ID,
+    )
+    assert in_thread is not None and in_thread.reading == Reading("C1", "1.0")
+    assert in_thread.incoming.command is None and in_thread.incoming.text == ""
+    top = normalize_event(event_callback(mention_event("Summarise 20", channel="C1", user="U1")), BOT_USER_ID)
+    assert (
+        top is not None
+        and top.reading == Reading("C1", None, 20)
+        and top.thread_ts == top.incoming.thread_key
+    )
+    question = normalize_event(
+        event_callback(mention_event("summarize what I pasted", channel="C1", user="U1")), BOT_USER_ID
+    )
+    assert question is not None and question.reading is None
+    assert question.incoming.text == "summarize what I pasted" and question.incoming.command is None
