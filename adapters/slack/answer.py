@@ -16,6 +16,7 @@ from adapters.slack.feedback import feedback_block, message_blocks
 from adapters.slack.markup import MESSAGE_LIMIT, escape, render_chunks, split
 from adapters.slack.normalize import Job
 from adapters.slack.sources import sources_mrkdwn, thoughts_mrkdwn
+from adapters.slack.status import ThreadStatus
 from bot.domain import Delta, FinalAnswer, Incoming, Notice, NoticeKind, ReplyEvent, Sourcing, Typing
 from bot.i18n import Language, pick_language
 from bot.observability.logs import get_logger
@@ -57,8 +58,7 @@ class AnswerWriter:
 
     def __init__(self, adapter: Connection, job: Job, incoming: Incoming, status: str = STATUS_TEXT) -> None:
         self._adapter = adapter
-        self._status = status
-        self._status_shown = False
+        self._status = ThreadStatus(adapter, job.channel, job.thread_ts, status)
         self._client = adapter.client
         self._optional = adapter.optional_client
         self._job = job
@@ -95,9 +95,9 @@ class AnswerWriter:
                 self._lost = True
             if terminal and self._lost:
                 log.warning("slack.answer_undelivered", event_id=self._incoming.event_id)
-                await self._clear_status()
+                await self._status.clear()
                 return False
-        await self._clear_status()
+        await self._status.clear()
         return True
 
     async def _on(self, event: ReplyEvent) -> None:
@@ -126,31 +126,10 @@ class AnswerWriter:
     async def _typing(self) -> None:
         if self._job.ephemeral:
             return  # nothing shows in the channel while a private answer is being written
-        if self._thread is not None and self._adapter.status_available:
-            try:
-                await self._optional.assistant_threads_setStatus(
-                    channel_id=self._channel, thread_ts=self._thread, status=self._status
-                )
-                self._status_shown = True
-                return
-            except CALL_ERRORS as exc:
-                if reason(exc) in UNAVAILABLE_ERRORS:
-                    self._adapter.status_available = False
-                log.info("slack.status_failed", error=reason(exc))
+        if await self._status.show():
+            return
         if not self._native and not self._messages:
             await self._sync([PLACEHOLDER])
-
-    async def _clear_status(self) -> None:
-        """Clear the thread's status once the answer or notice is shown (also when it could not be)."""
-        if not self._status_shown:
-            return
-        self._status_shown = False
-        try:
-            await self._optional.assistant_threads_setStatus(
-                channel_id=self._channel, thread_ts=self._thread or "", status=""
-            )
-        except CALL_ERRORS as exc:
-            log.info("slack.status_failed", error=reason(exc))
 
     async def _progress(self) -> None:
         now = time.monotonic()
