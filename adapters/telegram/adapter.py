@@ -36,7 +36,7 @@ from bot.domain import (
 )
 from bot.observability.logs import get_logger
 from bot.sequencer import LocalSequencer
-from bot.transport import ShardedTransport
+from bot.transport import pooled_transport
 
 if TYPE_CHECKING:
     from adapters.base import AdapterDeps
@@ -265,7 +265,7 @@ class TelegramAdapter:
                     connection_pool_size=CONNECTIONS,
                     pool_timeout=30.0,
                     # httpcore scans its whole pool on every request event: shards keep that short.
-                    httpx_kwargs={"transport": ShardedTransport(max_connections=CONNECTIONS)},
+                    httpx_kwargs={"transport": pooled_transport(max_connections=CONNECTIONS)},
                 )
             )
             .get_updates_request(HTTPXRequest(connection_pool_size=1, read_timeout=30.0))

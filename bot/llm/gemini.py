@@ -29,7 +29,7 @@ from bot.llm.parts import read_parts
 from bot.llm.sse import event_data
 from bot.llm.tools import thinking_config, tools_body
 from bot.llm.types import ChatMessage, LlmChunk, LlmRequest, LlmResult, ResponseExtras, Usage
-from bot.transport import ShardedTransport
+from bot.transport import pooled_transport
 
 __all__ = ["GeminiClient", "GeminiTimeouts", "build_request_body", "request_url"]
 
@@ -250,7 +250,7 @@ class GeminiClient:
         self._owns_http = http is None
         self._http = http or httpx.AsyncClient(
             timeout=self._httpx_timeout,
-            transport=ShardedTransport(max_connections=max_connections),
+            transport=pooled_transport(max_connections=max_connections),
             headers={"user-agent": _USER_AGENT},
             follow_redirects=False,
         )
