@@ -48,7 +48,9 @@ class Database:
         self._writer = sqlite_writer(engine) if is_sqlite(engine) else None
         # The reads of every message (history, chat settings) on threads of their own, one hop each.
         self._rows_reader: SqliteReader | None = (
-            sqlite_reader(engine) if is_sqlite(engine) and os.environ.get("GEMBOT_AB_READER") != "off" else None
+            sqlite_reader(engine)
+            if is_sqlite(engine) and os.environ.get("GEMBOT_AB_READER") != "off"
+            else None
         )
         # Both dialects spell upserts INSERT .. ON CONFLICT; each has its own construct for it.
         self._insert: Any = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
