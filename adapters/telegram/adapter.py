@@ -16,11 +16,11 @@ from aiohttp import web
 from telegram import BotCommand, Message, ReplyParameters, Update
 from telegram.error import BadRequest, InvalidToken, NetworkError, RetryAfter, TelegramError
 from telegram.ext import ApplicationBuilder, BaseUpdateProcessor, ContextTypes, TypeHandler
-from telegram.request import HTTPXRequest
 
 from adapters.telegram.answer import AnswerWriter, DraftSupport
 from adapters.telegram.normalize import BotIdentity, Normalized, normalize, ordering_key
 from adapters.telegram.outbox import ChatUnreachableError, FloodControl, Outbox, retry_after_seconds
+from adapters.telegram.request import BotApiRequest
 from bot import i18n
 from bot.domain import (
     ANSWER_MESSAGE,
@@ -261,14 +261,14 @@ class TelegramAdapter:
             .update_queue(RecordingQueue(self._record))
             .concurrent_updates(self._processor)
             .request(
-                HTTPXRequest(
+                BotApiRequest(
                     connection_pool_size=CONNECTIONS,
                     pool_timeout=30.0,
-                    # httpcore scans its whole pool on every request event: shards keep that short.
+                    # aiohttp's pool under httpx's API (bot.transport): no scan of the pool per request.
                     httpx_kwargs={"transport": pooled_transport(max_connections=CONNECTIONS)},
                 )
             )
-            .get_updates_request(HTTPXRequest(connection_pool_size=1, read_timeout=30.0))
+            .get_updates_request(BotApiRequest(connection_pool_size=1, read_timeout=30.0))
         )
         if settings.mode == "webhook":
             builder = builder.updater(None)

@@ -156,8 +156,12 @@ class AnswerWriter:
                 # The first draft goes out at once and ends the typing indicator; one not yet sent is
                 # not needed any more.
                 self._stop_typing()
-            if event.last and self._preview_task is None:
-                return  # the whole reply arrived in one piece: its final message is the only call
+            if event.last:
+                # The reply is complete and its final message follows: a preview would only repeat it
+                # (for a reply that came in one piece, the final message is the only call).
+                self._closing.set()
+                self._dirty.set()
+                return
             if self._preview_task is None:
                 self._preview_task = asyncio.create_task(self._preview_loop(), name="tg-preview")
             self._dirty.set()
