@@ -10,7 +10,6 @@ PostgreSQL share the syntax), chosen by dialect name.
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final, TypeVar
 
@@ -47,11 +46,7 @@ class Database:
         # SQLite allows one writer: this process's writes run on one thread, committed in groups.
         self._writer = sqlite_writer(engine) if is_sqlite(engine) else None
         # The reads of every message (history, chat settings) on threads of their own, one hop each.
-        self._rows_reader: SqliteReader | None = (
-            sqlite_reader(engine)
-            if is_sqlite(engine) and os.environ.get("GEMBOT_AB_READER") != "off"
-            else None
-        )
+        self._rows_reader: SqliteReader | None = sqlite_reader(engine) if is_sqlite(engine) else None
         # Both dialects spell upserts INSERT .. ON CONFLICT; each has its own construct for it.
         self._insert: Any = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
 
