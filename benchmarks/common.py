@@ -301,6 +301,17 @@ def load_average() -> float:
 
 # ------------------------------------------------------------------------------------------- statistics
 
+UPDATE_FETCH = "getupdates"
+"""The one method that does not answer anyone (long polls, shared by every chat); counted apart."""
+
+
+def calls_per_answer(calls: Counter[str], answers: int) -> dict[str, float]:
+    """Bot API calls per answered message: ``total`` (without getUpdates), ``getupdates`` and each method."""
+    per = {method: count / max(answers, 1) for method, count in sorted(calls.items()) if count > 0}
+    per["total"] = sum(v for k, v in per.items() if k != UPDATE_FETCH)
+    per.setdefault(UPDATE_FETCH, 0.0)
+    return per
+
 
 def percentile(values: Sequence[float], q: float) -> float:
     """The ``q``-th percentile (0-100), linear interpolation; NaN for no values."""

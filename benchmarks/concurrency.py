@@ -11,6 +11,7 @@ emulator, i.e. available to getUpdates) - (the emulated Gemini latency).
 from __future__ import annotations
 
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from benchmarks.common import (
     BenchTelegram,
     Process,
     Users,
+    calls_per_answer,
     cpu_seconds,
     start_echo,
     start_gembot,
@@ -41,6 +43,7 @@ async def burst(
         raise RuntimeError(f"{proc.name}: warm-up not answered:\n{proc.log_tail()}")
 
     users = Users(tg, first_id + 1000, n)
+    calls0 = Counter(tg.method_counts)
     cpu0 = cpu_seconds(proc.pid)
     sent: dict[int, float] = {}
     started = time.monotonic()
@@ -50,6 +53,8 @@ async def burst(
     done = await wait_until(lambda: all(c in tg.first_answer for c in sent), within)
     cpu = cpu_seconds(proc.pid) - cpu0
     answered = {c: tg.first_answer[c] for c in sent if c in tg.first_answer}
+    burst_calls = Counter(tg.method_counts)
+    burst_calls.subtract(calls0)
     if not done:
         print(f"    ! {proc.name}: {n - len(answered)} of {n} unanswered within {within:.0f} s")
     makespan = max(answered.values()) - started if answered else float("nan")
@@ -64,6 +69,7 @@ async def burst(
         "cpu_s": cpu,
         "cpu_ms_per_message": cpu / max(len(answered), 1) * 1000,
         "calls": dict(tg.method_counts),
+        "calls_per_answer": calls_per_answer(burst_calls, len(answered)),
     }
 
 

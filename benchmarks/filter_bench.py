@@ -7,6 +7,7 @@ Run: ``.venv/bin/python benchmarks/filter_bench.py`` (``--seconds`` per measurem
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import string
 import tempfile
@@ -63,6 +64,7 @@ def per_second(work: list[str], action: object, seconds: float) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=2.0, help="duration of each throughput measurement")
+    parser.add_argument("--json", action="store_true", help="print one JSON line of per-message costs last")
     args = parser.parse_args()
 
     words = make_words(10_000, seed=1)
@@ -99,6 +101,44 @@ def main() -> None:
             f"load a 50,000-entry words file ({loaded.words.size:,} distinct after normalization): "
             f"best {min(timings):.3f} s, worst {max(timings):.3f} s (of 3)"
         )
+    costs = per_message_costs(messages, args.seconds)
+    for size, cost in costs.items():
+        print(
+            f"per answered message with {size:,} words (check + streamed screen, mask): "
+            f"{(cost['check_s'] + cost['screen_s']) * 1e6:,.0f} µs"
+        )
+    if args.json:
+        print(json.dumps({"per_message": costs}))
+
+
+def per_message_costs(messages: list[str], seconds: float) -> dict[int, dict[str, float]]:
+    """CPU seconds of one message check and one streamed screen of a 200-character reply, by list size.
+
+    CPU time of this process (not the wall clock), so a busy machine does not inflate it.
+    """
+    costs: dict[int, dict[str, float]] = {}
+    for size in (10_000, 50_000):
+        f = WordFilter(FilterSettings(words=make_words(size, seed=4), action="mask"))
+
+        def stream(message: str, f: WordFilter = f) -> None:
+            screen = f.screen_stream()
+            for i in range(0, len(message), 20):
+                screen.feed(message[i : i + 20])
+            screen.finish()
+
+        costs[size] = {"check_s": cpu_per_item(messages, f.check, seconds / 2)}
+        costs[size]["screen_s"] = cpu_per_item(messages, stream, seconds / 2)
+    return costs
+
+
+def cpu_per_item(work: list[str], action: object, seconds: float) -> float:
+    done = 0
+    started = time.process_time()
+    while time.process_time() - started < seconds:
+        for item in work:
+            action(item)  # type: ignore[operator]
+        done += len(work)
+    return (time.process_time() - started) / done
 
 
 if __name__ == "__main__":

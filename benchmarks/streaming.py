@@ -31,8 +31,8 @@ class _FirstChunkClock:
         original = self._original
         times = self.times
 
-        async def event(call: Any, payload: Any) -> None:
-            await original(call, payload)
+        async def event(call: Any, payload: Any, **kwargs: Any) -> None:
+            await original(call, payload, **kwargs)
             if not getattr(call, "_bench_seen", False):
                 call._bench_seen = True
                 times.append(time.monotonic())

@@ -8,6 +8,7 @@ warm-up; the same loop runs against the bare echo bot (the floor) in the same ru
 from __future__ import annotations
 
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from benchmarks.common import (
     BenchTelegram,
     Process,
     Users,
+    calls_per_answer,
     cpu_seconds,
     start_echo,
     start_gembot,
@@ -53,10 +55,13 @@ async def closed_loop(
     await wait_until(lambda: time.monotonic() >= window["start"], warmup + 1, step=0.05)
     cpu0 = cpu_seconds(proc.pid)
     answers0 = tg.answers
+    calls0 = Counter(tg.method_counts)
     await wait_until(lambda: time.monotonic() >= window["end"], seconds + 1, step=0.05)
     cpu = cpu_seconds(proc.pid) - cpu0
     running = False
     total_in_window = tg.answers - answers0
+    window_calls = Counter(tg.method_counts)
+    window_calls.subtract(calls0)
     # Let the messages in flight finish (bounded), so the process stops cleanly.
     await wait_until(lambda: tg.answers >= sum(sent) + users, 20, step=0.05)
     tg.on_answer = None
@@ -71,6 +76,7 @@ async def closed_loop(
         "cpu_ms_per_message": cpu / counted * 1000 if counted else float("nan"),
         "cpu_share": cpu / seconds,
         "calls": dict(tg.method_counts),
+        "calls_per_answer": calls_per_answer(window_calls, total_in_window),
     }
 
 

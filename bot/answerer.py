@@ -279,7 +279,7 @@ class Answerer:
             visible = screen.feed(chunk.text) if screen is not None else chunk.text
             if visible:
                 progress.shown.append(visible)
-                yield Delta(visible)
+                yield Delta(visible, last=chunk.finish_reason is not None)
 
     def _screened_reply(self, reply: str, screen: StreamScreen | None, progress: Progress) -> str | None:
         """The reply to store and show after the reply filter, None when the filter blocks it."""

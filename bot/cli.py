@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import yaml
 from sqlalchemy.exc import SQLAlchemyError
 
+from bot import event_loop
 from bot.config import ConfigError, Settings, config_warnings, load_settings, masked_dump
 from bot.observability.logs import REDACTOR, configure_logging
 
@@ -152,6 +153,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "copy-db": lambda: _copy_db(settings.storage.url, args.target),
     }
     try:
+        if args.command == "run":
+            return event_loop.run(runners["run"]())
         return asyncio.run(runners[args.command]())
     except KeyboardInterrupt:
         return 0

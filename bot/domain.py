@@ -130,9 +130,11 @@ class Typing:
 
 @dataclass(frozen=True, slots=True)
 class Delta:
-    """More reply text (streaming). ``text`` is only the new part."""
+    """More reply text (streaming). ``text`` is only the new part; ``last`` when the reply's stream has
+    ended with it (the terminal event follows without more text, so a preview of it would be redundant)."""
 
     text: str
+    last: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,6 @@ from aiohttp import web
 from telegram import BotCommand, Message, MessageReactionUpdated, ReplyParameters, Update
 from telegram.error import BadRequest, InvalidToken, NetworkError, RetryAfter, TelegramError
 from telegram.ext import ApplicationBuilder, BaseUpdateProcessor, ContextTypes, TypeHandler
-from telegram.request import HTTPXRequest
 
 from adapters.telegram.albums import Albums
 from adapters.telegram.answer import AnswerWriter, DraftSupport
@@ -25,10 +24,11 @@ from adapters.telegram.media import fetch_all
 from adapters.telegram.normalize import BotIdentity, Normalized, normalize, ordering_key
 from adapters.telegram.outbox import ChatUnreachableError, FloodControl, Outbox, retry_after_seconds
 from adapters.telegram.reactions import reaction_vote
+from adapters.telegram.request import BotApiRequest
 from bot.domain import ANSWER_MESSAGE, AdminAlert, FollowUp, Platform
 from bot.observability.logs import get_logger
 from bot.sequencer import LocalSequencer
-from bot.transport import ShardedTransport
+from bot.transport import pooled_transport
 
 if TYPE_CHECKING:
     from adapters.base import AdapterDeps
@@ -258,14 +258,14 @@ class TelegramAdapter:
             .update_queue(RecordingQueue(self._record))
             .concurrent_updates(self._processor)
             .request(
-                HTTPXRequest(
+                BotApiRequest(
                     connection_pool_size=CONNECTIONS,
                     pool_timeout=30.0,
-                    # httpcore scans its whole pool on every request event: shards keep that short.
-                    httpx_kwargs={"transport": ShardedTransport(max_connections=CONNECTIONS)},
+                    # aiohttp's pool under httpx's API (bot.transport): no scan of the pool per request.
+                    httpx_kwargs={"transport": pooled_transport(max_connections=CONNECTIONS)},
                 )
             )
-            .get_updates_request(HTTPXRequest(connection_pool_size=1, read_timeout=30.0))
+            .get_updates_request(BotApiRequest(connection_pool_size=1, read_timeout=30.0))
         )
         if settings.mode == "webhook":
             builder = builder.updater(None)

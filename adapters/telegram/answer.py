@@ -29,9 +29,8 @@ from bot.observability.logs import get_logger
 log = get_logger(__name__)
 
 TYPING_REFRESH = 4.0
-TYPING_DELAY = 0.3  # seconds before the first typing action: below what a user notices as a wait
-FIRST_DRAFT_DELAY = 0.15  # seconds before the first draft of a private answer
 """Seconds between typing actions (Telegram shows one for at most 5 s)."""
+TYPING_DELAY = 0.3  # seconds before the first typing action: below what a user notices as a wait
 _NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
 
 
@@ -157,6 +156,16 @@ class AnswerWriter:
                 self._typing_task = asyncio.create_task(self._keep_typing(), name="tg-typing")
         elif isinstance(event, Delta):
             self._text += event.text
+            if self._drafting:
+                # The first draft goes out at once and ends the typing indicator; one not yet sent is
+                # not needed any more.
+                self._stop_typing()
+            if event.last:
+                # The reply is complete and its final message follows: a preview would only repeat it
+                # (for a reply that came in one piece, the final message is the only call).
+                self._closing.set()
+                self._dirty.set()
+                return
             if self._preview_task is None:
                 self._preview_task = asyncio.create_task(self._preview_loop(), name="tg-preview")
             self._dirty.set()
@@ -199,11 +208,10 @@ class AnswerWriter:
             await asyncio.sleep(TYPING_REFRESH)
 
     async def _preview_loop(self) -> None:
-        # Drafts are cheap and vanish, so the first one shows quickly (first text within ~200 ms). In groups
-        # the first preview is a real message, so it waits a whole interval: short answers arrive whole.
-        first_delay = self._interval
-        if self._drafting:
-            first_delay = min(self._interval, FIRST_DRAFT_DELAY)
+        # Drafts are cheap and vanish, so the first one shows the first text at once; only later ones wait
+        # for the interval. In groups the first preview is a real message, so it waits a whole interval:
+        # short answers arrive whole.
+        first_delay = 0.0 if self._drafting else self._interval
         last = time.monotonic() - self._interval + first_delay
         while not self._closing.is_set():
             await self._dirty.wait()

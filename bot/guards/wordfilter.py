@@ -169,8 +169,9 @@ class _Screen:
         n = len(norm)
         settled = n if final else max(0, n - self._hold)
         if settled > self._settled or final:
-            start = max(0, self._settled - self._hold)
-            for begin, end in self._words.find(norm, start):
+            # A hit beginning before the old settled point ended at least two characters before the text
+            # did then (the hold is the longest word plus that margin), so it was found and decided then.
+            for begin, end in self._words.find(norm, self._settled):
                 if begin < settled:
                     self._spans.add((begin, end))
             self._settled = settled

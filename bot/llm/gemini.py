@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import json
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, TypeVar
 
 import httpx
+import orjson
 
 from bot.llm.errors import (
     DeadlineExceededError,
@@ -29,7 +29,7 @@ from bot.llm.parts import read_parts
 from bot.llm.sse import event_data
 from bot.llm.tools import thinking_config, tools_body
 from bot.llm.types import ChatMessage, LlmChunk, LlmRequest, LlmResult, ResponseExtras, Usage
-from bot.transport import ShardedTransport
+from bot.transport import pooled_transport
 
 __all__ = ["GeminiClient", "GeminiTimeouts", "build_request_body", "request_url"]
 
@@ -250,7 +250,7 @@ class GeminiClient:
         self._owns_http = http is None
         self._http = http or httpx.AsyncClient(
             timeout=self._httpx_timeout,
-            transport=ShardedTransport(max_connections=max_connections),
+            transport=pooled_transport(max_connections=max_connections),
             headers={"user-agent": _USER_AGENT},
             follow_redirects=False,
         )
@@ -286,14 +286,12 @@ class GeminiClient:
     ) -> httpx.Request:
         url = request_url(base_url or self.base_url, self.api_version, model or self.model, method)
         params = {"alt": "sse"} if method == "streamGenerateContent" else None
-        content = json.dumps(
-            build_request_body(request, model or self.model), ensure_ascii=False, separators=(",", ":")
-        )
+        content = orjson.dumps(build_request_body(request, model or self.model))
         return self._http.build_request(
             "POST",
             url,
             params=params,
-            content=content.encode("utf-8"),
+            content=content,
             headers=self._headers(),
             timeout=self._httpx_timeout,
         )
@@ -327,7 +325,7 @@ class GeminiClient:
         if response.status_code != 200:
             raise self._redact(error_from_response(response.status_code, response.content))
         try:
-            payload = json.loads(response.content)
+            payload = orjson.loads(response.content)
         except (ValueError, RecursionError) as exc:
             raise ServerError("the response is not JSON", http_status=200) from exc
         if not isinstance(payload, Mapping):
@@ -436,7 +434,7 @@ class GeminiClient:
         if not data.strip() or data.strip() == "[DONE]":
             return None
         try:
-            payload = json.loads(data)
+            payload = orjson.loads(data)
         except (ValueError, RecursionError) as exc:
             raise ServerError(
                 "malformed JSON in the SSE stream", during_stream=delivered, partial_text="".join(sent)

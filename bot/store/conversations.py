@@ -134,8 +134,7 @@ class Conversations(Queries):
         if limit <= 0:
             return []
         params = {"b_id": conversation_id, "b_since": since, "b_limit": limit}
-        async with self._reader.connect() as conn:
-            rows = (await conn.execute(_HISTORY, params)).all()
+        rows = await self._read_rows(_HISTORY, params)
         return [
             Exchange(row.user_text, row.model_text, row.created_at, _parts(row.model_parts))
             for row in reversed(rows)

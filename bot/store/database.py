@@ -10,16 +10,18 @@ PostgreSQL share the syntax), chosen by dialect name.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final, TypeVar
 
 from sqlalchemy import text
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Row
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.sql import Executable
 
 from bot.observability.logs import get_logger
-from bot.store.db import is_sqlite, read_only, sqlite_writer
+from bot.store.db import is_sqlite, read_only, sqlite_reader, sqlite_writer
+from bot.store.reader import SqliteReader
 from bot.store.writer import SqliteWriter
 
 __all__ = ["Database", "Queries"]
@@ -43,6 +45,8 @@ class Database:
         self._reader = read_only(engine)
         # SQLite allows one writer: this process's writes run on one thread, committed in groups.
         self._writer = sqlite_writer(engine) if is_sqlite(engine) else None
+        # The reads of every message (history, chat settings) on threads of their own, one hop each.
+        self._rows_reader: SqliteReader | None = sqlite_reader(engine) if is_sqlite(engine) else None
         # Both dialects spell upserts INSERT .. ON CONFLICT; each has its own construct for it.
         self._insert: Any = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
 
@@ -77,8 +81,19 @@ class Database:
         async with self._engine.begin() as conn:
             return await conn.run_sync(op)
 
+    async def read_rows(
+        self, statement: Executable, params: Mapping[str, Any] | None = None
+    ) -> Sequence[Row[Any]]:
+        """Every row of a read-only ``statement``, in a snapshot (one hop to a reader thread on SQLite)."""
+        if self._rows_reader is not None:
+            return await self._rows_reader.rows(statement, params)
+        async with self._reader.connect() as conn:
+            return (await conn.execute(statement, params)).all()
+
     async def close(self) -> None:
         """Finish queued writes and close every connection."""
+        if self._rows_reader is not None:
+            await self._rows_reader.aclose()
         if self._writer is not None:
             await self._writer.aclose()
         await self._engine.dispose()
@@ -124,4 +139,5 @@ class Queries:
         self._writer = database.writer
         self._insert = database.insert
         self.run_write = database.run_write
+        self._read_rows = database.read_rows
         self._checkpoint = database.checkpoint

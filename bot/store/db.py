@@ -39,9 +39,18 @@ from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from bot.store.reader import SqliteReader
 from bot.store.writer import SqliteWriter
 
-__all__ = ["BUSY_TIMEOUT_S", "create_engine", "is_sqlite", "read_only", "sqlite_path", "sqlite_writer"]
+__all__ = [
+    "BUSY_TIMEOUT_S",
+    "create_engine",
+    "is_sqlite",
+    "read_only",
+    "sqlite_path",
+    "sqlite_reader",
+    "sqlite_writer",
+]
 
 BUSY_TIMEOUT_S: Final = 30.0
 _READ_ONLY: Final = "gembot_read_only"
@@ -88,6 +97,11 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
 def sqlite_writer(engine: AsyncEngine) -> SqliteWriter:
     """The writer thread for ``engine``'s SQLite file, with the same pragmas and BEGIN IMMEDIATE."""
     return SqliteWriter(engine.url, _on_sqlite_connect, _on_sqlite_begin)
+
+
+def sqlite_reader(engine: AsyncEngine) -> SqliteReader:
+    """The reader threads for ``engine``'s SQLite file, with the same pragmas (autocommit snapshots)."""
+    return SqliteReader(engine.url, _on_sqlite_connect)
 
 
 def read_only(engine: AsyncEngine) -> AsyncEngine:

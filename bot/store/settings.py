@@ -47,8 +47,7 @@ class ChatSettingsStore(Queries):
     ) -> tuple[StoredSettings | None, StoredSettings | None]:
         """(the chat's row, the thread's row); the second is None for a chat itself ("" thread)."""
         params = {"b_platform": platform, "b_chat": chat_key, "b_threads": list({"", thread_key})}
-        async with self._reader.connect() as conn:
-            rows = (await conn.execute(_READ, params)).all()
+        rows = await self._read_rows(_READ, params)
         found = {
             row.thread_key: StoredSettings(**{name: getattr(row, name) for name in SETTING_COLUMNS})
             for row in rows

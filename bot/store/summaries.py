@@ -36,8 +36,8 @@ class Summaries(Queries):
 
     async def summary(self, conversation_id: int) -> StoredSummary | None:
         """The conversation's summary, if it has one (a primary-key lookup)."""
-        async with self._reader.connect() as conn:
-            row = (await conn.execute(_SUMMARY, {"b_id": conversation_id})).first()
+        rows = await self._read_rows(_SUMMARY, {"b_id": conversation_id})
+        row = rows[0] if rows else None
         if row is None or row.summary is None or row.summary_from is None or row.summary_through is None:
             return None
         return StoredSummary(row.summary, row.summary_from, row.summary_through)

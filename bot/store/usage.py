@@ -95,8 +95,7 @@ class UsageCounters(Queries):
     ) -> UsageTotals:
         """The user's counts since ``day_start`` and since ``month_start`` (one indexed query)."""
         params = {"b_platform": platform, "b_user": user_id, "b_day": day_start, "b_month": month_start}
-        async with self._reader.connect() as conn:
-            row = (await conn.execute(_TOTALS, params)).one()
+        [row] = await self._read_rows(_TOTALS, params)
         return UsageTotals(*(int(v) for v in row))
 
     async def top_users(self, since: datetime, limit: int) -> list[TopUser]:

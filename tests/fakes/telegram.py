@@ -903,7 +903,12 @@ class TelegramEmulator(LoopbackServer):
             raise _ApiError(400, "Bad Request: secret token contains unallowed characters")
         if params.get("drop_pending_updates"):
             self._pending.clear()
-        self.webhook = {"url": url, "secret_token": secret, "allowed_updates": params.get("allowed_updates")}
+        self.webhook = {
+            "url": url,
+            "secret_token": secret,
+            "allowed_updates": params.get("allowed_updates"),
+            "max_connections": params.get("max_connections"),
+        }
         self._notify()
         return True
 
@@ -1091,23 +1096,59 @@ class TelegramEmulator(LoopbackServer):
     # ------------------------------------------------------------------------------- webhooks
 
     async def _deliver_webhooks(self) -> None:
-        """POST queued updates to the webhook one by one, retrying failures as Telegram does."""
-        assert self._session is not None
-        while not self._closing:  # a cancel racing the wake-up can be lost in wait_for (3.11)
-            url = self.webhook.get("url")
-            if not url or not self._pending:
+        """POST queued updates to the webhook as Telegram does: up to ``max_connections`` (setWebhook's,
+        40 by default) at once, a chat's updates one after another, failures retried after a pause."""
+        delivering: set[int] = set()  # update ids in flight (or pausing after a failure)
+        tasks: set[asyncio.Task[None]] = set()
+
+        async def deliver(update: dict[str, Any]) -> None:
+            try:
+                status = await self.post_update(update)
+                if 200 <= status < 300:
+                    with contextlib.suppress(ValueError):
+                        self._pending.remove(update)
+                else:
+                    await asyncio.sleep(0.5)
+            finally:
+                delivering.discard(int(update["update_id"]))
+                self._notify()
+
+        try:
+            while not self._closing:  # a cancel racing the wake-up can be lost in wait_for (3.11)
+                url = self.webhook.get("url")
+                limit = int(self.webhook.get("max_connections") or 40)
+                if url and self._pending and len(delivering) < limit:
+                    waiting_chats: set[Any] = set()
+                    for update in list(self._pending):
+                        if not _allowed(update, self.webhook.get("allowed_updates")):
+                            self._pending.remove(update)  # the bot did not ask for updates of this kind
+                            continue
+                        chat = _chat_of(update)
+                        if chat is not None and chat in waiting_chats:
+                            continue  # an earlier update of this chat goes first
+                        waiting_chats.add(chat)
+                        if int(update["update_id"]) in delivering:
+                            continue
+                        if len(delivering) >= limit:
+                            break
+                        delivering.add(int(update["update_id"]))
+                        task = asyncio.create_task(deliver(update), name="tg-emulator-delivery")
+                        tasks.add(task)
+                        task.add_done_callback(tasks.discard)
                 await self._wait_update(0.5)
-                continue
-            update = self._pending[0]
-            if not _allowed(update, self.webhook.get("allowed_updates")):
-                self._pending.pop(0)  # the bot did not ask for updates of this kind
-                continue
-            status = await self.post_update(update)
-            if 200 <= status < 300:
-                if self._pending and self._pending[0] is update:
-                    self._pending.pop(0)
-            else:
-                await asyncio.sleep(0.5)
+        finally:
+            for task in list(tasks):
+                task.cancel()
+
+
+def _chat_of(update: dict[str, Any]) -> Any:
+    """The chat an update belongs to (None when it has none: such updates are not ordered)."""
+    for value in update.values():
+        if isinstance(value, dict):
+            chat = value.get("chat") or (value.get("message") or {}).get("chat")
+            if isinstance(chat, dict):
+                return chat.get("id")
+    return None
 
 
 class _ApiError(Exception):

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import event
+from sqlalchemy.engine import Engine
 
 from bot.app import App
 from bot.domain import NoticeKind, Platform
@@ -156,8 +157,12 @@ async def test_the_settings_are_read_once_per_message(app_factory: AppFactory, g
         if "FROM chat_settings" in statement:
             reads.append(statement)
 
-    event.listen(app.store.engine.sync_engine, "before_cursor_execute", count)
-    await collect(app, incoming("hi", thread="3"))
+    # Every engine: on SQLite the reads of a message run on the store's reader threads, their own engine.
+    event.listen(Engine, "before_cursor_execute", count)
+    try:
+        await collect(app, incoming("hi", thread="3"))
+    finally:
+        event.remove(Engine, "before_cursor_execute", count)
     assert len(reads) == 1
 
 

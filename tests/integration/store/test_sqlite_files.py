@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import event
+from sqlalchemy.engine import Engine
 
 from bot.copydb import copy_database
 from bot.store import Store, upgrade_to_head
@@ -93,11 +94,12 @@ async def test_history_query_uses_the_index(sqlite_store: Store) -> None:
         if "FROM turns" in statement:
             captured.append((statement, parameters))
 
-    event.listen(sqlite_store.engine.sync_engine, "before_cursor_execute", capture)
+    # Every engine: the history is read on the store's reader threads, which have an engine of their own.
+    event.listen(Engine, "before_cursor_execute", capture)
     try:
         await sqlite_store.conversations.history(1, limit=10, since=T0)
     finally:
-        event.remove(sqlite_store.engine.sync_engine, "before_cursor_execute", capture)
+        event.remove(Engine, "before_cursor_execute", capture)
     ((statement, parameters),) = captured
     async with sqlite_store.engine.connect() as conn:
         raw = (await conn.get_raw_connection()).driver_connection
