@@ -6,16 +6,16 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
 
 from adapters.slack.errors import CALL_ERRORS, UNAVAILABLE_ERRORS, error_code, reason
-from adapters.slack.feedback import feedback_block, message_blocks
+from adapters.slack.feedback import feedback_block, section_blocks
 from adapters.slack.markup import MESSAGE_LIMIT, escape, render_chunks, split
 from adapters.slack.normalize import Job
-from adapters.slack.sources import sources_mrkdwn, thoughts_mrkdwn
+from adapters.slack.sources import sources_mrkdwn, thoughts_block, thoughts_mrkdwn
 from adapters.slack.status import ThreadStatus
 from bot.domain import Delta, FinalAnswer, Incoming, Notice, NoticeKind, ReplyEvent, Sourcing, Typing
 from bot.i18n import Language, pick_language
@@ -77,6 +77,7 @@ class AnswerWriter:
         self._last_update = 0.0
         self._noted = False
         self._lost = False  # a message of the event being shown could not be posted
+        self._thoughts: tuple[str, dict[str, Any]] | None = None  # (the quote in the text, its block)
         self._final_answer = False  # the final answer (not a notice) is being shown: it gets the buttons
 
     async def run(self, events: AsyncIterator[ReplyEvent]) -> bool:
@@ -156,6 +157,8 @@ class AnswerWriter:
                 await self._stop_stream()
                 self._messages, self._shown = list(self._streams), [""] * len(self._streams)
                 self._offset = 0
+        block = thoughts_block(sourcing) if self._offset == 0 else None
+        self._thoughts = (thoughts_mrkdwn(sourcing), block) if block is not None else None
         chunks = _answer_chunks(render_chunks(text[self._offset :]), notice, sourcing, self._offset == 0)
         if not chunks and self._streamed and not self._messages:
             return  # a broken stream already shows everything: no "…" after it
@@ -177,7 +180,10 @@ class AnswerWriter:
         await self._answer_shown()
         try:
             await self._client.chat_update(
-                channel=self._channel, ts=ts, text=shown, blocks=message_blocks(shown, self._language)
+                channel=self._channel,
+                ts=ts,
+                text=shown,
+                blocks=[*self._blocks(shown), feedback_block(self._language)],
             )
         except SlackApiError as exc:
             log.info("slack.feedback_buttons_failed", error=error_code(exc))
@@ -300,11 +306,23 @@ class AnswerWriter:
             self._noted = True
             await self._adapter.engine.note_answer_message(self._incoming, ts)
 
+    def _thought_blocks(self, chunk: str) -> list[dict[str, Any]] | None:
+        """The blocks of the message that opens with the thought summary (shown as a context block above
+        the answer's sections); None for any other message, which goes as plain mrkdwn text."""
+        if self._thoughts is None or not chunk.startswith(self._thoughts[0]):
+            return None
+        rest = chunk[len(self._thoughts[0]) :].lstrip("\n")
+        return [self._thoughts[1], *(section_blocks(rest) if rest else [])]
+
+    def _blocks(self, chunk: str) -> list[dict[str, Any]]:
+        return self._thought_blocks(chunk) or section_blocks(chunk)
+
     async def _post(self, text: str) -> list[str]:
         try:
             response = await self._client.chat_postMessage(
                 channel=self._channel,
                 text=text,
+                blocks=self._thought_blocks(text),
                 thread_ts=self._thread,
                 unfurl_links=False,
                 unfurl_media=False,
@@ -324,7 +342,9 @@ class AnswerWriter:
     async def _update(self, ts: str, text: str, *, optional: bool = False) -> bool:
         client, errors = (self._optional, CALL_ERRORS) if optional else (self._client, (SlackApiError,))
         try:
-            await client.chat_update(channel=self._channel, ts=ts, text=text)
+            await client.chat_update(
+                channel=self._channel, ts=ts, text=text, blocks=self._thought_blocks(text)
+            )
             return True
         except errors as exc:
             log.info("slack.update_failed", error=reason(exc), optional=optional)

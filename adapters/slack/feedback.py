@@ -45,13 +45,12 @@ def feedback_block(language: Language) -> dict[str, Any]:
     }
 
 
-def message_blocks(mrkdwn: str, language: Language) -> list[dict[str, Any]]:
-    """A message's mrkdwn as section blocks, with the feedback buttons under it."""
-    sections = [
+def section_blocks(mrkdwn: str) -> list[dict[str, Any]]:
+    """A message's mrkdwn as section blocks."""
+    return [
         {"type": "section", "text": {"type": "mrkdwn", "text": piece}}
         for piece in split(mrkdwn, SECTION_LIMIT)
     ]
-    return [*sections, feedback_block(language)]
 
 
 def clicked_vote(body: dict[str, Any]) -> tuple[str, str, str, VoteValue] | None:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
 
 from adapters.slack.markup import escape
 from adapters.sourcing import Markup, sources_block, thoughts_glimpse
 from bot.domain import Link, Sourcing
 
 THOUGHTS_LIMIT: Final = 2500
+CONTEXT_TEXT_LIMIT: Final = 3000
+"""Characters of a context block's text element."""
 
 
 def _link(link: Link) -> str:
@@ -32,6 +34,15 @@ def thoughts_mrkdwn(sourcing: Sourcing | None) -> str:
         return ""
     quoted = "\n".join(f">{escape(line)}" for line in thoughts.splitlines())
     return f">_{escape(sourcing.thoughts_label)}_\n{quoted}"
+
+
+def thoughts_block(sourcing: Sourcing | None) -> dict[str, Any] | None:
+    """The thought summary as a ``context`` block (small grey text above the answer), or None."""
+    thoughts = thoughts_glimpse(sourcing, THOUGHTS_LIMIT)
+    if sourcing is None or not thoughts:
+        return None
+    body = f"_{escape(sourcing.thoughts_label)}_\n{escape(thoughts)}"[:CONTEXT_TEXT_LIMIT]
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": body}]}
 
 
 def sources_mrkdwn(sourcing: Sourcing | None) -> str:

@@ -127,10 +127,15 @@ async def test_code_execution_renders_as_code_and_the_follow_up_carries_the_sign
     assert model_turn == {"role": "model", "parts": CODE.parts}
 
 
-async def test_thoughts_are_shown_as_a_quote_above_and_never_sent_back(world: World) -> None:
+async def test_thoughts_are_shown_in_a_context_block_above_and_never_sent_back(world: World) -> None:
     world.gemini.script(THINKING)
     channel, ts, text = await ask(world, "when does water boil?", until="Thoughts")
+    # The text (notifications, clients without blocks) quotes them; the blocks show them as context.
     assert text == f">_Thoughts_\n>{THOUGHTS}\n\nWater boils at 100 °C at sea level."
+    answer = world.slack.thread(channel, ts)[-1]
+    context, *sections = [b for b in answer.blocks if b["type"] != "context_actions"]
+    assert context == {"type": "context", "elements": [{"type": "mrkdwn", "text": f"_Thoughts_\n{THOUGHTS}"}]}
+    assert [b["text"]["text"] for b in sections] == ["Water boils at 100 °C at sea level."]
     await ask(world, "and on Everest?", (channel, ts))
     assert THOUGHTS not in str(world.gemini.requests[-1].body["contents"])
 

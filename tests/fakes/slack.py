@@ -221,6 +221,15 @@ def _block_problem(block: Any) -> str:
             or not 1 <= len(str(body.get("text", ""))) <= 3000
         ):
             return "section text must be 1-3000 characters of mrkdwn or plain_text"
+    elif block["type"] == "context":
+        elements = block.get("elements")
+        if not isinstance(elements, list) or not 1 <= len(elements) <= 10:
+            return "context takes 1-10 elements"
+        for element in elements:
+            if element.get("type") not in ("mrkdwn", "plain_text", "image"):
+                return "context elements are mrkdwn, plain_text or image"
+            if element["type"] != "image" and not 1 <= len(str(element.get("text", ""))) <= 3000:
+                return "context text must be 1-3000 characters"
     elif block["type"] == "context_actions":
         elements = block.get("elements")
         if not isinstance(elements, list) or not 1 <= len(elements) <= 5:
