@@ -31,6 +31,7 @@ __all__ = [
 ]
 
 _TYPE_PREFIX = "type.googleapis.com/"
+_FILE_ACCESS_RE = re.compile(r"permission to access the File|File \S+ .*(?:not found|may not exist)", re.I)
 _TOO_LARGE_RE = re.compile(
     r"too (?:long|large|many tokens)|exceeds? the (?:maximum|limit)|token count.*exceeds|payload size|"
     r"request entity too large|context (?:length|window)",
@@ -450,6 +451,9 @@ def _error_from_response(status_code: int, body: Any, *, during_stream: bool) ->
             return MisconfiguredError(message, **common)
         return BadRequestError(message, **common)
     if code in (401, 403):
+        if _FILE_ACCESS_RE.search(message):
+            # A file the request names is gone (expired, deleted) or another project's: not the key.
+            return BadRequestError(message, **common)
         if _is_service_disabled(details, message):
             return MisconfiguredError(message, **common)
         return BadKeyError(message, **common)

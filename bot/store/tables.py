@@ -13,6 +13,8 @@ from bot.store.models import (
     Conversation,
     Inbox,
     LlmCall,
+    MediaDeletion,
+    MediaItem,
     QuotaCounter,
     Turn,
     User,
@@ -26,6 +28,8 @@ __all__ = [
     "conversations",
     "inbox",
     "llm_calls",
+    "media",
+    "media_deletions",
     "quota_counters",
     "turns",
     "user_usage",
@@ -42,3 +46,5 @@ quota_counters: Final[Table] = QuotaCounter.__table__  # type: ignore[assignment
 blocked_users: Final[Table] = BlockedUser.__table__  # type: ignore[assignment]
 chat_settings: Final[Table] = ChatSetting.__table__  # type: ignore[assignment]
 user_usage: Final[Table] = UserUsage.__table__  # type: ignore[assignment]
+media: Final[Table] = MediaItem.__table__  # type: ignore[assignment]
+media_deletions: Final[Table] = MediaDeletion.__table__  # type: ignore[assignment]

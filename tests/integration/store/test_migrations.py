@@ -17,7 +17,7 @@ from bot.store import create_engine, read_only, upgrade_to_head
 from bot.store.models import Base
 from tests.integration.store.conftest import sqlite_url
 
-HEAD = "0005"  # the newest migration
+HEAD = "0006"  # the newest migration
 EXPECTED_TABLES = {
     "alembic_version",
     "audit",
@@ -26,6 +26,8 @@ EXPECTED_TABLES = {
     "conversations",
     "inbox",
     "llm_calls",
+    "media",
+    "media_deletions",
     "quota_counters",
     "turns",
     "user_usage",
