@@ -5,7 +5,7 @@ What runs them (the HTTP server, the adapters, the console) is wired in :mod:`bo
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import TracebackType
@@ -23,9 +23,12 @@ from bot.guards.budgets import BudgetGuard
 from bot.guards.limits import RateLimiter
 from bot.guards.quota import QuotaGuard
 from bot.guards.wordfilter import WordFilter
+from bot.llm.files import FilesApi
 from bot.llm.gemini import GeminiClient, GeminiTimeouts
 from bot.llm.policy import AnswerPolicy
 from bot.llm.tools import model_warnings
+from bot.media.janitor import MediaJanitor
+from bot.media.keeper import MediaKeeper
 from bot.memory import ConversationMemory
 from bot.observability.logs import get_logger
 from bot.observability.metrics import Metrics
@@ -53,6 +56,7 @@ class App:
     started_at: datetime | None = None
     quota: QuotaGuard | None = None
     blocklist: BlockList | None = None
+    janitor: MediaJanitor | None = None
 
     @classmethod
     async def create(cls, settings: Settings, *, clock: Clock | None = None, migrate: bool = True) -> App:
@@ -74,18 +78,9 @@ class App:
         )
         sequencer = conversation_sequencer(settings, store)
         memory, book, budgets, chat_commands = chat_parts(settings, store, policy, clock, text_filter)
-        commands = Commands(
-            settings=settings,
-            conversations=store.conversations,
-            users=store.users,
-            records=store.records,
-            statistics=store.statistics,
-            quota=store.quota,
-            clock=clock,
-            chat_commands=chat_commands,
-            usage=store.usage,
-        )
+        commands = store_commands(settings, store, clock, chat_commands)
         blocklist = BlockList(store.blocks, clock)
+        files, janitor, media = media_parts(settings, store, clock, metrics)
         engine = Engine(
             settings=settings,
             inbox=store.inbox,
@@ -103,9 +98,11 @@ class App:
             chat_settings=book,
             budgets=budgets,
             memory=memory,
+            media=media,
         )
         app = cls(settings, clock, store, client, metrics, engine, limiter, alerts)
-        app._closers += [client.aclose, store.close, sequencer.aclose, alerts.aclose]
+        app._closers += [client.aclose, files.aclose, store.close, sequencer.aclose, alerts.aclose]
+        app.janitor = janitor
         app.started_at = clock.now()
         app.text_filter = text_filter
         app.quota = quota
@@ -128,10 +125,11 @@ class App:
             await self.quota.used()
 
     async def purge(self, now: datetime | None = None) -> dict[str, int]:
-        """Delete what the retention policy says must go."""
+        """Delete what the retention policy says must go, and the Files API copies of the files erased
+        (those that fail now are tried again by the janitor)."""
         now = now or self.clock.now()
         storage = self.settings.storage
-        return await self.store.retention.purge(
+        removed = await self.store.retention.purge(
             turns_before=now - storage.retention,
             # Inbox rows hold no text: they stay for /stats' message counts; where to reply goes sooner.
             inbox_before=now - storage.stats_retention,
@@ -139,6 +137,16 @@ class App:
             audit_before=now - storage.audit_retention,
             calls_before=now - storage.stats_retention,
         )
+        removed["media_files"] = await self.janitor.sweep() if self.janitor is not None else 0
+        return removed
+
+    def background_jobs(self) -> dict[str, Coroutine[None, None, None]]:
+        """The jobs a running service keeps going, by name: retention, and the janitor deleting the
+        Files API copies of erased files."""
+        jobs = {"retention": self.purge_forever()}
+        if self.janitor is not None:
+            jobs["media-janitor"] = self.janitor.run_forever()
+        return jobs
 
     async def purge_forever(self) -> None:
         """The retention job: purge now and then every ``storage.purge_interval``."""
@@ -188,6 +196,34 @@ def chat_parts(
         settings=settings, book=book, budgets=budgets, records=store.records, text_filter=text_filter
     )
     return memory, book, budgets, chat_commands
+
+
+def store_commands(settings: Settings, store: Store, clock: Clock, chat_commands: ChatCommands) -> Commands:
+    """The chat commands over the store's parts."""
+    return Commands(
+        settings=settings,
+        conversations=store.conversations,
+        users=store.users,
+        records=store.records,
+        statistics=store.statistics,
+        quota=store.quota,
+        clock=clock,
+        chat_commands=chat_commands,
+        usage=store.usage,
+    )
+
+
+def media_parts(
+    settings: Settings, store: Store, clock: Clock, metrics: Metrics
+) -> tuple[FilesApi, MediaJanitor, MediaKeeper]:
+    """The Files API client for the ``gemini:`` section's key and endpoint, the janitor deleting the
+    copies of erased files, and the media side of answers."""
+    gemini = settings.gemini
+    api_key = gemini.api_key.get_secret_value() if gemini.api_key is not None else ""
+    files = FilesApi(api_key=api_key, base_url=gemini.base_url, timeout=gemini.timeout.total_seconds() * 2)
+    janitor = MediaJanitor(store.media, files, clock, metrics)
+    keeper = MediaKeeper(settings.media, clock, metrics, files=files, store=store.media, janitor=janitor)
+    return files, janitor, keeper
 
 
 def conversation_sequencer(settings: Settings, store: Store) -> Sequencer:

@@ -34,6 +34,7 @@ from bot.guards.blocklist import BlockList
 from bot.guards.budgets import BudgetGuard, UsageReport, over_budget_text
 from bot.guards.filter import TextFilter
 from bot.guards.limits import RateLimiter
+from bot.guards.media import checked_media
 from bot.guards.steps import (
     Rejection,
     access_rejection,
@@ -43,6 +44,7 @@ from bot.guards.steps import (
 )
 from bot.i18n import Language, pick_language, text
 from bot.llm.policy import AnswerPolicy
+from bot.media.keeper import MediaKeeper
 from bot.memory import ConversationMemory
 from bot.observability.logs import get_logger
 from bot.observability.metrics import Metrics
@@ -94,6 +96,7 @@ class Engine:
         chat_settings: ChatSettingsBook | None = None,
         budgets: BudgetGuard | None = None,
         memory: ConversationMemory | None = None,
+        media: MediaKeeper | None = None,
     ) -> None:
         self._settings = settings
         self._inbox = inbox
@@ -126,8 +129,10 @@ class Engine:
             chat_settings=chat_settings,
             budgets=budgets,
             memory=memory,
+            media=media,
         )
         self._memory = memory
+        self._media = media
         self._answering: dict[tuple[str, str], Progress] = {}  # (platform, event id) -> progress
 
     @property
@@ -371,6 +376,8 @@ class Engine:
             progress.outcome = "command"
             context = CommandContext(language=lang, is_admin=is_admin, now=self._clock.now())
             yield await self._commands.run(message, context)
+            if self._media is not None and message.command in ("forget", "reset"):
+                self._media.erased()  # their files' Files API copies are deleted now, not at the next sweep
             return
         checked = rejection or checked_text(
             message,
@@ -379,6 +386,9 @@ class Engine:
             text_filter=self._filter,
             metrics=self._metrics,
         )
+        attachments = checked_media(message, self._settings.media, lang) if isinstance(checked, str) else ()
+        if isinstance(attachments, Rejection):
+            checked, attachments = attachments, ()
         if isinstance(checked, str):
             full = self._policy.known_quota_refusal()
             if full is not None:
@@ -394,5 +404,5 @@ class Engine:
             if checked.notice is not None:
                 yield checked.notice
             return
-        async for event in self._answerer.answer(message, checked, lang, progress):
+        async for event in self._answerer.answer(message, checked, lang, progress, attachments):
             yield event

@@ -105,7 +105,7 @@ async def run_service(settings: Settings) -> int:
         # The quota gauges show the current windows (one counts from 0 after a roll-over, on every replica).
         server.add_metrics_refresh(app.refresh_quota_gauges)
         await server.start()
-        purge_task = asyncio.create_task(app.purge_forever(), name="retention")
+        jobs = [asyncio.create_task(job, name=name) for name, job in app.background_jobs().items()]
         follow_up_task: asyncio.Task[None] | None = None
         try:
             for adapter in adapters:
@@ -118,12 +118,10 @@ async def run_service(settings: Settings) -> int:
             log.info("gembot.stopping", grace_s=grace)
             await stop_adapters(adapters, grace, interrupt=interrupt)
         finally:
-            for task in (purge_task, follow_up_task):
-                if task is not None:
-                    task.cancel()
-            await asyncio.gather(
-                purge_task, *([follow_up_task] if follow_up_task else []), return_exceptions=True
-            )
+            tasks = [*jobs, *([follow_up_task] if follow_up_task else [])]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             await server.stop()
     return 0
 

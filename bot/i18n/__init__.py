@@ -143,7 +143,9 @@ _EN: dict[str, Entry] = {
     "stopped_reply": "Gemini stopped the answer early ({reason}). Please try again or rephrase.",
     "photo_unavailable": "I could not download your photo from Telegram. Please send it again.",
     "media_disabled": "Sorry, I do not read files here: please send your message as text.",
-    "media_too_many": "You sent {count} files; I read at most {limit} per message. Please send fewer at a time.",
+    "media_too_many": (
+        "You sent {count} files; I read at most {limit} per message. Please send fewer at a time."
+    ),
     "media_too_large": "{name} is too large ({size}); I read files of up to {limit}.",
     "media_unavailable": "I could not download {name}. Please send it again.",
     "media_unsupported": (

@@ -112,3 +112,9 @@ def loose_family(mime_type: str) -> MediaFamily | None:
         return known
     major = documented(mime_type).partition("/")[0]
     return {"image": MediaFamily.IMAGE, "audio": MediaFamily.AUDIO, "video": MediaFamily.VIDEO}.get(major)
+
+
+def media_kind(mime_type: str) -> str:
+    """The family name of a type for records and metrics (``other`` for a type Gemini does not take)."""
+    family = family_of(mime_type)
+    return family.value if family is not None else "other"

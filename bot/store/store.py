@@ -13,6 +13,7 @@ from bot.store.conversations import Conversations
 from bot.store.database import Database
 from bot.store.db import create_engine
 from bot.store.inbox import EventInbox
+from bot.store.media import MediaStore
 from bot.store.quota import QuotaCounters
 from bot.store.records import Records
 from bot.store.retention import Retention
@@ -42,6 +43,7 @@ class Store:
         self.chat_settings = ChatSettingsStore(self.database)
         self.usage = UsageCounters(self.database)
         self.summaries = Summaries(self.database)
+        self.media = MediaStore(self.database)
 
     @classmethod
     async def open(cls, url: str) -> Store:
