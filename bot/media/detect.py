@@ -54,13 +54,15 @@ class Detected:
     @property
     def misnamed(self) -> bool:
         """Whether the bytes are of another family than the name says (audio and video pass for each
-        other: an MP4 or OGG file may hold either)."""
-        if self.named is None or self.named == self.family:
+        other: an MP4 or OGG file may hold either). Unknown bytes under a text name are not called a lie:
+        they are text in an encoding we do not read."""
+        if self.named is None:
             return False
+        actual = self.family or loose_family(self.mime_type)
         media = {MediaFamily.AUDIO, MediaFamily.VIDEO}
-        if self.named in media and self.family in media:
+        if actual == self.named or (self.named in media and actual in media):
             return False
-        return self.family is not None or self.named is not MediaFamily.TEXT
+        return actual is not None or self.named is not MediaFamily.TEXT
 
 
 def looks_like_text(data: bytes) -> bool:
