@@ -53,17 +53,27 @@ def build_adapters(app: App, server: HttpServer) -> list[Adapter]:
 async def run_console(
     settings: Settings, *, user: str | None, stdin: BinaryIO | None = None, stdout: TextIO | None = None
 ) -> int:
-    """``gembot console``: a terminal conversation through the app's engine; returns the exit status."""
+    """``gembot console``: a terminal conversation through the app's engine; returns the exit status.
+
+    The media janitor runs beside it, and finishes its queue on the way out (what /forget erased)."""
     async with await App.create(settings) as app:
-        return await converse(
-            app.engine,
-            app.alerts,
-            model=settings.gemini.model,
-            language=settings.conversation.language,
-            user=user,
-            stdin=stdin,
-            stdout=stdout,
-        )
+        janitor = asyncio.create_task(app.janitor.run_forever()) if app.janitor is not None else None
+        try:
+            return await converse(
+                app.engine,
+                app.alerts,
+                model=settings.gemini.model,
+                language=settings.conversation.language,
+                user=user,
+                stdin=stdin,
+                stdout=stdout,
+                max_file_bytes=settings.media.max_bytes,
+            )
+        finally:
+            if janitor is not None and app.janitor is not None:
+                janitor.cancel()
+                await asyncio.gather(janitor, return_exceptions=True)
+                await app.janitor.sweep()
 
 
 async def run_service(settings: Settings) -> int:

@@ -181,7 +181,8 @@ _EN: dict[str, Entry] = {
         "Users are getting errors."
     ),
     "console_banner": (
-        "gembot console, model {model}. Type a message; /help for commands; exit, quit or 退出 to leave."
+        "gembot console, model {model}. Type a message; /attach PATH [text] sends a file; /help for "
+        "commands; exit, quit or 退出 to leave."
     ),
     "retry_soon": "a few seconds",
     "unit_day": {"one": "{count} day", "other": "{count} days"},
@@ -341,7 +342,10 @@ _ZH: dict[str, Entry] = {
     "alert_misconfigured": (
         "gembot：Gemini 拒绝了模型 {model} 的配置（{detail}：{reason}），用户正在收到错误。"
     ),
-    "console_banner": "gembot 控制台，模型 {model}。输入消息；/help 查看命令；exit、quit 或 退出 离开。",
+    "console_banner": (
+        "gembot 控制台，模型 {model}。输入消息；/attach 路径 [文字] 发送文件；/help 查看命令；"
+        "exit、quit 或 退出 离开。"
+    ),
     "retry_soon": "几秒钟",
     "unit_day": {"other": "{count} 天"},
     "unit_hour": {"other": "{count} 小时"},
