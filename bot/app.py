@@ -5,6 +5,7 @@ What runs them (the HTTP server, the adapters, the console) is wired in :mod:`bo
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -37,6 +38,9 @@ from bot.store import Store
 from bot.store.migrate import upgrade_to_head
 
 log = get_logger(__name__)
+
+# How long a purge waits for the Files API copies of what it erased to be deleted.
+_PURGE_SWEEP_SECONDS = 30.0
 
 
 @dataclass
@@ -137,8 +141,19 @@ class App:
             audit_before=now - storage.audit_retention,
             calls_before=now - storage.stats_retention,
         )
-        removed["media_files"] = await self.janitor.sweep() if self.janitor is not None else 0
+        removed["media_files"] = await self._sweep_media()
         return removed
+
+    async def _sweep_media(self) -> int:
+        """Delete the queued Files API copies now, for a while: what is left, the janitor deletes later."""
+        if self.janitor is None:
+            return 0
+        try:
+            async with asyncio.timeout(_PURGE_SWEEP_SECONDS):
+                return await self.janitor.sweep()
+        except TimeoutError:
+            log.warning("retention.media_sweep_unfinished")
+            return 0
 
     def background_jobs(self) -> dict[str, Coroutine[None, None, None]]:
         """The jobs a running service keeps going, by name: retention, and the janitor deleting the
