@@ -88,3 +88,45 @@ async def test_delete_is_done_once_the_file_is_gone(gemini: GeminiEmulator, file
     assert gemini.files.deleted == [remote.name]
     assert await files.delete(remote.name)  # already gone (403): done all the same
     assert await files.get(remote.name) is None
+
+
+async def _generate(gemini: GeminiEmulator, parts: list[dict[str, object]]) -> tuple[int, dict[str, object]]:
+    import httpx
+
+    body = {"contents": [{"role": "user", "parts": [{"text": "what is it?"}, *parts]}]}
+    async with httpx.AsyncClient() as http:
+        response = await http.post(
+            f"{gemini.base_url}/v1beta/models/gemini-2.5-flash:generateContent",
+            headers={"x-goog-api-key": KEY},
+            json=body,
+        )
+    return response.status_code, response.json()
+
+
+async def test_the_emulator_refuses_what_gemini_refuses(gemini: GeminiEmulator, files: FilesApi) -> None:
+    status, body = await _generate(gemini, [{"inlineData": {"mimeType": "image/gif", "data": "R0lG"}}])
+    assert status == 400 and "Unsupported MIME type: image/gif" in str(body)
+    huge = "A" * (21 * 1024 * 1024)
+    status, body = await _generate(gemini, [{"inlineData": {"mimeType": "image/png", "data": huge}}])
+    assert status == 400 and "payload size exceeds" in str(body)
+    remote = await files.upload(b"hello", "text/plain", "hello.txt")
+    ok = {"fileData": {"mimeType": "text/plain", "fileUri": remote.uri}}
+    assert (await _generate(gemini, [ok]))[0] == 200
+    gemini.files.expire(remote.name)
+    status, body = await _generate(gemini, [ok])
+    assert status == 403 and "may not exist" in str(body)
+
+
+async def test_a_file_gone_at_gemini_is_a_bad_request_not_a_bad_key() -> None:
+    from bot.llm.errors import BadKeyError, BadRequestError, error_from_response
+
+    body = {
+        "error": {
+            "code": 403,
+            "message": "You do not have permission to access the File abc123 or it may not exist.",
+            "status": "PERMISSION_DENIED",
+        }
+    }
+    assert type(error_from_response(403, body)) is BadRequestError
+    denied = {"error": {"code": 403, "message": "Permission denied.", "status": "PERMISSION_DENIED"}}
+    assert isinstance(error_from_response(403, denied), BadKeyError)
