@@ -15,7 +15,7 @@ from bot.domain import Attachment, Delta, FinalAnswer, Incoming, Notice, NoticeK
 from bot.guards.budgets import BudgetGuard
 from bot.guards.filter import StreamScreen, TextFilter
 from bot.i18n import Language, text
-from bot.llm.errors import BadRequestError, GeminiError, ResponseBlockedError
+from bot.llm.errors import GeminiError, ResponseBlockedError
 from bot.llm.notices import failure_notice
 from bot.llm.policy import AnswerPolicy, QuotaExceededError
 from bot.llm.tools import GOOGLE_SEARCH
@@ -106,7 +106,7 @@ class Answerer:
         except GeminiError as exc:
             await self._failed(message, conversation_id, request, progress, media, exc=exc)
             event = self.failure_event(exc, progress, lang)
-            yield _media_failure(exc, media, lang) or event
+            yield await self._media.failure_notice(exc, request, media, lang) or event
             return
         except (asyncio.CancelledError, GeneratorExit):
             # Cut off (shutdown, the adapter gave up): the attempts made were counted by the quota and
@@ -344,11 +344,3 @@ def _stored_text(message: Incoming, sent_text: str) -> str:
 def _noted(user_text: str, note: str) -> str:
     """An earlier user text with the note on its files that are no longer available."""
     return f"{user_text} {note}".strip() if note else user_text
-
-
-def _media_failure(exc: GeminiError, media: PreparedMedia, lang: Language) -> Notice | None:
-    """The notice for Gemini refusing the message's files (a 400 about a file), None for other failures."""
-    if not media.parts or not isinstance(exc, BadRequestError) or exc.during_stream:
-        return None
-    reason = exc.message.strip().splitlines()[0][:160] if exc.message.strip() else "400"
-    return Notice(NoticeKind.BAD_REQUEST, text(lang, "media_rejected", reason=reason))

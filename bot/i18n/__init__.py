@@ -157,6 +157,10 @@ _EN: dict[str, Entry] = {
     "media_upload_failed": "I could not hand {name} to Gemini just now. Please try again in a few minutes.",
     "media_rejected": "Gemini could not read the file you sent ({reason}). Please check it or send another.",
     "media_gone": "[{name} is no longer available]",
+    "media_earlier_gone": (
+        "A file sent earlier in this conversation is no longer available to Gemini. Please send your "
+        "message again (and the file, if it is still needed)."
+    ),
     "media_file": "the file",
     "bad_request": "Gemini could not process this request. Please rephrase or shorten it, or /reset.",
     "bad_key": "The bot cannot reach Gemini because its API key is not accepted. The admins have been told.",
@@ -323,6 +327,10 @@ _ZH: dict[str, Entry] = {
     "media_upload_failed": "我暂时无法把 {name} 交给 Gemini，请几分钟后再试。",
     "media_rejected": "Gemini 无法读取你发送的文件（{reason}）。请检查文件或换一个发送。",
     "media_gone": "[{name} 已不再可用]",
+    "media_earlier_gone": (
+        "本对话中之前发送的一个文件已无法再提供给 Gemini。"
+        "请重新发送你的消息（如仍需要，也请重新发送该文件）。"
+    ),
     "media_file": "该文件",
     "bad_request": "Gemini 无法处理这个请求。请换个说法、缩短内容，或使用 /reset。",
     "bad_key": "机器人无法连接 Gemini：API 密钥未被接受。已通知管理员。",

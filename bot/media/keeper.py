@@ -7,10 +7,11 @@ from collections.abc import Sequence
 
 from bot.clock import Clock
 from bot.config import MediaSettings
-from bot.domain import Attachment
-from bot.i18n import Language
+from bot.domain import Attachment, Notice, NoticeKind
+from bot.i18n import Language, text
+from bot.llm.errors import BadRequestError, GeminiError
 from bot.llm.files import FilesApi
-from bot.llm.types import MediaPart
+from bot.llm.types import LlmRequest, MediaPart
 from bot.media.janitor import MediaJanitor
 from bot.media.kinds import media_kind
 from bot.media.prepare import InlineBudget, PreparedMedia, prepare_media, resent_media
@@ -70,6 +71,34 @@ class MediaKeeper:
         found = [resent_media(h.media, now, budget, lang) for h in reversed(history)]
         return found[::-1]
 
+    async def gone(self, file_uris: Sequence[str]) -> None:
+        """Gemini no longer holds these kept files (deleted before their expiry): later requests leave
+        them out with a note, as they do expired ones."""
+        if self._store is None or not file_uris:
+            return
+        try:
+            await self._store.expire_references(file_uris)
+        except Exception:
+            log.exception("media.expire_failed", files=len(file_uris))
+
+    async def failure_notice(
+        self, exc: GeminiError, request: LlmRequest, media: PreparedMedia, lang: Language
+    ) -> Notice | None:
+        """The notice for Gemini refusing a file (a 400, or a file it no longer holds), None for other
+        failures. An earlier file Gemini no longer holds is left out from now on: the message may be
+        sent again."""
+        if not isinstance(exc, BadRequestError) or exc.during_stream:
+            return None
+        gone = exc.file_gone
+        earlier = _earlier_files(request, gone) if gone is not None else []
+        if earlier:
+            await self.gone(earlier)
+            return Notice(NoticeKind.BAD_REQUEST, text(lang, "media_earlier_gone"))
+        if not media.parts:
+            return None
+        reason = exc.message.strip().splitlines()[0][:160] if exc.message.strip() else "400"
+        return Notice(NoticeKind.BAD_REQUEST, text(lang, "media_rejected", reason=reason))
+
     def erased(self) -> None:
         """Exchanges were erased (/forget, /reset): their files' Files API copies are deleted now."""
         if self._janitor is not None:
@@ -86,3 +115,10 @@ class MediaKeeper:
             return
         if self._janitor is not None:
             self._janitor.wake()
+
+
+def _earlier_files(request: LlmRequest, file_id: str) -> list[str]:
+    """The URIs of the earlier exchanges' Files API copies in ``request`` (only ``file_id``'s, if named)."""
+    uris = [m.file_uri for c in request.contents[:-1] for m in c.attachments if m.file_uri]
+    named = [uri for uri in uris if file_id and uri.rstrip("/").endswith(f"files/{file_id}")]
+    return named or uris

@@ -136,6 +136,12 @@ def queue_deletions(conn: Connection, file_names: Iterable[str], now: datetime) 
 class MediaStore(Queries):
     """The kept files of exchanges, and the queue of Files API copies to delete."""
 
+    async def expire_references(self, file_uris: Sequence[str]) -> None:
+        """Gemini no longer holds these files: their references count as expired from now on."""
+        if file_uris:
+            stmt = update(_media).where(_media.c.file_uri.in_(list(file_uris))).values(expires_at=DUE_AT_ONCE)
+            await self.run_write(lambda conn: conn.execute(stmt))
+
     async def queue_deletions(self, file_names: Sequence[str], now: datetime) -> None:
         """Queue Files API copies that no exchange keeps (an answer that failed) for deletion."""
         if file_names:

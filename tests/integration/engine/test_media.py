@@ -292,3 +292,17 @@ async def test_the_filter_applies_to_the_caption(make_app: AppMaker, gemini: Emu
     assert end.kind is NoticeKind.FILTERED and gemini.requests == []
     gemini.script(Reply(text="fine"))
     assert answer_text(await collect(app, with_files("a clean caption", attached("picture.png")))) == "fine"
+
+
+async def test_a_file_gemini_dropped_early_is_told_once_then_left_out_with_a_note(
+    make_app: AppMaker, gemini: Emulator
+) -> None:
+    app = await make_app()
+    answer_text(await collect(app, with_files("read this", attached("report.pdf", placeholder="[PDF]"))))
+    [name] = gemini.files.names()
+    gemini.files.expire(name)  # gone at Gemini before the expiry it gave
+    end = notice(await collect(app, incoming("and page 3?")))
+    assert end.kind is NoticeKind.BAD_REQUEST and "send your message again" in end.text
+    answer_text(await collect(app, incoming("and page 3?")))
+    assert gemini.media(-1) == []
+    assert gemini.user_texts(-1)[0] == "[PDF] read this [report.pdf is no longer available]"
