@@ -12,11 +12,25 @@ from pathlib import Path
 from typing import BinaryIO, TextIO
 
 from adapters.base import Alerts
-from bot.domain import AdminAlert, Delta, FinalAnswer, Incoming, Notice, Platform, ReplyEvent, Typing
+from bot.domain import (
+    AdminAlert,
+    Attachment,
+    AttachmentProblem,
+    Delta,
+    FinalAnswer,
+    Incoming,
+    Notice,
+    Platform,
+    ReplyEvent,
+    Typing,
+)
 from bot.engine import Engine
 from bot.i18n import Language, pick_language, text
 
 EXIT_WORDS = frozenset({"exit", "quit", "退出"})
+ATTACH = "attach"  # /attach PATH [text]: a local file sent as a platform would send it
+# Read no more of a file than this over the size limit: enough to tell it is too large.
+_DEFAULT_MAX_FILE = 20 * 1024 * 1024
 
 
 # Terminal control: CSI sequences, OSC/DCS/SOS/PM/APC strings (up to BEL or ST), other two-character
@@ -160,6 +174,53 @@ def to_incoming(line: str, user_id: str, language: Language) -> Incoming:
     )
 
 
+def split_attach(args: str) -> tuple[str, str]:
+    """``/attach``'s arguments: the path (in quotes when it has spaces) and the text after it."""
+    args = args.strip()
+    quote = args[:1]
+    if quote in ("'", '"') and quote in args[1:]:
+        path, _, rest = args[1:].partition(quote)
+        return path, rest.strip()
+    path, _, rest = args.partition(" ")
+    return path, rest.strip()
+
+
+def local_file(path_text: str, max_bytes: int) -> Attachment:
+    """A local file as an attachment: read whole up to ``max_bytes``; over it, or unreadable, marked as
+    a platform marks a file it would not or could not download."""
+    path = Path(path_text).expanduser()
+    name = path.name
+    placeholder = f"[file {name}]"
+    try:
+        size = path.stat().st_size
+        if size > max_bytes:
+            return Attachment("", b"", placeholder, name, size, AttachmentProblem.TOO_LARGE)
+        data = path.read_bytes()
+    except OSError:
+        return Attachment("", b"", placeholder, name, 0, AttachmentProblem.UNAVAILABLE)
+    return Attachment("", data, placeholder, name, len(data))
+
+
+async def console_message(line: str, user_id: str, language: Language, max_file_bytes: int) -> Incoming:
+    """The message for one typed line: ``/attach PATH [text]`` sends the file with the text."""
+    message = to_incoming(line, user_id, language)
+    if message.command != ATTACH:
+        return message
+    path, rest = split_attach(message.command_args)
+    attachment = await asyncio.to_thread(local_file, path, max_file_bytes)
+    return Incoming(
+        platform=message.platform,
+        chat_key=message.chat_key,
+        user_id=user_id,
+        user_name=user_id,
+        text=rest,
+        event_id=message.event_id,
+        language=language,
+        attachments=(attachment,),
+        operator=True,
+    )
+
+
 async def converse(
     engine: Engine,
     alerts: Alerts,
@@ -169,11 +230,13 @@ async def converse(
     user: str | None,
     stdin: BinaryIO | None = None,
     stdout: TextIO | None = None,
+    max_file_bytes: int = _DEFAULT_MAX_FILE,
 ) -> int:
     """Converse on the terminal until ``exit``, ``quit``, ``退出`` or EOF; returns the exit status.
 
     ``language`` is the configured default (``$LANG`` may pick another); ``user`` the console user's id
-    (default: ``$GEMBOT_CONSOLE_USER`` or the login name).
+    (default: ``$GEMBOT_CONSOLE_USER`` or the login name); files larger than ``max_file_bytes`` are not
+    read by ``/attach``.
     """
     source = stdin or sys.stdin.buffer
     out = stdout or sys.stdout
@@ -203,7 +266,8 @@ async def converse(
                 continue
             if line.strip().lower() in EXIT_WORDS:
                 break
-            await printer.render(engine.handle(to_incoming(line, user_id, language)))
+            message = await console_message(line, user_id, language, max_file_bytes)
+            await printer.render(engine.handle(message))
     finally:
         unsubscribe()
         reader.close()

@@ -11,7 +11,7 @@ from bot.chat_settings import ChatSettings, ChatSettingsBook, system_instruction
 from bot.clock import Clock
 from bot.config import Settings
 from bot.context import PastExchange, build_contents, speaker_prefixed, with_context
-from bot.domain import Delta, FinalAnswer, Incoming, Notice, NoticeKind, ReplyEvent, Typing
+from bot.domain import Attachment, Delta, FinalAnswer, Incoming, Notice, NoticeKind, ReplyEvent, Typing
 from bot.guards.budgets import BudgetGuard
 from bot.guards.filter import StreamScreen, TextFilter
 from bot.i18n import Language, text
@@ -20,12 +20,15 @@ from bot.llm.notices import failure_notice
 from bot.llm.policy import AnswerPolicy, QuotaExceededError
 from bot.llm.tools import GOOGLE_SEARCH
 from bot.llm.types import GenerationParams, LlmRequest, Usage
+from bot.media.keeper import MediaKeeper
+from bot.media.prepare import InlineBudget, MediaUploadError, PreparedMedia
 from bot.memory import ConversationMemory, summary_instruction
 from bot.observability.logs import get_logger
 from bot.observability.metrics import Metrics
 from bot.outcomes import OutcomeAccounting, Progress
 from bot.sourcing import AnswerExtras
 from bot.store import AuditRecord, CallRecord, Conversations, Exchange
+from bot.store.media import KeptMedia
 
 log = get_logger(__name__)
 
@@ -56,8 +59,10 @@ class Answerer:
         chat_settings: ChatSettingsBook | None = None,
         budgets: BudgetGuard | None = None,
         memory: ConversationMemory | None = None,
+        media: MediaKeeper | None = None,
     ) -> None:
         self._settings = settings
+        self._media = media or MediaKeeper(settings.media, clock, metrics)
         self._conversations = conversations
         self._policy = policy
         self._clock = clock
@@ -69,24 +74,31 @@ class Answerer:
         self._memory = memory
 
     async def answer(
-        self, message: Incoming, user_text: str, lang: Language, progress: Progress
+        self,
+        message: Incoming,
+        user_text: str,
+        lang: Language,
+        progress: Progress,
+        attachments: tuple[Attachment, ...] = (),
     ) -> AsyncIterator[ReplyEvent]:
-        """Answer ``user_text`` (checked) in ``message``'s conversation: ``Typing``, ``Delta`` events, then
-        one terminal ``FinalAnswer`` or ``Notice``; the exchange is stored in one transaction."""
-        settings = self._settings
+        """Answer ``user_text`` (checked) and ``attachments`` (typed by the media gate) in ``message``'s
+        conversation: ``Typing``, ``Delta`` events, then one terminal ``FinalAnswer`` or ``Notice``; the
+        exchange is stored in one transaction."""
         yield Typing()
-        now = self._clock.now()
         conversation_id: int | None = None
-        history: Sequence[Exchange] = ()
         if message.keep_history:
             conversation_id = await self._conversations.open_conversation(
-                message.platform.value, message.chat_key, message.thread_key, now
-            )
-            history = await self._conversations.history(
-                conversation_id, limit=settings.conversation.max_turns, since=now - settings.storage.retention
+                message.platform.value, message.chat_key, message.thread_key, self._clock.now()
             )
         sent_text = speaker_prefixed(user_text, message.user_name, is_private=message.is_private)
-        request = await self._request(message, sent_text, history, conversation_id)
+        budget = InlineBudget()
+        media = await self._prepared(attachments, budget, progress, lang)
+        if isinstance(media, Notice):
+            yield media
+            return
+        request = await self._request(
+            message, sent_text, conversation_id, media=media, budget=budget, lang=lang
+        )
         screen = (
             self._filter.screen_stream() if self._filter is not None and self._filter.check_replies else None
         )
@@ -95,23 +107,19 @@ class Answerer:
             async for delta in self._stream(request, screen, progress, answer):
                 yield delta
         except GeminiError as exc:
-            await self._count_usage(message, progress)
-            await self._outcomes.record_failure(message, conversation_id, request, progress, exc)
-            yield self.failure_event(exc, progress, lang)
+            await self._failed(message, conversation_id, request, progress, media, exc=exc)
+            event = self.failure_event(exc, progress, lang)
+            yield await self._media.failure_notice(exc, request, media, lang) or event
             return
         except (asyncio.CancelledError, GeneratorExit):
             # Cut off (shutdown, the adapter gave up): the attempts made were counted by the quota and
             # are recorded all the same.
-            await asyncio.shield(self._count_usage(message, progress))
-            await asyncio.shield(
-                self._outcomes.record_failure(message, conversation_id, request, progress, None)
-            )
+            await asyncio.shield(self._failed(message, conversation_id, request, progress, media))
             raise
         raw = "".join(answer.parts)
         reply = self._screened_reply(raw, screen, progress)
         if reply is None:
-            await self._count_usage(message, progress)
-            await self._outcomes.record_failure(message, conversation_id, request, progress, None)
+            await self._failed(message, conversation_id, request, progress, media)
             yield Notice(NoticeKind.FILTERED, text(lang, "reply_filtered"))
             return
         yield await self._finish(
@@ -124,7 +132,35 @@ class Answerer:
             reply=reply,
             raw=raw,
             lang=lang,
+            media=media,
         )
+
+    async def _prepared(
+        self, attachments: tuple[Attachment, ...], budget: InlineBudget, progress: Progress, lang: Language
+    ) -> PreparedMedia | Notice:
+        """The message's files as request parts, or the notice when one could not be uploaded."""
+        try:
+            return await self._media.prepare(attachments, budget)
+        except MediaUploadError as exc:
+            await self._media.release(PreparedMedia(uploaded=exc.uploaded), kept=False)
+            progress.outcome = "media_upload_failed"
+            return Notice(NoticeKind.UNAVAILABLE, text(lang, "media_upload_failed", name=exc.name))
+
+    async def _failed(
+        self,
+        message: Incoming,
+        conversation_id: int | None,
+        request: LlmRequest,
+        progress: Progress,
+        media: PreparedMedia,
+        *,
+        exc: GeminiError | None = None,
+    ) -> None:
+        """A failed answer's accounting: the copies of its files released, the attempts counted against
+        the sender's budget, the failure recorded."""
+        await self._media.release(media, kept=False)
+        await self._count_usage(message, progress)
+        await self._outcomes.record_failure(message, conversation_id, request, progress, exc)
 
     async def _finish(
         self,
@@ -138,6 +174,7 @@ class Answerer:
         reply: str,
         raw: str,
         lang: Language,
+        media: PreparedMedia,
     ) -> FinalAnswer:
         """Store the exchange with its calls and audit records (one transaction), count the tools used, and
         the terminal event: the reply with its citations, sources and thought summary."""
@@ -156,7 +193,9 @@ class Answerer:
                 raw=raw,
                 calls=calls,
                 audit=audit,
+                media=media.kept if self._media.keeps else (),
             )
+        await self._media.release(media, kept=conversation_id is not None and self._media.keeps)
         await self._count_usage(message, progress)
         if self._memory is not None and conversation_id is not None:
             self._memory.after_answer(
@@ -187,8 +226,9 @@ class Answerer:
         raw: str,
         calls: list[CallRecord],
         audit: list[AuditRecord],
+        media: Sequence[KeptMedia],
     ) -> None:
-        """The exchange with its calls and audit records, in one transaction."""
+        """The exchange with its calls, audit records and kept files, in one transaction."""
         await self._conversations.save_exchange(
             conversation_id=conversation_id,
             user_id=message.user_id,
@@ -203,15 +243,31 @@ class Answerer:
             now=self._clock.now(),
             calls=calls,
             audit=audit,
+            media=media,
         )
 
     async def _request(
-        self, message: Incoming, sent_text: str, history: Sequence[Exchange], conversation_id: int | None
+        self,
+        message: Incoming,
+        sent_text: str,
+        conversation_id: int | None,
+        *,
+        media: PreparedMedia,
+        budget: InlineBudget,
+        lang: Language,
     ) -> LlmRequest:
         """The request: the chat's model, persona and switches over the config; the running summary of what
         left the window in the system instruction, and those exchanges not sent again."""
         settings = self._settings
         gen = settings.gemini.generation
+        history: Sequence[Exchange] = ()
+        if conversation_id is not None:
+            history = await self._conversations.history(
+                conversation_id,
+                limit=settings.conversation.max_turns,
+                since=self._clock.now() - settings.storage.retention,
+                with_media=self._media.keeps,
+            )
         chat = await self._settings_of(message)
         instruction = system_instruction(settings.gemini.system_instruction, chat)
         summary = None
@@ -224,14 +280,18 @@ class Answerer:
         if chat.search is not None:
             (tools.add if chat.search else tools.discard)(GOOGLE_SEARCH)
         show_thoughts = gen.show_thoughts if chat.show_thoughts is None else chat.show_thoughts
+        resent = self._media.resent(history, budget, lang)
         return LlmRequest(
             contents=build_contents(
-                [PastExchange(h.user_text, h.model_text, h.model_parts) for h in history],
+                [
+                    PastExchange(_noted(h.user_text, note), h.model_text, h.model_parts, parts)
+                    for h, (parts, note) in zip(history, resent, strict=True)
+                ],
                 with_context(message.context_text, sent_text),
                 max_turns=settings.conversation.max_turns,
                 max_chars=settings.conversation.max_context_chars,
                 system_chars=len(instruction or ""),
-                attachments=message.attachments,
+                attachments=media.parts,
             ),
             system_instruction=instruction or None,
             model=chat.model if chat.model != settings.gemini.model else None,
@@ -319,3 +379,8 @@ def _stored_text(message: Incoming, sent_text: str) -> str:
     if message.attachments:
         return " ".join([*(a.placeholder for a in message.attachments), sent_text]).strip()
     return sent_text
+
+
+def _noted(user_text: str, note: str) -> str:
+    """An earlier user text with the note on its files that are no longer available."""
+    return f"{user_text} {note}".strip() if note else user_text

@@ -5,7 +5,8 @@ What runs them (the HTTP server, the adapters, the console) is wired in :mod:`bo
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import asyncio
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import TracebackType
@@ -23,9 +24,12 @@ from bot.guards.budgets import BudgetGuard
 from bot.guards.limits import RateLimiter
 from bot.guards.quota import QuotaGuard
 from bot.guards.wordfilter import WordFilter
+from bot.llm.files import FilesApi
 from bot.llm.gemini import GeminiClient, GeminiTimeouts
 from bot.llm.policy import AnswerPolicy
 from bot.llm.tools import model_warnings
+from bot.media.janitor import MediaJanitor
+from bot.media.keeper import MediaKeeper
 from bot.memory import ConversationMemory
 from bot.observability.logs import get_logger
 from bot.observability.metrics import Metrics
@@ -35,6 +39,9 @@ from bot.store.migrate import upgrade_to_head
 from bot.votes import Votes
 
 log = get_logger(__name__)
+
+# How long a purge waits for the Files API copies of what it erased to be deleted.
+_PURGE_SWEEP_SECONDS = 30.0
 
 
 @dataclass
@@ -54,6 +61,7 @@ class App:
     started_at: datetime | None = None
     quota: QuotaGuard | None = None
     blocklist: BlockList | None = None
+    janitor: MediaJanitor | None = None
 
     @classmethod
     async def create(cls, settings: Settings, *, clock: Clock | None = None, migrate: bool = True) -> App:
@@ -77,6 +85,7 @@ class App:
         memory, book, budgets, chat_commands = chat_parts(settings, store, policy, clock, text_filter)
         commands = store_commands(settings, store, clock, chat_commands)
         blocklist = BlockList(store.blocks, clock)
+        files, janitor, media = media_parts(settings, store, clock, metrics)
         engine = Engine(
             settings=settings,
             inbox=store.inbox,
@@ -95,9 +104,11 @@ class App:
             budgets=budgets,
             memory=memory,
             votes=Votes(store.feedback, clock, metrics),
+            media=media,
         )
         app = cls(settings, clock, store, client, metrics, engine, limiter, alerts)
-        app._closers += [client.aclose, store.close, sequencer.aclose, alerts.aclose]
+        app._closers += [client.aclose, files.aclose, store.close, sequencer.aclose, alerts.aclose]
+        app.janitor = janitor
         app.started_at = clock.now()
         app.text_filter = text_filter
         app.quota = quota
@@ -120,10 +131,11 @@ class App:
             await self.quota.used()
 
     async def purge(self, now: datetime | None = None) -> dict[str, int]:
-        """Delete what the retention policy says must go."""
+        """Delete what the retention policy says must go, and the Files API copies of the files erased
+        (those that fail now are tried again by the janitor)."""
         now = now or self.clock.now()
         storage = self.settings.storage
-        return await self.store.retention.purge(
+        removed = await self.store.retention.purge(
             turns_before=now - storage.retention,
             # Inbox rows hold no text: they stay for /stats' message counts; where to reply goes sooner.
             inbox_before=now - storage.stats_retention,
@@ -131,6 +143,27 @@ class App:
             audit_before=now - storage.audit_retention,
             calls_before=now - storage.stats_retention,
         )
+        removed["media_files"] = await self._sweep_media()
+        return removed
+
+    async def _sweep_media(self) -> int:
+        """Delete the queued Files API copies now, for a while: what is left, the janitor deletes later."""
+        if self.janitor is None:
+            return 0
+        try:
+            async with asyncio.timeout(_PURGE_SWEEP_SECONDS):
+                return await self.janitor.sweep()
+        except TimeoutError:
+            log.warning("retention.media_sweep_unfinished")
+            return 0
+
+    def background_jobs(self) -> dict[str, Coroutine[None, None, None]]:
+        """The jobs a running service keeps going, by name: retention, and the janitor deleting the
+        Files API copies of erased files."""
+        jobs = {"retention": self.purge_forever()}
+        if self.janitor is not None:
+            jobs["media-janitor"] = self.janitor.run_forever()
+        return jobs
 
     async def purge_forever(self) -> None:
         """The retention job: purge now and then every ``storage.purge_interval``."""
@@ -196,6 +229,19 @@ def store_commands(settings: Settings, store: Store, clock: Clock, chat_commands
         usage=store.usage,
         feedback=store.feedback,
     )
+
+
+def media_parts(
+    settings: Settings, store: Store, clock: Clock, metrics: Metrics
+) -> tuple[FilesApi, MediaJanitor, MediaKeeper]:
+    """The Files API client for the ``gemini:`` section's key and endpoint, the janitor deleting the
+    copies of erased files, and the media side of answers."""
+    gemini = settings.gemini
+    api_key = gemini.api_key.get_secret_value() if gemini.api_key is not None else ""
+    files = FilesApi(api_key=api_key, base_url=gemini.base_url, timeout=gemini.timeout.total_seconds() * 2)
+    janitor = MediaJanitor(store.media, files, clock, metrics)
+    keeper = MediaKeeper(settings.media, clock, metrics, files=files, store=store.media, janitor=janitor)
+    return files, janitor, keeper
 
 
 def conversation_sequencer(settings: Settings, store: Store) -> Sequencer:

@@ -8,8 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bot.domain import Attachment
-from bot.llm.types import ChatMessage
+from bot.llm.types import ChatMessage, MediaPart
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,6 +18,7 @@ class PastExchange:
     user_text: str
     model_text: str
     model_parts: tuple[Mapping[str, Any], ...] = ()  # sent instead of model_text when kept
+    media: tuple[MediaPart, ...] = ()  # the files the user sent with it, sent again with its text
 
 
 def window_size(history: Sequence[PastExchange], *, max_turns: int, budget: int) -> int:
@@ -41,7 +41,7 @@ def build_contents(
     max_turns: int,
     max_chars: int,
     system_chars: int = 0,
-    attachments: tuple[Attachment, ...] = (),
+    attachments: tuple[MediaPart, ...] = (),
 ) -> tuple[ChatMessage, ...]:
     """Alternating user/model contents for the newest exchanges that fit, then the new message.
 
@@ -52,7 +52,7 @@ def build_contents(
     kept = window_size(history, max_turns=max_turns, budget=budget)
     contents: list[ChatMessage] = []
     for exchange in history[len(history) - kept :]:
-        contents.append(ChatMessage(role="user", text=exchange.user_text))
+        contents.append(ChatMessage(role="user", text=exchange.user_text, attachments=exchange.media))
         contents.append(ChatMessage(role="model", text=exchange.model_text, parts=exchange.model_parts))
     contents.append(ChatMessage(role="user", text=new_text, attachments=attachments))
     return tuple(contents)

@@ -35,6 +35,7 @@ from bot.guards.blocklist import BlockList
 from bot.guards.budgets import BudgetGuard, UsageReport, over_budget_text
 from bot.guards.filter import TextFilter
 from bot.guards.limits import RateLimiter
+from bot.guards.media import checked_media
 from bot.guards.steps import (
     Rejection,
     access_rejection,
@@ -45,6 +46,7 @@ from bot.guards.steps import (
 )
 from bot.i18n import Language, pick_language, text
 from bot.llm.policy import AnswerPolicy
+from bot.media.keeper import MediaKeeper
 from bot.memory import ConversationMemory
 from bot.observability.logs import get_logger
 from bot.observability.metrics import Metrics
@@ -98,6 +100,7 @@ class Engine:
         budgets: BudgetGuard | None = None,
         memory: ConversationMemory | None = None,
         votes: Votes | None = None,
+        media: MediaKeeper | None = None,
     ) -> None:
         self._settings = settings
         self._inbox = inbox
@@ -130,9 +133,11 @@ class Engine:
             chat_settings=chat_settings,
             budgets=budgets,
             memory=memory,
+            media=media,
         )
         self._memory = memory
         self._votes = votes
+        self._media = media
         self._answering: dict[tuple[str, str], Progress] = {}  # (platform, event id) -> progress
 
     @property
@@ -410,6 +415,8 @@ class Engine:
             progress.outcome = "command"
             context = CommandContext(language=lang, is_admin=is_admin, now=self._clock.now())
             yield await self._commands.run(message, context)
+            if self._media is not None and message.command in ("forget", "reset"):
+                self._media.erased()  # their files' Files API copies are deleted now, not at the next sweep
             return
         checked = rejection or checked_text(
             message,
@@ -418,6 +425,9 @@ class Engine:
             text_filter=self._filter,
             metrics=self._metrics,
         )
+        attachments = checked_media(message, self._settings.media, lang) if isinstance(checked, str) else ()
+        if isinstance(attachments, Rejection):
+            checked, attachments = attachments, ()
         if isinstance(checked, str):
             read = checked_context(message, lang, text_filter=self._filter, metrics=self._metrics)
             if isinstance(read, Rejection):
@@ -439,5 +449,5 @@ class Engine:
             if checked.notice is not None:
                 yield checked.notice
             return
-        async for event in self._answerer.answer(message, checked, lang, progress):
+        async for event in self._answerer.answer(message, checked, lang, progress, attachments):
             yield event

@@ -14,6 +14,7 @@ from bot.domain import Incoming
 from bot.llm.errors import GeminiError
 from bot.llm.policy import Attempt
 from bot.llm.types import LlmRequest
+from bot.media.kinds import media_kind
 from bot.observability.logs import get_logger
 from bot.observability.metrics import REFUSAL_ACTION, REFUSALS, SUPERSEDED, TOOL_CALL_ACTION, Metrics
 from bot.store import AuditRecord, CallRecord, EventInbox, Records
@@ -166,6 +167,11 @@ class OutcomeAccounting:
             "contents": len(request.contents),
             "text_chars": sum(len(c.text) for c in request.contents),
             "attachments": sum(len(c.attachments) for c in request.contents),
+            # The message's own files by kind, type and size: never their bytes or names.
+            "media": [
+                {"kind": media_kind(m.mime_type), "mime_type": m.mime_type, "size": m.size}
+                for m in (request.contents[-1].attachments if request.contents else ())
+            ],
             "temperature": gen.temperature,
             "top_p": gen.top_p,
             "max_output_tokens": gen.max_output_tokens,

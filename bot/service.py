@@ -54,17 +54,27 @@ def build_adapters(app: App, server: HttpServer) -> list[Adapter]:
 async def run_console(
     settings: Settings, *, user: str | None, stdin: BinaryIO | None = None, stdout: TextIO | None = None
 ) -> int:
-    """``gembot console``: a terminal conversation through the app's engine; returns the exit status."""
+    """``gembot console``: a terminal conversation through the app's engine; returns the exit status.
+
+    The media janitor runs beside it, and finishes its queue on the way out (what /forget erased)."""
     async with await App.create(settings) as app:
-        return await converse(
-            app.engine,
-            app.alerts,
-            model=settings.gemini.model,
-            language=settings.conversation.language,
-            user=user,
-            stdin=stdin,
-            stdout=stdout,
-        )
+        janitor = asyncio.create_task(app.janitor.run_forever()) if app.janitor is not None else None
+        try:
+            return await converse(
+                app.engine,
+                app.alerts,
+                model=settings.gemini.model,
+                language=settings.conversation.language,
+                user=user,
+                stdin=stdin,
+                stdout=stdout,
+                max_file_bytes=settings.media.max_bytes,
+            )
+        finally:
+            if janitor is not None and app.janitor is not None:
+                janitor.cancel()
+                await asyncio.gather(janitor, return_exceptions=True)
+                await app.janitor.sweep()
 
 
 async def run_service(settings: Settings) -> int:
@@ -106,7 +116,7 @@ async def run_service(settings: Settings) -> int:
         # The quota gauges show the current windows (one counts from 0 after a roll-over, on every replica).
         server.add_metrics_refresh(app.refresh_quota_gauges)
         await server.start()
-        purge_task = asyncio.create_task(app.purge_forever(), name="retention")
+        jobs = [asyncio.create_task(job, name=name) for name, job in app.background_jobs().items()]
         follow_up_task: asyncio.Task[None] | None = None
         try:
             for adapter in adapters:
@@ -119,12 +129,10 @@ async def run_service(settings: Settings) -> int:
             log.info("gembot.stopping", grace_s=grace)
             await stop_adapters(adapters, grace, interrupt=interrupt)
         finally:
-            for task in (purge_task, follow_up_task):
-                if task is not None:
-                    task.cancel()
-            await asyncio.gather(
-                purge_task, *([follow_up_task] if follow_up_task else []), return_exceptions=True
-            )
+            tasks = [*jobs, *([follow_up_task] if follow_up_task else [])]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             await server.stop()
     return 0
 

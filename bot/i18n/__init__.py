@@ -149,6 +149,26 @@ _EN: dict[str, Entry] = {
     "safety_reply": "Gemini's safety system stopped the answer ({reason}).",
     "stopped_reply": "Gemini stopped the answer early ({reason}). Please try again or rephrase.",
     "photo_unavailable": "I could not download your photo from Telegram. Please send it again.",
+    "media_disabled": "Sorry, I do not read files here: please send your message as text.",
+    "media_too_many": (
+        "You sent {count} files; I read at most {limit} per message. Please send fewer at a time."
+    ),
+    "media_too_large": "{name} is too large ({size}); I read files of up to {limit}.",
+    "media_unavailable": "I could not download {name}. Please send it again.",
+    "media_unsupported": (
+        "I cannot read {name} ({type}). I read images (PNG, JPEG, WebP, HEIC), audio (voice notes, MP3, "
+        "WAV, OGG, FLAC, AAC, AIFF), video (MP4, MOV, WebM, MPEG, AVI, 3GP), PDF and text documents "
+        "(plain text, Markdown, CSV, HTML, XML, code)."
+    ),
+    "media_misnamed": "{name} is not what its name says (its contents are {type}). Please check the file.",
+    "media_upload_failed": "I could not hand {name} to Gemini just now. Please try again in a few minutes.",
+    "media_rejected": "Gemini could not read the file you sent ({reason}). Please check it or send another.",
+    "media_gone": "[{name} is no longer available]",
+    "media_earlier_gone": (
+        "A file sent earlier in this conversation is no longer available to Gemini. Please send your "
+        "message again (and the file, if it is still needed)."
+    ),
+    "media_file": "the file",
     "bad_request": "Gemini could not process this request. Please rephrase or shorten it, or /reset.",
     "bad_key": "The bot cannot reach Gemini because its API key is not accepted. The admins have been told.",
     "misconfigured": "The bot is misconfigured and cannot answer right now. The admins have been told.",
@@ -172,7 +192,8 @@ _EN: dict[str, Entry] = {
         "Users are getting errors."
     ),
     "console_banner": (
-        "gembot console, model {model}. Type a message; /help for commands; exit, quit or 退出 to leave."
+        "gembot console, model {model}. Type a message; /attach PATH [text] sends a file; /help for "
+        "commands; exit, quit or 退出 to leave."
     ),
     "retry_soon": "a few seconds",
     "unit_day": {"one": "{count} day", "other": "{count} days"},
@@ -305,6 +326,24 @@ _ZH: dict[str, Entry] = {
     "safety_reply": "Gemini 的安全系统中止了回答（{reason}）。",
     "stopped_reply": "Gemini 提前结束了回答（{reason}）。请重试或换个说法。",
     "photo_unavailable": "我无法从 Telegram 下载你的图片，请再发送一次。",
+    "media_disabled": "抱歉，这里我不读取文件，请以文字发送你的消息。",
+    "media_too_many": "你发送了 {count} 个文件；每条消息我最多读取 {limit} 个。请分批发送。",
+    "media_too_large": "{name} 太大了（{size}）；我能读取的文件最大为 {limit}。",
+    "media_unavailable": "我无法下载 {name}，请再发送一次。",
+    "media_unsupported": (
+        "我无法读取 {name}（{type}）。我能读取图片（PNG、JPEG、WebP、HEIC）、音频（语音消息、MP3、WAV、OGG、"
+        "FLAC、AAC、AIFF）、视频（MP4、MOV、WebM、MPEG、AVI、3GP）、PDF 以及文本文档（纯文本、Markdown、CSV、"
+        "HTML、XML、代码）。"
+    ),
+    "media_misnamed": "{name} 与其文件名不符（其内容是 {type}）。请检查这个文件。",
+    "media_upload_failed": "我暂时无法把 {name} 交给 Gemini，请几分钟后再试。",
+    "media_rejected": "Gemini 无法读取你发送的文件（{reason}）。请检查文件或换一个发送。",
+    "media_gone": "[{name} 已不再可用]",
+    "media_earlier_gone": (
+        "本对话中之前发送的一个文件已无法再提供给 Gemini。"
+        "请重新发送你的消息（如仍需要，也请重新发送该文件）。"
+    ),
+    "media_file": "该文件",
     "bad_request": "Gemini 无法处理这个请求。请换个说法、缩短内容，或使用 /reset。",
     "bad_key": "机器人无法连接 Gemini：API 密钥未被接受。已通知管理员。",
     "misconfigured": "机器人配置有误，暂时无法回答。已通知管理员。",
@@ -323,7 +362,10 @@ _ZH: dict[str, Entry] = {
     "alert_misconfigured": (
         "gembot：Gemini 拒绝了模型 {model} 的配置（{detail}：{reason}），用户正在收到错误。"
     ),
-    "console_banner": "gembot 控制台，模型 {model}。输入消息；/help 查看命令；exit、quit 或 退出 离开。",
+    "console_banner": (
+        "gembot 控制台，模型 {model}。输入消息；/attach 路径 [文字] 发送文件；/help 查看命令；"
+        "exit、quit 或 退出 离开。"
+    ),
     "retry_soon": "几秒钟",
     "unit_day": {"other": "{count} 天"},
     "unit_hour": {"other": "{count} 小时"},

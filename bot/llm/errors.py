@@ -31,6 +31,8 @@ __all__ = [
 ]
 
 _TYPE_PREFIX = "type.googleapis.com/"
+_FILE_ACCESS_RE = re.compile(r"permission to access the File|File \S+ .*(?:not found|may not exist)", re.I)
+_FILE_ID_RE = re.compile(r"\bFile ([A-Za-z0-9_-]+)")
 _TOO_LARGE_RE = re.compile(
     r"too (?:long|large|many tokens)|exceeds? the (?:maximum|limit)|token count.*exceeds|payload size|"
     r"request entity too large|context (?:length|window)",
@@ -124,6 +126,15 @@ class BadRequestError(GeminiError):
     def __init__(self, message: str = "", *, too_large: bool | None = None, **kwargs: Any) -> None:
         super().__init__(message, **kwargs)
         self.too_large = bool(_TOO_LARGE_RE.search(message)) if too_large is None else too_large
+
+    @property
+    def file_gone(self) -> str | None:
+        """For a request naming a Files API file Gemini no longer holds: the file's id ("" when the
+        message names none); None for any other refusal."""
+        if not _FILE_ACCESS_RE.search(self.message):
+            return None
+        named = _FILE_ID_RE.search(self.message)
+        return named.group(1) if named else ""
 
     def _extra(self) -> list[str]:
         return ["too large"] if self.too_large else []
@@ -450,6 +461,9 @@ def _error_from_response(status_code: int, body: Any, *, during_stream: bool) ->
             return MisconfiguredError(message, **common)
         return BadRequestError(message, **common)
     if code in (401, 403):
+        if _FILE_ACCESS_RE.search(message):
+            # A file the request names is gone (expired, deleted) or another project's: not the key.
+            return BadRequestError(message, **common)
         if _is_service_disabled(details, message):
             return MisconfiguredError(message, **common)
         return BadKeyError(message, **common)

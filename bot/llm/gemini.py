@@ -61,9 +61,12 @@ def _content(message: ChatMessage) -> dict[str, Any]:
     parts: list[dict[str, Any]] = []
     if message.text or not message.attachments:
         parts.append({"text": message.text})
-    for attachment in message.attachments:
-        data = base64.b64encode(attachment.data).decode("ascii")
-        parts.append({"inlineData": {"mimeType": attachment.mime_type, "data": data}})
+    for media in message.attachments:
+        if media.file_uri:
+            parts.append({"fileData": {"mimeType": media.mime_type, "fileUri": media.file_uri}})
+        else:
+            data = base64.b64encode(media.data).decode("ascii")
+            parts.append({"inlineData": {"mimeType": media.mime_type, "data": data}})
     return {"role": message.role, "parts": parts}
 
 

@@ -6,9 +6,21 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from bot.domain import Attachment
-
 Role = Literal["user", "model"]
+
+
+@dataclass(frozen=True, slots=True)
+class MediaPart:
+    """A file in a request: its bytes sent inline, or the URI of its Files API copy (``file_uri``)."""
+
+    mime_type: str
+    size: int
+    data: bytes = b""
+    file_uri: str = ""
+
+    def __repr__(self) -> str:  # never the bytes, wherever a request is logged
+        where = self.file_uri or "inline"
+        return f"MediaPart({self.mime_type}, {self.size} bytes, {where})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,7 +29,7 @@ class ChatMessage:
 
     role: Role
     text: str
-    attachments: tuple[Attachment, ...] = ()
+    attachments: tuple[MediaPart, ...] = ()
     # A model turn's parts as Gemini sent them (signatures, code execution), sent back instead of ``text``.
     parts: tuple[Mapping[str, Any], ...] = ()
 

@@ -75,6 +75,13 @@ _EXACT: Final[dict[str, str]] = {
     "empty": REJECTED,
     "too_long": REJECTED,
     "context_unreadable": REJECTED,  # what it asked to read (a channel to summarise) could not be read
+    # The media gate: files refused before Gemini (bot.guards.media).
+    "media_disabled": REJECTED,
+    "media_too_many": REJECTED,
+    "media_too_large": REJECTED,
+    "media_unavailable": REJECTED,
+    "media_unsupported": REJECTED,
+    "media_misnamed": REJECTED,
 }
 
 
@@ -157,6 +164,18 @@ class Metrics:
         self.inline_chosen = Counter(
             "gembot_inline_chosen", "Telegram inline results the users chose to send", registry=r
         )
+        self.media_files = Counter(
+            "gembot_media_files",
+            "Files sent to Gemini with messages, by family and how (inline, file: through the Files API)",
+            ["family", "route"],
+            registry=r,
+        )
+        self.media_deletions = Counter(
+            "gembot_media_deletions",
+            "Files API copies of erased files: deleted, or a deletion that failed and will be retried",
+            ["outcome"],
+            registry=r,
+        )
         self.inflight = Gauge("gembot_inflight_conversations", "Answers being produced now", registry=r)
         self.adapter_reconnects = Counter(
             "gembot_adapter_reconnects", "Adapter reconnections, by platform", ["platform"], registry=r
@@ -169,6 +188,8 @@ class Metrics:
             self.tokens.labels(direction)
         for tool in TOOL_NAMES:
             self.tool_calls.labels(tool)
+        for outcome in ("deleted", "retry"):
+            self.media_deletions.labels(outcome)
 
     def count_message(self, platform: str, detail: str) -> str:
         """Count one handled message; returns its stable outcome label."""

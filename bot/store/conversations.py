@@ -9,10 +9,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
-from sqlalchemy import bindparam, delete, exists, select, update
+from sqlalchemy import bindparam, exists, select, update
 from sqlalchemy.engine import Connection
 
 from bot.store.database import Database, Queries
+from bot.store.media import KeptMedia, erase_turns, insert_media, read_media
 from bot.store.records import AuditRecord, CallRecord, insert_calls_and_audit
 from bot.store.tables import conversations as _conversations
 from bot.store.tables import turns as _turns
@@ -31,7 +32,7 @@ _TOUCH_CONVERSATION: Final = (
 )
 _HISTORY: Final = (
     # Served by ix_turns_conversation_id_created_at: a backward range scan that stops after `limit`.
-    select(_turns.c.user_text, _turns.c.model_text, _turns.c.model_parts, _turns.c.created_at)
+    select(_turns.c.id, _turns.c.user_text, _turns.c.model_text, _turns.c.model_parts, _turns.c.created_at)
     .where(_turns.c.conversation_id == bindparam("b_id"), _turns.c.created_at >= bindparam("b_since"))
     .order_by(_turns.c.created_at.desc(), _turns.c.id.desc())
     .limit(bindparam("b_limit"))
@@ -59,6 +60,7 @@ class Exchange:
     model_text: str
     created_at: datetime
     model_parts: tuple[Mapping[str, Any], ...] = ()  # what Gemini needs back beside the text, if any
+    media: tuple[KeptMedia, ...] = ()  # the files the user sent with it, when asked for
 
 
 class Conversations(Queries):
@@ -129,14 +131,20 @@ class Conversations(Queries):
         self._conversation_ids.clear()
         return moved
 
-    async def history(self, conversation_id: int, *, limit: int, since: datetime) -> list[Exchange]:
-        """The latest ``limit`` exchanges created at or after ``since``, oldest first."""
+    async def history(
+        self, conversation_id: int, *, limit: int, since: datetime, with_media: bool = False
+    ) -> list[Exchange]:
+        """The latest ``limit`` exchanges created at or after ``since``, oldest first; ``with_media``
+        brings the files kept with them."""
         if limit <= 0:
             return []
         params = {"b_id": conversation_id, "b_since": since, "b_limit": limit}
         rows = await self._read_rows(_HISTORY, params)
+        media = await read_media(self._read_rows, [row.id for row in rows]) if with_media else {}
         return [
-            Exchange(row.user_text, row.model_text, row.created_at, _parts(row.model_parts))
+            Exchange(
+                row.user_text, row.model_text, row.created_at, _parts(row.model_parts), media.get(row.id, ())
+            )
             for row in reversed(rows)
         ]
 
@@ -155,10 +163,12 @@ class Conversations(Queries):
         calls: Sequence[CallRecord] = (),
         audit: Sequence[AuditRecord] = (),
         model_parts: Sequence[Mapping[str, Any]] | None = None,
+        media: Sequence[KeptMedia] = (),
     ) -> None:
         """Store a finished exchange with its Gemini calls and audit records, in one transaction.
 
-        ``model_parts`` are the reply's parts to send back in later turns (None: ``model_text`` is all).
+        ``model_parts`` are the reply's parts to send back in later turns (None: ``model_text`` is all);
+        ``media`` the files the user sent, kept for later turns.
         """
         turn = {
             "conversation_id": conversation_id,
@@ -175,20 +185,24 @@ class Conversations(Queries):
         touch = {"b_id": conversation_id, "b_at": now}
 
         def save(conn: Connection) -> None:
-            conn.execute(_INSERT_TURN, turn)
+            inserted = conn.execute(_INSERT_TURN, turn)
+            if media:
+                key = inserted.inserted_primary_key
+                assert key is not None
+                insert_media(conn, int(key[0]), media)
             conn.execute(_TOUCH_CONVERSATION, touch)
             insert_calls_and_audit(conn, calls, audit)
 
         await self.run_write(save)
 
     async def reset_conversation(self, conversation_id: int) -> int:
-        """Delete this conversation's exchanges and its summary; returns how many exchanges."""
-        stmt = delete(_turns).where(_turns.c.conversation_id == conversation_id)
+        """Delete this conversation's exchanges (with their files) and its summary; returns how many
+        exchanges."""
         cleared = update(_conversations).where(_conversations.c.id == conversation_id).values(**NO_SUMMARY)
 
         def reset(conn: Connection) -> int:
             conn.execute(cleared)
-            return int(conn.execute(stmt).rowcount)
+            return erase_turns(conn, _turns.c.conversation_id == conversation_id)
 
         return await self.run_write(reset)
 

@@ -1,8 +1,8 @@
 """Tables of gembot's database (SQLAlchemy 2 typed declarative).
 
 Alembic owns the schema: ``migrations/versions`` must create exactly what is declared here (a test
-compares the two). Only ``turns`` holds conversation text; every other table stores ids, counters and
-metadata.
+compares the two). Only ``turns`` holds conversation text (and ``media`` the files sent with it); every
+other table stores ids, counters and metadata.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -35,6 +36,8 @@ __all__ = [
     "Conversation",
     "Inbox",
     "LlmCall",
+    "MediaDeletion",
+    "MediaItem",
     "QuotaCounter",
     "Turn",
     "User",
@@ -311,3 +314,37 @@ class Vote(Base):
     user_id: Mapped[str] = mapped_column(String(255))
     value: Mapped[str] = mapped_column(String(8))
     voted_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class MediaItem(Base):
+    """A file sent with an exchange, kept for the conversation's later turns: its bytes (a small file,
+    sent inline again) or its Files API copy (``file_name`` ``files/…``, ``file_uri``, ``expires_at``).
+    Goes with its turn (bot.store.media.erase_turns)."""
+
+    __tablename__ = "media"
+    __table_args__ = (Index(None, "turn_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    turn_id: Mapped[int] = mapped_column(BigId, ForeignKey("turns.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(255))
+    mime_type: Mapped[str] = mapped_column(String(128))
+    size: Mapped[int] = mapped_column(BigInteger)
+    data: Mapped[bytes | None] = mapped_column(LargeBinary)
+    file_name: Mapped[str | None] = mapped_column(String(255))
+    file_uri: Mapped[str | None] = mapped_column(String(1024))
+    expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+class MediaDeletion(Base):
+    """A Files API copy to delete (its exchange was erased, or it was never kept): tried until it is gone,
+    across restarts."""
+
+    __tablename__ = "media_deletions"
+    __table_args__ = (Index(None, "next_try_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    file_name: Mapped[str] = mapped_column(String(255))
+    queued_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_try_at: Mapped[datetime] = mapped_column(UtcDateTime())

@@ -11,6 +11,7 @@ from sqlalchemy.engine import Connection
 
 from bot.store.conversations import NO_SUMMARY
 from bot.store.database import Queries
+from bot.store.media import erase_turns
 from bot.store.tables import answer_messages as _answer_messages
 from bot.store.tables import audit as _audit
 from bot.store.tables import conversations as _conversations
@@ -26,8 +27,8 @@ PURGE_BATCH: Final = 2000
 
 
 class Retention(Queries):
-    """Deletes old rows of ``turns``, ``inbox`` (with the votes and answer message ids kept with it),
-    ``audit`` and ``llm_calls``."""
+    """Deletes old rows of ``turns`` (with their ``media``), ``inbox`` (with the votes and answer message
+    ids kept with it), ``audit`` and ``llm_calls``."""
 
     async def purge(
         self,
@@ -49,7 +50,7 @@ class Retention(Queries):
         until (auto)vacuum reclaims them.
         """
         counts = {
-            "turns": await self._delete_batched(_turns, _turns.c.created_at < turns_before),
+            "turns": await self._erase_turns(turns_before),
             "summaries": await self._clear_summaries(turns_before),
             "inbox": await self._delete_batched(_inbox, _inbox.c.received_at < inbox_before),
             "votes": await self._delete_batched(_votes, _votes.c.voted_at < inbox_before),
@@ -67,6 +68,15 @@ class Retention(Queries):
         if counts["turns"]:
             await self._checkpoint()
         return counts
+
+    async def _erase_turns(self, before: datetime) -> int:
+        """Old exchanges with their files (their Files API copies queued for deletion), in batches."""
+        total = 0
+        while True:
+            rowcount = await self.run_write(_erase_batch(before))
+            total += rowcount
+            if rowcount < PURGE_BATCH:
+                return total
 
     async def _clear_summaries(self, before: datetime) -> int:
         # A summary is text of its exchanges: it goes when the oldest of them would have.
@@ -95,6 +105,18 @@ class Retention(Queries):
             total += rowcount
             if rowcount < PURGE_BATCH:
                 return total
+
+
+def _erase_batch(before: datetime) -> Callable[[Connection], int]:
+    """A write erasing up to :data:`PURGE_BATCH` exchanges created before ``before``."""
+    batch = (
+        select(_turns.c.id)
+        .where(_turns.c.created_at < before)
+        .order_by(_turns.c.id)
+        .limit(PURGE_BATCH)
+        .scalar_subquery()
+    )
+    return lambda conn: erase_turns(conn, _turns.c.id.in_(batch))
 
 
 def _rowcount_of(stmt: Any) -> Callable[[Connection], int]:

@@ -14,6 +14,7 @@ from bot.store.database import Database
 from bot.store.db import create_engine
 from bot.store.feedback import Feedback
 from bot.store.inbox import EventInbox
+from bot.store.media import MediaStore
 from bot.store.quota import QuotaCounters
 from bot.store.records import Records
 from bot.store.retention import Retention
@@ -44,6 +45,7 @@ class Store:
         self.usage = UsageCounters(self.database)
         self.summaries = Summaries(self.database)
         self.feedback = Feedback(self.database)
+        self.media = MediaStore(self.database)
 
     @classmethod
     async def open(cls, url: str) -> Store:

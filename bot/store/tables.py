@@ -14,6 +14,8 @@ from bot.store.models import (
     Conversation,
     Inbox,
     LlmCall,
+    MediaDeletion,
+    MediaItem,
     QuotaCounter,
     Turn,
     User,
@@ -29,6 +31,8 @@ __all__ = [
     "conversations",
     "inbox",
     "llm_calls",
+    "media",
+    "media_deletions",
     "quota_counters",
     "turns",
     "user_usage",
@@ -48,3 +52,5 @@ chat_settings: Final[Table] = ChatSetting.__table__  # type: ignore[assignment]
 user_usage: Final[Table] = UserUsage.__table__  # type: ignore[assignment]
 answer_messages: Final[Table] = AnswerMessage.__table__  # type: ignore[assignment]
 votes: Final[Table] = Vote.__table__  # type: ignore[assignment]
+media: Final[Table] = MediaItem.__table__  # type: ignore[assignment]
+media_deletions: Final[Table] = MediaDeletion.__table__  # type: ignore[assignment]

@@ -10,6 +10,7 @@ from sqlalchemy.engine import Connection
 
 from bot.store.database import Database, Queries
 from bot.store.feedback import erase_feedback_of_user
+from bot.store.media import erase_turns
 from bot.store.summaries import clear_summaries_of_user_turns
 from bot.store.tables import conversations as _conversations
 from bot.store.tables import inbox as _inbox
@@ -67,8 +68,9 @@ class Users(Queries):
         await self.run_write(lambda conn: conn.execute(stmt, row))
 
     async def forget_user(self, platform: str, user_id: str, now: datetime) -> int:
-        """Erase every exchange this user started on this platform, their inbox rows, the summaries that may
-        hold their text, their votes on answers and the display name kept with their usage counts.
+        """Erase every exchange this user started on this platform (with its files), their inbox rows, the
+        summaries that may hold their text, their votes on answers and the display name kept with their
+        usage counts.
 
         Sets ``users.forgotten_at``; returns the number of exchanges deleted. On SQLite the WAL is
         checkpointed afterwards, so the erased text is gone from the files too (secure_delete zeroes it).
@@ -86,7 +88,7 @@ class Users(Queries):
         def erase(conn: Connection) -> int:
             clear_summaries_of_user_turns(conn, platform, user_id)
             erase_feedback_of_user(conn, platform, user_id)
-            deleted = conn.execute(delete(_turns).where(_turns.c.user_id == user_id, in_platform))
+            deleted = erase_turns(conn, (_turns.c.user_id == user_id) & in_platform)
             conn.execute(delete(_inbox).where(_inbox.c.platform == platform, _inbox.c.user_id == user_id))
             conn.execute(  # their counts stay (budgets), the name the platform gave goes
                 update(_usage)
@@ -94,7 +96,7 @@ class Users(Queries):
                 .values(display_name="")
             )
             conn.execute(mark)
-            return int(deleted.rowcount)
+            return deleted
 
         count = await self.run_write(erase)
         if count:

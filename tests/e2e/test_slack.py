@@ -28,6 +28,7 @@ import pytest_asyncio
 import yaml
 
 from adapters.slack.markup import MESSAGE_LIMIT
+from bot import i18n
 from tests.conftest import API_KEY, base_config
 from tests.fakes.gemini import ErrorReply, GeminiEmulator, Reply
 from tests.fakes.slack import (
@@ -420,5 +421,9 @@ async def test_files_that_cannot_be_fetched_are_answered_and_never_downloaded_wh
         await world.sender.event(event)
     await world.sender.event(message_event("sentinel", channel=dm, user="U9"))
     texts = await answered(world, dm, None, 3)
-    assert len(texts) == 3 and texts[2] == "echo: sentinel"
+    assert texts == [
+        i18n.text("en", "media_unavailable", name="gone.pdf"),
+        i18n.text("en", "media_too_large", name="huge.mp4", size="25.0 MB", limit="20MB"),
+        "echo: sentinel",
+    ]
     assert world.slack.downloads == [(gone["id"], 404)]  # the large one was never fetched

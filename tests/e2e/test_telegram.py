@@ -325,12 +325,12 @@ async def test_photo_with_caption_reaches_gemini_as_inline_data(
     parts = polling.gemini.requests[-1].body["contents"][-1]["parts"]
     inline = [p["inlineData"] for p in parts if "inlineData" in p]
     assert inline == [{"mimeType": "image/jpeg", "data": base64.b64encode(large).decode()}]
-    # History keeps a placeholder, not the bytes.
+    # The history shows the caption with a marker, and the follow-up still carries the photo (kept).
     tg.send(chat, hal, "and now?")
     await answers(tg, chat["id"], 2)
     history = polling.gemini.requests[-1].body["contents"]
-    assert all("inlineData" not in p for c in history for p in c["parts"])
     assert "[photo]" in history[0]["parts"][0]["text"]
+    assert [p["inlineData"] for p in history[0]["parts"] if "inlineData" in p] == inline
 
 
 async def test_photo_that_cannot_be_downloaded_is_answered_and_not_sent_to_gemini(

@@ -12,7 +12,7 @@ import itertools
 import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import pytest
 import pytest_asyncio
@@ -29,11 +29,9 @@ MEDIA = Path(__file__).parents[1] / "media"
 MB = 1024 * 1024
 _ids = itertools.count(30_000)
 
-# The core's notices for a file it does not pass on, as i18n keys with their values: None until the
-# core's media notices are merged (the lead fills them in then); the tests check what the adapter alone
-# guarantees (nothing downloaded, exactly one answer) either way.
-TOO_LARGE_NOTICE: tuple[str, dict[str, Any]] | None = None
-UNAVAILABLE_NOTICE: tuple[str, dict[str, Any]] | None = None
+# The media gate's notices for the files these tests do not let through, as i18n keys with their values.
+TOO_LARGE_NOTICE: Final = ("media_too_large", {"name": "film.mp4", "size": "25.0 MB", "limit": "20MB"})
+UNAVAILABLE_NOTICE: Final = ("media_unavailable", {"name": "report.pdf"})
 
 
 def media(name: str) -> bytes:
@@ -57,10 +55,9 @@ def downloads(tg: TelegramEmulator) -> list[str]:
     return [str(call.params["path"]) for call in tg.calls if call.method == "file"]
 
 
-def assert_notice(texts: list[str], notice: tuple[str, dict[str, Any]] | None) -> None:
-    if notice is not None:
-        key, values = notice
-        assert i18n.text("en", key, **values) in texts
+def assert_notice(texts: list[str], notice: tuple[str, dict[str, Any]]) -> None:
+    key, values = notice
+    assert i18n.text("en", key, **values) in texts
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

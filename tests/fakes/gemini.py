@@ -35,6 +35,7 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.fakes.gemini_files import FilesService, media_parts_of
 from tests.fakes.loopback import LoopbackServer
 
 __all__ = [
@@ -798,6 +799,7 @@ class GeminiEmulator(LoopbackServer):
         self._queues: dict[str | None, deque[Behaviour]] = {}
         self._runner: web.AppRunner | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        self.files = FilesService(lambda: self.base_url)
 
     # -- lifecycle
 
@@ -807,6 +809,7 @@ class GeminiEmulator(LoopbackServer):
         app.router.add_post("/{version}/models/{target}", self._generate)
         app.router.add_get("/{version}/models", self._list_models)
         app.router.add_get("/{version}/models/{model}", self._get_model)
+        self.files.routes(app, self._auth)
         # A dropped client must stop its handler (Hang, slow streams), as a real server would.
         return await self._serve(app, handler_cancellation=True)
 
@@ -835,6 +838,10 @@ class GeminiEmulator(LoopbackServer):
     def contents(self, i: int) -> list[tuple[str, str]]:
         """(role, text) of every content of request ``i`` (negative indexes work)."""
         return self.requests[i].contents()
+
+    def media(self, i: int) -> list[tuple[str, dict[str, Any]]]:
+        """("inlineData" or "fileData", the part's value) of every media part of request ``i``, in order."""
+        return [(kind, dict(part)) for kind, part in media_parts_of(self.requests[i].body)]
 
     def user_texts(self, i: int) -> list[str]:
         """The texts of the user contents of request ``i``."""
@@ -997,7 +1004,7 @@ class GeminiEmulator(LoopbackServer):
             _validate(body, model, self.rejected_tools.get(model, ()))
         except _Invalid as exc:
             return _json(400, exc.body())
-        return None
+        return self.files.check_request(body)
 
     # -- CLI
 

@@ -17,7 +17,7 @@ from bot.store import create_engine, read_only, upgrade_to_head
 from bot.store.models import Base
 from tests.integration.store.conftest import sqlite_url
 
-HEAD = "0006"  # the newest migration
+HEAD = "0007"  # the newest migration
 EXPECTED_TABLES = {
     "alembic_version",
     "answer_messages",
@@ -27,6 +27,8 @@ EXPECTED_TABLES = {
     "conversations",
     "inbox",
     "llm_calls",
+    "media",
+    "media_deletions",
     "quota_counters",
     "turns",
     "user_usage",

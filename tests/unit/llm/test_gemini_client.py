@@ -14,7 +14,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.domain import Attachment
 from bot.llm.errors import (
     BadKeyError,
     BadRequestError,
@@ -35,7 +34,7 @@ from bot.llm.errors import (
 )
 from bot.llm.gemini import GeminiClient, GeminiTimeouts
 from bot.llm.notices import notice_key
-from bot.llm.types import ChatMessage, GenerationParams, LlmChunk, LlmRequest, LlmResult, Usage
+from bot.llm.types import ChatMessage, GenerationParams, LlmChunk, LlmRequest, LlmResult, MediaPart, Usage
 from tests.fakes.gemini import (
     CutStream,
     Disconnect,
@@ -89,7 +88,8 @@ async def call(client: GeminiClient, stream: bool, request: LlmRequest | None = 
 
 
 async def test_request_shape(gemini: GeminiEmulator, client: GeminiClient) -> None:
-    image = Attachment(mime_type="image/png", data=b"\x89PNG\r\n\x1a\n-bytes")
+    data = b"\x89PNG\r\n\x1a\n-bytes"
+    image = MediaPart(mime_type="image/png", size=len(data), data=data)
     request = LlmRequest(
         contents=(
             ChatMessage(role="user", text="hello", attachments=(image,)),
