@@ -7,10 +7,10 @@ import asyncio
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 
-from bot.chat_settings import ChatSettings, ChatSettingsBook, system_instruction
+from bot.chat_settings import ChatSettingsBook
 from bot.clock import Clock
 from bot.config import Settings
-from bot.context import PastExchange, build_contents, speaker_prefixed, with_context
+from bot.context import speaker_prefixed
 from bot.domain import Attachment, Delta, FinalAnswer, Incoming, Notice, NoticeKind, ReplyEvent, Typing
 from bot.guards.budgets import BudgetGuard
 from bot.guards.filter import StreamScreen, TextFilter
@@ -18,16 +18,16 @@ from bot.i18n import Language, text
 from bot.llm.errors import GeminiError, ResponseBlockedError
 from bot.llm.notices import failure_notice
 from bot.llm.policy import AnswerPolicy, QuotaExceededError
-from bot.llm.tools import GOOGLE_SEARCH
-from bot.llm.types import GenerationParams, LlmRequest, Usage
+from bot.llm.types import LlmRequest, Usage
 from bot.media.keeper import MediaKeeper
 from bot.media.prepare import InlineBudget, MediaUploadError, PreparedMedia
-from bot.memory import ConversationMemory, summary_instruction
+from bot.memory import ConversationMemory
 from bot.observability.logs import get_logger
 from bot.observability.metrics import Metrics
 from bot.outcomes import OutcomeAccounting, Progress
+from bot.request_builder import RequestBuilder
 from bot.sourcing import AnswerExtras
-from bot.store import AuditRecord, CallRecord, Conversations, Exchange
+from bot.store import AuditRecord, CallRecord, Conversations
 from bot.store.media import KeptMedia
 
 log = get_logger(__name__)
@@ -69,9 +69,11 @@ class Answerer:
         self._metrics = metrics
         self._outcomes = outcomes
         self._filter = text_filter
-        self._chat_settings = chat_settings
         self._budgets = budgets
         self._memory = memory
+        self._requests = RequestBuilder(
+            settings, conversations, clock, self._media, chat_settings=chat_settings, memory=memory
+        )
 
     async def answer(
         self,
@@ -96,12 +98,10 @@ class Answerer:
         if isinstance(media, Notice):
             yield media
             return
-        request = await self._request(
+        request = await self._requests.build(
             message, sent_text, conversation_id, media=media, budget=budget, lang=lang
         )
-        screen = (
-            self._filter.screen_stream() if self._filter is not None and self._filter.check_replies else None
-        )
+        screen = self._reply_screen()
         answer = _Answer()
         try:
             async for delta in self._stream(request, screen, progress, answer):
@@ -246,73 +246,6 @@ class Answerer:
             media=media,
         )
 
-    async def _request(
-        self,
-        message: Incoming,
-        sent_text: str,
-        conversation_id: int | None,
-        *,
-        media: PreparedMedia,
-        budget: InlineBudget,
-        lang: Language,
-    ) -> LlmRequest:
-        """The request: the chat's model, persona and switches over the config; the running summary of what
-        left the window in the system instruction, and those exchanges not sent again."""
-        settings = self._settings
-        gen = settings.gemini.generation
-        history: Sequence[Exchange] = ()
-        if conversation_id is not None:
-            history = await self._conversations.history(
-                conversation_id,
-                limit=settings.conversation.max_turns,
-                since=self._clock.now() - settings.storage.retention,
-                with_media=self._media.keeps,
-            )
-        chat = await self._settings_of(message)
-        instruction = system_instruction(settings.gemini.system_instruction, chat)
-        summary = None
-        if self._memory is not None and conversation_id is not None:
-            summary = await self._memory.summary(conversation_id)
-        if summary is not None:
-            history = [h for h in history if h.created_at > summary.last]
-            instruction = "\n\n".join(p for p in (instruction, summary_instruction(summary.text)) if p)
-        tools = set(settings.gemini.tools.enabled())
-        if chat.search is not None:
-            (tools.add if chat.search else tools.discard)(GOOGLE_SEARCH)
-        show_thoughts = gen.show_thoughts if chat.show_thoughts is None else chat.show_thoughts
-        resent = self._media.resent(history, budget, lang)
-        return LlmRequest(
-            contents=build_contents(
-                [
-                    PastExchange(_noted(h.user_text, note), h.model_text, h.model_parts, parts)
-                    for h, (parts, note) in zip(history, resent, strict=True)
-                ],
-                with_context(message.context_text, sent_text),
-                max_turns=settings.conversation.max_turns,
-                max_chars=settings.conversation.max_context_chars,
-                system_chars=len(instruction or ""),
-                attachments=media.parts,
-            ),
-            system_instruction=instruction or None,
-            model=chat.model if chat.model != settings.gemini.model else None,
-            search=chat.search,
-            show_thoughts=chat.show_thoughts,
-            generation=GenerationParams(
-                temperature=chat.temperature if chat.temperature is not None else gen.temperature,
-                top_p=gen.top_p,
-                max_output_tokens=gen.max_output_tokens,
-                thinking_budget=gen.thinking_budget,
-                thinking_level=gen.thinking_level,
-                include_thoughts=show_thoughts,
-            ),
-            tools=frozenset(tools),
-        )
-
-    async def _settings_of(self, message: Incoming) -> ChatSettings:
-        if self._chat_settings is None:
-            return ChatSettings(self._settings.gemini.model, "", None, None, None, None, None)
-        return await self._chat_settings.get(message.platform.value, message.chat_key, message.thread_key)
-
     async def _count_usage(self, message: Incoming, progress: Progress) -> None:
         """The sender's Gemini tokens, for their budget and /usage (a failure to count is logged)."""
         if self._budgets is None or not progress.attempts:
@@ -340,6 +273,12 @@ class Answerer:
             if visible:
                 progress.shown.append(visible)
                 yield Delta(visible, last=chunk.finish_reason is not None)
+
+    def _reply_screen(self) -> StreamScreen | None:
+        """The streamed-reply screen of the word filter, when replies are checked."""
+        if self._filter is None or not self._filter.check_replies:
+            return None
+        return self._filter.screen_stream()
 
     def _screened_reply(self, reply: str, screen: StreamScreen | None, progress: Progress) -> str | None:
         """The reply to store and show after the reply filter, None when the filter blocks it."""
@@ -379,8 +318,3 @@ def _stored_text(message: Incoming, sent_text: str) -> str:
     if message.attachments:
         return " ".join([*(a.placeholder for a in message.attachments), sent_text]).strip()
     return sent_text
-
-
-def _noted(user_text: str, note: str) -> str:
-    """An earlier user text with the note on its files that are no longer available."""
-    return f"{user_text} {note}".strip() if note else user_text

@@ -15,7 +15,7 @@ from adapters.slack.errors import CALL_ERRORS, UNAVAILABLE_ERRORS, error_code, r
 from adapters.slack.feedback import feedback_block, section_blocks
 from adapters.slack.markup import MESSAGE_LIMIT, escape, render_chunks, split
 from adapters.slack.normalize import Job
-from adapters.slack.sources import sources_mrkdwn, thoughts_block, thoughts_mrkdwn
+from adapters.slack.sources import ThoughtsOpening, sources_mrkdwn, thoughts_mrkdwn
 from adapters.slack.status import ThreadStatus
 from bot.domain import Delta, FinalAnswer, Incoming, Notice, NoticeKind, ReplyEvent, Sourcing, Typing
 from bot.i18n import Language, pick_language
@@ -77,7 +77,7 @@ class AnswerWriter:
         self._last_update = 0.0
         self._noted = False
         self._lost = False  # a message of the event being shown could not be posted
-        self._thoughts: tuple[str, dict[str, Any]] | None = None  # (the quote in the text, its block)
+        self._thoughts: ThoughtsOpening | None = None
         self._final_answer = False  # the final answer (not a notice) is being shown: it gets the buttons
 
     async def run(self, events: AsyncIterator[ReplyEvent]) -> bool:
@@ -157,8 +157,7 @@ class AnswerWriter:
                 await self._stop_stream()
                 self._messages, self._shown = list(self._streams), [""] * len(self._streams)
                 self._offset = 0
-        block = thoughts_block(sourcing) if self._offset == 0 else None
-        self._thoughts = (thoughts_mrkdwn(sourcing), block) if block is not None else None
+        self._thoughts = ThoughtsOpening.of(sourcing) if self._offset == 0 else None
         chunks = _answer_chunks(render_chunks(text[self._offset :]), notice, sourcing, self._offset == 0)
         if not chunks and self._streamed and not self._messages:
             return  # a broken stream already shows everything: no "…" after it
@@ -183,7 +182,10 @@ class AnswerWriter:
                 channel=self._channel,
                 ts=ts,
                 text=shown,
-                blocks=[*self._blocks(shown), feedback_block(self._language)],
+                blocks=[
+                    *(self._thought_blocks(shown) or section_blocks(shown)),
+                    feedback_block(self._language),
+                ],
             )
         except SlackApiError as exc:
             log.info("slack.feedback_buttons_failed", error=error_code(exc))
@@ -307,15 +309,7 @@ class AnswerWriter:
             await self._adapter.engine.note_answer_message(self._incoming, ts)
 
     def _thought_blocks(self, chunk: str) -> list[dict[str, Any]] | None:
-        """The blocks of the message that opens with the thought summary (shown as a context block above
-        the answer's sections); None for any other message, which goes as plain mrkdwn text."""
-        if self._thoughts is None or not chunk.startswith(self._thoughts[0]):
-            return None
-        rest = chunk[len(self._thoughts[0]) :].lstrip("\n")
-        return [self._thoughts[1], *(section_blocks(rest) if rest else [])]
-
-    def _blocks(self, chunk: str) -> list[dict[str, Any]]:
-        return self._thought_blocks(chunk) or section_blocks(chunk)
+        return self._thoughts.blocks(chunk) if self._thoughts is not None else None
 
     async def _post(self, text: str) -> list[str]:
         try:
@@ -352,24 +346,31 @@ class AnswerWriter:
 
     async def _ephemeral(self, text: str, *, mrkdwn: bool = False) -> None:
         body = text if mrkdwn else escape(text)
-        url = self._job.response_url
-        if url:
-            try:
-                async with self._adapter.session.post(
-                    url, json={"response_type": "ephemeral", "text": body}
-                ) as response:
-                    if response.status == 200:
-                        return
-                    log.warning("slack.response_url_failed", status=response.status)
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                log.warning("slack.response_url_failed", error=exc.__class__.__name__)
-        try:
-            await self._client.chat_postEphemeral(
-                channel=self._channel, user=self._incoming.user_id, text=body, thread_ts=self._thread
-            )
-        except SlackApiError as exc:
-            log.warning("slack.ephemeral_failed", error=error_code(exc))
+        if not await post_privately(self._adapter, self._job, self._incoming.user_id, body):
             self._lost = True
+
+
+async def post_privately(adapter: Connection, job: Job, user_id: str, body: str) -> bool:
+    """``body`` shown only to ``user_id``: through the command's response URL where there is one, else
+    chat.postEphemeral; False when neither took it."""
+    if job.response_url:
+        try:
+            async with adapter.session.post(
+                job.response_url, json={"response_type": "ephemeral", "text": body}
+            ) as response:
+                if response.status == 200:
+                    return True
+                log.warning("slack.response_url_failed", status=response.status)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            log.warning("slack.response_url_failed", error=exc.__class__.__name__)
+    try:
+        await adapter.client.chat_postEphemeral(
+            channel=job.channel, user=user_id, text=body, thread_ts=job.thread_ts
+        )
+    except SlackApiError as exc:
+        log.warning("slack.ephemeral_failed", error=error_code(exc))
+        return False
+    return True
 
 
 def _answer_chunks(

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Final
 
+from adapters.slack.feedback import section_blocks
 from adapters.slack.markup import escape
 from adapters.sourcing import Markup, sources_block, thoughts_glimpse
 from bot.domain import Link, Sourcing
@@ -48,3 +50,25 @@ def thoughts_block(sourcing: Sourcing | None) -> dict[str, Any] | None:
 def sources_mrkdwn(sourcing: Sourcing | None) -> str:
     """The numbered sources, the searches Gemini ran and the unread links, as mrkdwn lines, or ''."""
     return sources_block(sourcing, _MRKDWN)
+
+
+@dataclass(frozen=True, slots=True)
+class ThoughtsOpening:
+    """The thought summary that opens an answer: quoted in the message text, a context block in its blocks."""
+
+    quote: str
+    block: dict[str, Any]
+
+    @classmethod
+    def of(cls, sourcing: Sourcing | None) -> ThoughtsOpening | None:
+        """The opening of an answer with ``sourcing``; None when it shows no thoughts."""
+        block = thoughts_block(sourcing)
+        return cls(thoughts_mrkdwn(sourcing), block) if block is not None else None
+
+    def blocks(self, chunk: str) -> list[dict[str, Any]] | None:
+        """The blocks of the message ``chunk`` when it opens with the thoughts (the context block above the
+        answer's sections); None for any other message, which goes as plain mrkdwn text."""
+        if not chunk.startswith(self.quote):
+            return None
+        rest = chunk[len(self.quote) :].lstrip("\n")
+        return [self.block, *(section_blocks(rest) if rest else [])]
