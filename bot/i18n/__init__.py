@@ -138,7 +138,10 @@ _EN: dict[str, Entry] = {
         "Your message is too long ({length} characters; the limit is {limit}). "
         "Please shorten it or split it up."
     ),
-    "unsupported": "Sorry, I can only read text (and photos with a caption) here.",
+    "unsupported": (
+        "Sorry, I cannot read this kind of message. Send text, or a voice note, audio, a photo, a video or a "
+        "document (PDF, text, CSV), with or without a question."
+    ),
     "not_allowed_chat": "Sorry, this bot is not available in this chat.",
     "rate_limited": "You are sending messages too quickly. Please try again in {retry}.",
     "rate_limited_chat": "This chat is sending messages too quickly. Please try again in {retry}.",
@@ -148,7 +151,6 @@ _EN: dict[str, Entry] = {
     "safety_prompt": "Gemini's safety system blocked your message ({reason}). Please rephrase it.",
     "safety_reply": "Gemini's safety system stopped the answer ({reason}).",
     "stopped_reply": "Gemini stopped the answer early ({reason}). Please try again or rephrase.",
-    "photo_unavailable": "I could not download your photo from Telegram. Please send it again.",
     "media_disabled": "Sorry, I do not read files here: please send your message as text.",
     "media_too_many": (
         "You sent {count} files; I read at most {limit} per message. Please send fewer at a time."
@@ -315,7 +317,9 @@ _ZH: dict[str, Entry] = {
     "unknown_command": "未知命令。发送 {prefix}help 查看我能做什么。",
     "empty": "你的消息是空的，请发送一些文字。",
     "too_long": "你的消息太长了（{length} 个字符，上限 {limit}）。请缩短或分开发送。",
-    "unsupported": "抱歉，这里我只能读取文字（以及带说明的图片）。",
+    "unsupported": (
+        "抱歉，我无法读取这类消息。请发送文字，或语音、音频、图片、视频、文档（PDF、文本、CSV），可附带问题。"
+    ),
     "not_allowed_chat": "抱歉，此聊天中不提供本机器人。",
     "rate_limited": "你发送消息太快了，请在 {retry} 后再试。",
     "rate_limited_chat": "本聊天发送消息太快了，请在 {retry} 后再试。",
@@ -325,7 +329,6 @@ _ZH: dict[str, Entry] = {
     "safety_prompt": "Gemini 的安全系统拦截了你的消息（{reason}）。请换个说法。",
     "safety_reply": "Gemini 的安全系统中止了回答（{reason}）。",
     "stopped_reply": "Gemini 提前结束了回答（{reason}）。请重试或换个说法。",
-    "photo_unavailable": "我无法从 Telegram 下载你的图片，请再发送一次。",
     "media_disabled": "抱歉，这里我不读取文件，请以文字发送你的消息。",
     "media_too_many": "你发送了 {count} 个文件；每条消息我最多读取 {limit} 个。请分批发送。",
     "media_too_large": "{name} 太大了（{size}）；我能读取的文件最大为 {limit}。",

@@ -421,9 +421,9 @@ async def test_files_that_cannot_be_fetched_are_answered_and_never_downloaded_wh
         await world.sender.event(event)
     await world.sender.event(message_event("sentinel", channel=dm, user="U9"))
     texts = await answered(world, dm, None, 3)
-    assert texts == [
-        i18n.text("en", "media_unavailable", name="gone.pdf"),
-        i18n.text("en", "media_too_large", name="huge.mp4", size="25.0 MB", limit="20MB"),
+    assert texts == [  # notices are shown in italics
+        "_" + i18n.text("en", "media_unavailable", name="gone.pdf") + "_",
+        "_" + i18n.text("en", "media_too_large", name="huge.mp4", size="25.0 MB", limit="20MB") + "_",
         "echo: sentinel",
     ]
     assert world.slack.downloads == [(gone["id"], 404)]  # the large one was never fetched

@@ -132,7 +132,8 @@ async def test_an_album_in_a_group_quotes_its_first_part(tg: TelegramEmulator, b
         ("document", "report.pdf", {"file_name": "r.pdf", "mime_type": "application/pdf"}, "application/pdf"),
         ("document", "table.csv", {"file_name": "table.csv", "mime_type": "text/csv"}, "text/csv"),
         ("sticker", "sticker.webp", {}, "image/webp"),
-        ("audio", "audio.mp3", {"file_name": "audio.mp3", "mime_type": "audio/mpeg"}, "audio/mpeg"),
+        # Telegram's audio/mpeg goes to Gemini in Gemini's own spelling.
+        ("audio", "audio.mp3", {"file_name": "audio.mp3", "mime_type": "audio/mpeg"}, "audio/mp3"),
         ("video_note", "video_note.mp4", {}, "video/mp4"),
     ],
 )  # fmt: skip
