@@ -405,6 +405,16 @@ class Engine:
     def _language(self, message: Incoming) -> Language:
         return pick_language(message.language, self._settings.conversation.language)
 
+    async def admits(self, message: Incoming) -> bool:
+        """Whether ``message`` passes the blocklist and the chat allow-list. Adapters download a message's
+        files only then: a refused message is answered (or ignored) without them."""
+        lang = self._language(message)
+        is_admin = self._access.is_admin(message)
+        rejection = await blocked_rejection(message, self._blocklist, lang) or access_rejection(
+            message, self._access, is_admin=is_admin, lang=lang
+        )
+        return rejection is None
+
     async def _respond(self, message: Incoming, progress: Progress) -> AsyncGenerator[ReplyEvent, None]:
         lang = self._language(message)
         is_admin = self._access.is_admin(message)

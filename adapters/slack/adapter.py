@@ -465,7 +465,7 @@ class SlackAdapter:
                 return None
             incoming = replace(incoming, addressed_to_bot=True)
         name, language = await self._users.lookup(incoming.user_id)
-        if job.files:
+        if job.files and await self._engine.admits(incoming):
             token = self._settings.bot_token.get_secret_value() if self._settings.bot_token else ""
             shared = await resolve(self.client, job.files)
             files = await download_all(self._session, token, shared, self._media.max_bytes)

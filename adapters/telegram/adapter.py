@@ -547,7 +547,7 @@ class TelegramAdapter:
             return  # a duplicate delivery: answered already
         self._outbox.reachable_again(normalized.target.chat_id)
         incoming = normalized.incoming
-        if normalized.files:
+        if normalized.files and await self._engine.admits(incoming):
             files = await fetch_all(self._application.bot, normalized.files, self._media.max_bytes)
             incoming = replace(incoming, attachments=files)
         writer = AnswerWriter(

@@ -25,6 +25,7 @@ import pytest_asyncio
 import yaml
 
 from adapters.telegram.markup import utf16_len
+from bot import i18n
 from tests.conftest import API_KEY, base_config, deep_merge
 from tests.fakes.gemini import ErrorReply, GeminiEmulator, Reply
 from tests.fakes.telegram import BOT_TOKEN, Fault, TelegramEmulator, html_to_entities
@@ -618,6 +619,17 @@ async def test_webhook_answers_malformed_updates_with_400(webhook: Gembot) -> No
     ):
         assert await post_update(webhook, update, WEBHOOK_SECRET) == 400, update
     assert "Traceback" not in webhook.log_path.read_text(encoding="utf-8", errors="replace")
+
+
+async def test_files_from_a_chat_not_served_are_never_downloaded(webhook: Gembot) -> None:
+    tg = webhook.tg
+    ida = tg.user(next_id(), "Ida")
+    private = tg.private_chat(ida)
+    pdf = (Path(__file__).parents[1] / "media" / "report.pdf").read_bytes()
+    tg.send_media(private, ida, "document", pdf, file_name="report.pdf", caption="summarise")
+    [notice] = await answers(tg, private["id"], 1)
+    assert notice == i18n.text("en", "not_allowed_chat")
+    assert not tg.calls_to("getFile") and not [c for c in tg.calls if c.method == "file"]
 
 
 async def test_allowed_chat_ids(webhook: Gembot) -> None:
