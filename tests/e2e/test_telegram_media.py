@@ -204,6 +204,33 @@ async def test_with_media_off_files_get_the_unsupported_notice(tmp_path: Path) -
             await stop_gembot(bot)
 
 
+async def test_a_large_pdf_goes_through_the_files_api_stays_for_follow_ups_and_forget_deletes_it(
+    tmp_path: Path,
+) -> None:
+    async with TelegramEmulator() as tg, GeminiEmulator(api_key=API_KEY) as gemini:
+        bot = await start_gembot(tmp_path, gemini, tg, sections={"media": {"inline_max_bytes": "8KB"}})
+        try:
+            kim = tg.user(next(_ids), "Kim")
+            chat = tg.private_chat(kim)
+            tg.send_media(
+                chat, kim, "document", media("report.pdf"), file_name="report.pdf", caption="Summarise"
+            )
+            await answers(tg, chat["id"], 1)
+            tg.send(chat, kim, "and what does page 3 say?")
+            await answers(tg, chat["id"], 2)
+            [(kind, part)] = gemini.media(0)
+            assert kind == "fileData" and part["mimeType"] == "application/pdf"
+            assert gemini.media(1) == [(kind, part)]  # the follow-up still carries the file
+            assert gemini.user_texts(1)[0].endswith("report.pdf] Summarise")  # a marker, not the bytes
+            assert len(gemini.files.names()) == 1
+            tg.send(chat, kim, "/forget")
+            await answers(tg, chat["id"], 3)
+            await tg.wait_for(lambda: not gemini.files.names(), within=10)  # polled
+            assert len(gemini.files.deleted) == 1
+        finally:
+            await stop_gembot(bot)
+
+
 async def test_an_album_cut_short_by_a_crash_is_followed_up_once_after_the_restart(tmp_path: Path) -> None:
     async with TelegramEmulator() as tg, GeminiEmulator(api_key=API_KEY) as gemini:
         bot = await start_gembot(tmp_path, gemini, tg)
