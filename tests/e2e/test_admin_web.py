@@ -196,7 +196,10 @@ async def test_purge_now_shows_the_result_and_is_audited(browser: Browser, bot: 
         await page.goto(f"{bot.url}/admin/settings")
         await page.click("#purge")
         result = await page.inner_text("#purged")
-        purged = r"Purged: turns 0, summaries 0, inbox 0, inbox_targets 0, audit 0, llm_calls 0"
+        purged = (
+            r"Purged: turns 0, summaries 0, inbox 0, votes 0, answer_messages 0, inbox_targets 0, audit 0, "
+            r"llm_calls 0, media_files 0"
+        )
         assert re.fullmatch(purged, result), result
     finally:
         await context.close()
