@@ -409,18 +409,18 @@ class Engine:
         """Whether ``message`` passes the blocklist and the chat allow-list. Adapters download a message's
         files only then: a refused message is answered (or ignored) without them."""
         lang = self._language(message)
-        is_admin = self._access.is_admin(message)
-        rejection = await blocked_rejection(message, self._blocklist, lang) or access_rejection(
+        return await self._admission(message, lang, is_admin=self._access.is_admin(message)) is None
+
+    async def _admission(self, message: Incoming, lang: Language, *, is_admin: bool) -> Rejection | None:
+        """The refusal of a blocked sender or a chat not served, else None."""
+        return await blocked_rejection(message, self._blocklist, lang) or access_rejection(
             message, self._access, is_admin=is_admin, lang=lang
         )
-        return rejection is None
 
     async def _respond(self, message: Incoming, progress: Progress) -> AsyncGenerator[ReplyEvent, None]:
         lang = self._language(message)
         is_admin = self._access.is_admin(message)
-        rejection = await blocked_rejection(message, self._blocklist, lang) or access_rejection(
-            message, self._access, is_admin=is_admin, lang=lang
-        )
+        rejection = await self._admission(message, lang, is_admin=is_admin)
         if rejection is None and message.command is not None:
             progress.outcome = "command"
             context = CommandContext(language=lang, is_admin=is_admin, now=self._clock.now())

@@ -162,12 +162,7 @@ def feedback_click(message: Message, *, user: str, value: str, action_id: str) -
     block_id = next((b.get("block_id", "") for b in message.blocks if b.get("type") == "context_actions"), "")
     return {
         "type": "block_actions",
-        "user": {
-            "id": user,
-            "username": f"name-{user.lower()}",
-            "name": f"name-{user.lower()}",
-            "team_id": TEAM_ID,
-        },
+        "user": _interaction_user(user),
         "api_app_id": APP_ID,
         "token": "legacy-verification-token",
         "container": container,
