@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+import time
+from collections.abc import Callable
 
 from bot.app import App
 from bot.domain import (
@@ -93,3 +96,11 @@ def deltas(events: list[ReplyEvent]) -> str:
 def has_typing(events: list[ReplyEvent]) -> bool:
     """Whether the answer began with a typing indicator."""
     return any(isinstance(e, Typing) for e in events)
+
+
+async def eventually(predicate: Callable[[], bool], within: float = 10.0) -> None:
+    """Wait until ``predicate()`` holds (work a test started in the background); fail after ``within`` s."""
+    deadline = time.monotonic() + within
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.02)

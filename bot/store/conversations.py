@@ -16,6 +16,7 @@ from bot.store.database import Database, Queries
 from bot.store.media import KeptMedia, erase_turns, insert_media, read_media
 from bot.store.records import AuditRecord, CallRecord, insert_calls_and_audit
 from bot.store.tables import conversations as _conversations
+from bot.store.tables import media as _media
 from bot.store.tables import turns as _turns
 
 __all__ = ["NO_SUMMARY", "Conversations", "Exchange"]
@@ -32,7 +33,15 @@ _TOUCH_CONVERSATION: Final = (
 )
 _HISTORY: Final = (
     # Served by ix_turns_conversation_id_created_at: a backward range scan that stops after `limit`.
-    select(_turns.c.id, _turns.c.user_text, _turns.c.model_text, _turns.c.model_parts, _turns.c.created_at)
+    select(
+        _turns.c.id,
+        _turns.c.user_text,
+        _turns.c.model_text,
+        _turns.c.model_parts,
+        _turns.c.created_at,
+        # Whether files are kept with the exchange (an index lookup): only those are read.
+        exists().where(_media.c.turn_id == _turns.c.id).label("has_media"),
+    )
     .where(_turns.c.conversation_id == bindparam("b_id"), _turns.c.created_at >= bindparam("b_since"))
     .order_by(_turns.c.created_at.desc(), _turns.c.id.desc())
     .limit(bindparam("b_limit"))
@@ -127,7 +136,7 @@ class Conversations(Queries):
             .where(_conversations.c.platform == platform, _conversations.c.chat_key == old_chat_key, ~taken)
             .values(chat_key=new_chat_key)
         )
-        moved = await self.run_write(lambda conn: int(conn.execute(stmt).rowcount or 0))
+        moved = await self.run_write(lambda conn: int(conn.execute(stmt).rowcount or 0), bulk=True)
         self._conversation_ids.clear()
         return moved
 
@@ -140,7 +149,8 @@ class Conversations(Queries):
             return []
         params = {"b_id": conversation_id, "b_since": since, "b_limit": limit}
         rows = await self._read_rows(_HISTORY, params)
-        media = await read_media(self._read_rows, [row.id for row in rows]) if with_media else {}
+        with_files = [row.id for row in rows if row.has_media] if with_media else []
+        media = await read_media(self._read_rows, with_files) if with_files else {}
         return [
             Exchange(
                 row.user_text, row.model_text, row.created_at, _parts(row.model_parts), media.get(row.id, ())
@@ -204,7 +214,7 @@ class Conversations(Queries):
             conn.execute(cleared)
             return erase_turns(conn, _turns.c.conversation_id == conversation_id)
 
-        return await self.run_write(reset)
+        return await self.run_write(reset, bulk=True)
 
 
 def _parts(stored: str | None) -> tuple[Mapping[str, Any], ...]:

@@ -45,7 +45,7 @@ class Database:
         self._reader = read_only(engine)
         # SQLite allows one writer: this process's writes run on one thread, committed in groups.
         self._writer = sqlite_writer(engine) if is_sqlite(engine) else None
-        # The reads of every message (history, chat settings) on threads of their own, one hop each.
+        # The reads of every message (history, chat settings) on the event loop (bot.store.reader).
         self._rows_reader: SqliteReader | None = sqlite_reader(engine) if is_sqlite(engine) else None
         # Both dialects spell upserts INSERT .. ON CONFLICT; each has its own construct for it.
         self._insert: Any = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
@@ -62,7 +62,7 @@ class Database:
 
     @property
     def writer(self) -> SqliteWriter | None:
-        """The SQLite writer thread (None on PostgreSQL)."""
+        """The SQLite writer (None on PostgreSQL)."""
         return self._writer
 
     @property
@@ -70,21 +70,23 @@ class Database:
         """The dialect's ``insert`` construct, which has ``on_conflict_do_*``."""
         return self._insert
 
-    async def run_write(self, op: Callable[[Connection], T]) -> T:
+    async def run_write(self, op: Callable[[Connection], T], *, bulk: bool = False) -> T:
         """Run ``op`` (synchronous statements on a Connection) in one write transaction; its result.
 
-        On SQLite it runs on the writer thread, possibly in a transaction shared with other writes (each
-        in its own savepoint); on PostgreSQL in a transaction of its own.
+        On SQLite it runs with the other writes queued at that moment, in one transaction (each in its
+        own savepoint should one fail), on the event loop while the lock is free (bot.store.writer);
+        ``bulk`` (many rows: retention, erasure) sends it to the writer thread instead. On PostgreSQL
+        it runs in a transaction of its own.
         """
         if self._writer is not None:
-            return await self._writer.run(op)
+            return await self._writer.run(op, bulk=bulk)
         async with self._engine.begin() as conn:
             return await conn.run_sync(op)
 
     async def read_rows(
         self, statement: Executable, params: Mapping[str, Any] | None = None
     ) -> Sequence[Row[Any]]:
-        """Every row of a read-only ``statement``, in a snapshot (one hop to a reader thread on SQLite)."""
+        """Every row of a small read-only ``statement``, in a snapshot (on the event loop on SQLite)."""
         if self._rows_reader is not None:
             return await self._rows_reader.rows(statement, params)
         async with self._reader.connect() as conn:

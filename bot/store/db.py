@@ -16,9 +16,10 @@ SQLite (``sqlite+aiosqlite:///path``):
   never wait for the writer and never upgrade, so snapshot reads (history, stats, ping) do not queue
   behind writes. Only use it for transactions that never write.
 
-Writes go through :func:`sqlite_writer` (bot.store.writer): one thread runs whole write transactions
-and commits the writes that queue together, instead of one event-loop round trip per statement.
-``BEGIN IMMEDIATE`` plus ``busy_timeout`` still serializes writers of other processes.
+Writes go through :func:`sqlite_writer` (bot.store.writer): the writes that queue are committed
+together, on the event loop while SQLite's write lock is free, else on a thread that waits for it
+(``BEGIN IMMEDIATE`` plus ``busy_timeout`` still serializes writers of other processes). The small
+reads of every message go through :func:`sqlite_reader` (bot.store.reader), on the event loop too.
 
 PostgreSQL (``postgresql+asyncpg://...``) gets a pre-pinged, recycled connection pool; everything else
 is the same code. A ``search_path`` query parameter (``...?search_path=gembot``) puts gembot's tables
@@ -95,12 +96,12 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
 
 
 def sqlite_writer(engine: AsyncEngine) -> SqliteWriter:
-    """The writer thread for ``engine``'s SQLite file, with the same pragmas and BEGIN IMMEDIATE."""
+    """The writer of ``engine``'s SQLite file, with the same pragmas and BEGIN IMMEDIATE."""
     return SqliteWriter(engine.url, _on_sqlite_connect, _on_sqlite_begin)
 
 
 def sqlite_reader(engine: AsyncEngine) -> SqliteReader:
-    """The reader threads for ``engine``'s SQLite file, with the same pragmas (autocommit snapshots)."""
+    """The event loop's reader of ``engine``'s SQLite file, with the same pragmas (autocommit snapshots)."""
     return SqliteReader(engine.url, _on_sqlite_connect)
 
 

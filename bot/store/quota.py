@@ -56,8 +56,10 @@ class QuotaCounters(Queries):
         stmt = self._upserts.ensure_quota
 
         def take(conn: Connection) -> tuple[int, str, dict[str, int]]:
-            conn.execute(stmt, ensure)
             found = {(str(w), str(k)): int(n) for w, k, n in conn.execute(_QUOTA_COUNTS, wanted_rows)}
+            if len(found) < len(windows):  # a window's first request: its row is made, then locked
+                conn.execute(stmt, ensure)
+                found = {(str(w), str(k)): int(n) for w, k, n in conn.execute(_QUOTA_COUNTS, wanted_rows)}
             counts = {window: found[(window, key)] for window, key in windows.items()}
             granted, tightest = wanted, ""
             for window in windows:

@@ -73,7 +73,7 @@ class Retention(Queries):
         """Old exchanges with their files (their Files API copies queued for deletion), in batches."""
         total = 0
         while True:
-            rowcount = await self.run_write(_erase_batch(before))
+            rowcount = await self.run_write(_erase_batch(before), bulk=True)
             total += rowcount
             if rowcount < PURGE_BATCH:
                 return total
@@ -81,7 +81,7 @@ class Retention(Queries):
     async def _clear_summaries(self, before: datetime) -> int:
         # A summary is text of its exchanges: it goes when the oldest of them would have.
         stmt = update(_conversations).where(_conversations.c.summary_from < before).values(**NO_SUMMARY)
-        return await self.run_write(_rowcount_of(stmt))
+        return await self.run_write(_rowcount_of(stmt), bulk=True)
 
     async def _forget_reply_targets(self, before: datetime) -> int:
         total = 0
@@ -91,7 +91,7 @@ class Retention(Queries):
             batch = select(c.id).where(condition).limit(PURGE_BATCH).scalar_subquery()
             cleared = update(_inbox).where(c.id.in_(batch))
             stmt = cleared.values(chat_key=None, thread_key=None, reply_to=None, language=None)
-            rowcount = await self.run_write(_rowcount_of(stmt))
+            rowcount = await self.run_write(_rowcount_of(stmt), bulk=True)
             total += rowcount
             if rowcount < PURGE_BATCH:
                 return total
@@ -101,7 +101,7 @@ class Retention(Queries):
         while True:
             batch = select(table.c.id).where(condition).limit(PURGE_BATCH).scalar_subquery()
             stmt = delete(table).where(table.c.id.in_(batch))
-            rowcount = await self.run_write(_rowcount_of(stmt))
+            rowcount = await self.run_write(_rowcount_of(stmt), bulk=True)
             total += rowcount
             if rowcount < PURGE_BATCH:
                 return total

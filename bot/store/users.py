@@ -98,7 +98,7 @@ class Users(Queries):
             conn.execute(mark)
             return deleted
 
-        count = await self.run_write(erase)
+        count = await self.run_write(erase, bulk=True)
         if count:
             await self._checkpoint()
         return count

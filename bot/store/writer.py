@@ -1,12 +1,21 @@
-"""One writer thread for SQLite: whole write transactions run there, several at a time (group commit).
+"""SQLite writes of one process, committed in groups: on the event loop while the write lock is free,
+on a thread of their own when they would have to wait.
 
-Through aiosqlite every statement of a transaction is a hop to the driver's thread and back to the event
-loop, and SQLite lets one writer in at a time, so under load the writes form a queue whose every step
-waits for a busy event loop (docs/benchmarks.md). Here a write is a plain function of a synchronous
-connection; the thread runs every write waiting at that moment inside one ``BEGIN IMMEDIATE``
-transaction, commits once, and wakes the waiting tasks with one callback. Should one write of a batch
-fail, the batch is rolled back and run again with each write in its own SAVEPOINT, so the failing
-write rolls back alone. Other processes still meet SQLite's lock and ``busy_timeout``.
+Every write waiting at that moment runs inside one ``BEGIN IMMEDIATE`` transaction with one commit
+(group commit). Should one write of a batch fail, the batch is rolled back and run again with each
+write in its own SAVEPOINT, so the failing write rolls back alone.
+
+Where a batch runs: the writes of a message (a few rows each) run at once on the event loop, on a
+connection that never waits for SQLite's lock (``busy_timeout=0``): in WAL mode with
+``synchronous=NORMAL`` a commit appends to the WAL without an fsync, so such a batch takes well under a
+millisecond, and handing it to a thread costs more than running it (every statement would trade the
+GIL between the thread and the loop; docs/benchmarks.md measures it). A batch goes to the writer thread
+instead, whose connection waits up to ``busy_timeout`` for the lock, when another process holds the
+lock (``gembot purge``, a second process on the file) or when it holds a bulk write (retention,
+erasure: many rows, maybe slow to overwrite with ``secure_delete``). The loop's connection never
+checkpoints (``wal_autocheckpoint=0``): the thread copies the WAL into the database at most every
+:data:`CHECKPOINT_INTERVAL` seconds while there are writes, so the fsyncs of a checkpoint never hold the
+loop either.
 """
 
 from __future__ import annotations
@@ -14,45 +23,93 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import sqlite3
 from collections.abc import Callable
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from typing import Any, Final, TypeVar
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import URL, Connection, Engine
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import StaticPool
+
+__all__ = ["CHECKPOINT_INTERVAL", "SqliteWriter", "WriteOp"]
 
 T = TypeVar("T")
 WriteOp = Callable[[Connection], Any]
+Outcomes = list[tuple[bool, Any]]
 
 # Enough to amortize a commit, small enough that one transaction never holds the lock for long.
-_MAX_BATCH = 256
+_MAX_BATCH: Final = 256
+# Seconds between the WAL checkpoints the writer thread runs while the loop's connection writes.
+CHECKPOINT_INTERVAL: Final = 1.0
+_LOOP_PRAGMAS: Final = ("PRAGMA busy_timeout=0", "PRAGMA wal_autocheckpoint=0")
+
+
+@dataclass(slots=True)
+class _Queued:
+    op: WriteOp
+    future: asyncio.Future[Any]
+    bulk: bool
+
+
+def is_busy(error: BaseException) -> bool:
+    """Whether ``error`` is SQLite's "database is locked" (another connection holds the lock)."""
+    orig = error.orig if isinstance(error, OperationalError) else error
+    return isinstance(orig, sqlite3.OperationalError) and orig.sqlite_errorcode == sqlite3.SQLITE_BUSY
 
 
 class SqliteWriter:
-    """Runs write transactions for one SQLite file on a dedicated thread, batching those that queue."""
+    """Runs the write transactions of one SQLite file, batching those that queue."""
 
     def __init__(self, url: URL, on_connect: Callable[..., None], on_begin: Callable[..., None]) -> None:
+        url = url.set(drivername="sqlite")
         self._engine: Engine = create_engine(
-            url.set(drivername="sqlite"),
+            url,
             connect_args={"isolation_level": None, "check_same_thread": False, "timeout": 30.0},
             poolclass=StaticPool,  # one connection, used only by the writer thread
         )
+        self._loop_engine: Engine = create_engine(
+            url,
+            connect_args={"isolation_level": None, "check_same_thread": False, "timeout": 0.0},
+            poolclass=StaticPool,  # one connection, used only on the event loop
+        )
+
+        def on_loop_connect(dbapi_connection: sqlite3.Connection, record: Any) -> None:
+            on_connect(dbapi_connection, record)
+            for pragma in _LOOP_PRAGMAS:
+                dbapi_connection.execute(pragma).close()
+
         event.listen(self._engine, "connect", on_connect)
-        event.listen(self._engine, "begin", on_begin)
+        event.listen(self._loop_engine, "connect", on_loop_connect)
+        for engine in (self._engine, self._loop_engine):
+            event.listen(engine, "begin", on_begin)
         self._thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="gembot-sqlite-writer")
-        self._queue: list[tuple[WriteOp, asyncio.Future[Any]]] = []
+        self._queue: list[_Queued] = []
         self._draining: asyncio.Task[None] | None = None
+        self._checkpointing: asyncio.Future[None] | None = None
+        self._checkpointed_at = float("-inf")
+        self._unchecked = False  # the loop's connection committed since the last checkpoint
 
     @property
     def engine(self) -> Engine:
-        """The synchronous engine the writer commits on (for event listeners)."""
+        """The writer thread's synchronous engine."""
         return self._engine
 
-    async def run(self, op: Callable[[Connection], T]) -> T:
-        """Run ``op`` in a write transaction (possibly shared with other writes) and return its result."""
+    @property
+    def loop_engine(self) -> Engine:
+        """The event loop's synchronous engine (it never waits for SQLite's lock)."""
+        return self._loop_engine
+
+    async def run(self, op: Callable[[Connection], T], *, bulk: bool = False) -> T:
+        """Run ``op`` in a write transaction (possibly shared with other writes) and return its result.
+
+        ``bulk``: a write of many rows (retention, erasure), run on the writer thread so it never holds
+        the event loop.
+        """
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._queue.append((op, future))
+        self._queue.append(_Queued(op, future, bulk))
         if self._draining is None or self._draining.done():
             self._draining = loop.create_task(self._drain(), name="sqlite-writer")
         # The write may still commit after a caller is cancelled: that is the safe side for a log.
@@ -62,31 +119,68 @@ class SqliteWriter:
         loop = asyncio.get_running_loop()
         while self._queue:
             batch, self._queue = self._queue[:_MAX_BATCH], self._queue[_MAX_BATCH:]
+            ops = [queued.op for queued in batch]
             try:
-                outcomes = await loop.run_in_executor(self._thread, self._commit, [op for op, _ in batch])
+                outcomes = None if any(queued.bulk for queued in batch) else self._commit_on_loop(ops)
+                if outcomes is None:
+                    outcomes = await loop.run_in_executor(self._thread, self._commit, self._engine, ops)
             except BaseException as exc:  # the commit itself failed: nothing of the batch stands
                 outcomes = [(False, exc)] * len(batch)
                 if not isinstance(exc, Exception):
-                    for _, future in batch:
-                        if not future.done():
-                            future.set_exception(exc)
+                    for queued in batch:
+                        if not queued.future.done():
+                            queued.future.set_exception(exc)
                     raise
-            for (_, future), (ok, value) in zip(batch, outcomes, strict=True):
-                if future.done():
+            for queued, (ok, value) in zip(batch, outcomes, strict=True):
+                if queued.future.done():
                     continue
                 if ok:
-                    future.set_result(value)
+                    queued.future.set_result(value)
                 else:
-                    future.set_exception(value)
+                    queued.future.set_exception(value)
+            self._checkpoint_soon(loop)
 
-    def _commit(self, ops: list[WriteOp]) -> list[tuple[bool, Any]]:
+    def _commit_on_loop(self, ops: list[WriteOp]) -> Outcomes | None:
+        """The batch committed on the loop's connection; None when another connection holds the lock."""
+        try:
+            outcomes = self._commit(self._loop_engine, ops)
+        except OperationalError as exc:
+            if is_busy(exc):  # only BEGIN IMMEDIATE waits for the lock; the batch did nothing
+                return None
+            raise
+        self._unchecked = True
+        return outcomes
+
+    def _checkpoint_soon(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Copy the WAL into the database on the writer thread, at most every CHECKPOINT_INTERVAL s."""
+        busy = self._checkpointing is not None and not self._checkpointing.done()
+        if not self._unchecked or busy or loop.time() - self._checkpointed_at < CHECKPOINT_INTERVAL:
+            return
+        self._unchecked = False
+        self._checkpointed_at = loop.time()
+        self._checkpointing = loop.run_in_executor(self._thread, self._checkpoint)
+
+    def _checkpoint(self) -> None:
+        # PASSIVE: copies what no reader still needs and waits for nobody; the next one does the rest.
+        # On the driver's connection itself: SQLAlchemy would wrap it in a transaction, where it does nothing.
+        raw = self._engine.raw_connection()
+        try:
+            cursor = raw.cursor()
+            cursor.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            cursor.fetchall()
+            cursor.close()
+        finally:
+            raw.close()
+
+    @staticmethod
+    def _commit(engine: Engine, ops: list[WriteOp]) -> Outcomes:
         if len(ops) > 1:
             # Optimistically all in one transaction (writes rarely fail: their conflicts are upserts);
             # should one fail, the batch is rolled back and run again with a savepoint per write.
-            with contextlib.suppress(Exception), self._engine.connect() as conn, conn.begin():
+            with contextlib.suppress(Exception), engine.connect() as conn, conn.begin():
                 return [(True, op(conn)) for op in ops]
-        outcomes: list[tuple[bool, Any]] = []
-        with self._engine.connect() as conn, conn.begin():
+        outcomes: Outcomes = []
+        with engine.connect() as conn, conn.begin():
             if len(ops) == 1:
                 # Alone, it needs no savepoint: its error rolls back the transaction as it would anyway.
                 try:
@@ -104,8 +198,11 @@ class SqliteWriter:
         return outcomes
 
     async def aclose(self) -> None:
-        """Finish the queued writes, then stop the thread and close the connection."""
+        """Finish the queued writes and the last checkpoint; stop the thread, close the connections."""
         if self._draining is not None:
             await asyncio.gather(self._draining, return_exceptions=True)
+        if self._checkpointing is not None:
+            await asyncio.gather(self._checkpointing, return_exceptions=True)
+        self._loop_engine.dispose()
         await asyncio.get_running_loop().run_in_executor(self._thread, self._engine.dispose)
         self._thread.shutdown(wait=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -28,6 +28,7 @@ from tests.fakes.slack import (
     new_ts,
 )
 from tests.fakes.telegram import TelegramEmulator
+from tests.helpers import eventually
 from tests.integration.adapters.conftest import AppFactory, until_ready
 
 PROMPT = 3.0  # seconds within which the next message of the chat must be answered
@@ -51,13 +52,6 @@ async def inbox_statuses(app: App, platform: str) -> list[str]:
             "SELECT status FROM inbox WHERE platform = ? ORDER BY id", (platform,)
         )
         return [str(row[0]) for row in result]
-
-
-async def eventually(predicate: Callable[[], bool], within: float) -> None:
-    deadline = time.monotonic() + within
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.02)
 
 
 def _cancel_telegram_answers() -> None:

@@ -16,7 +16,7 @@ from tests.conftest import SettingsFactory, deep_merge
 from tests.fakes.clock import FakeClock
 from tests.fakes.gemini import ErrorReply, Hang, Reply
 from tests.fakes.gemini import GeminiEmulator as Emulator
-from tests.helpers import answer_text, collect, incoming, notice_kind, terminal
+from tests.helpers import answer_text, collect, eventually, incoming, notice_kind, terminal
 from tests.services import QueryRows
 
 AppFactory = Callable[..., Any]
@@ -157,7 +157,7 @@ async def test_the_settings_are_read_once_per_message(app_factory: AppFactory, g
         if "FROM chat_settings" in statement:
             reads.append(statement)
 
-    # Every engine: on SQLite the reads of a message run on the store's reader threads, their own engine.
+    # Every engine: on SQLite the reads of a message run on the store's reader, an engine of its own.
     event.listen(Engine, "before_cursor_execute", count)
     try:
         await collect(app, incoming("hi", thread="3"))
@@ -270,6 +270,7 @@ async def test_the_answer_does_not_wait_for_the_summary(app_factory: AppFactory,
     await collect(app, incoming("two"))  # "one" leaves the window: its fold starts and hangs
     answer = await collect(app, incoming("three"))  # answered while the fold still hangs
     assert answer_text(answer) == "echo: three"
+    await eventually(lambda: any(r.model == "gemini-2.5-flash-lite" for r in gemini.requests))
     assert [r.model for r in gemini.requests].count("gemini-2.5-flash-lite") == 1
 
 

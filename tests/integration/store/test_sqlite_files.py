@@ -94,7 +94,7 @@ async def test_history_query_uses_the_index(sqlite_store: Store) -> None:
         if "FROM turns" in statement:
             captured.append((statement, parameters))
 
-    # Every engine: the history is read on the store's reader threads, which have an engine of their own.
+    # Every engine: the history is read by the store's reader, which has an engine of its own.
     event.listen(Engine, "before_cursor_execute", capture)
     try:
         await sqlite_store.conversations.history(1, limit=10, since=T0)

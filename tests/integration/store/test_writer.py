@@ -1,8 +1,12 @@
-"""The SQLite writer thread on a real file: queued writes share a transaction, a failing one fails alone."""
+"""The SQLite writer on a real file: queued writes share a transaction, a failing one fails alone; writes
+run on the event loop while the lock is free, on the writer thread while another connection holds it."""
 
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -46,7 +50,8 @@ async def test_queued_writes_share_commits_in_queue_order(writer: SqliteWriter) 
         nonlocal commits
         commits += 1
 
-    event.listen(writer.engine, "commit", count)
+    for engine in (writer.engine, writer.loop_engine):
+        event.listen(engine, "commit", count)
     results = await asyncio.gather(*(writer.run(insert(f"v{n}")) for n in range(100)))
     assert results == list(range(1, 101))  # run in the order they were queued
     assert commits < 100  # queued together, committed together
@@ -73,3 +78,46 @@ async def test_a_write_after_a_failed_batch_works(writer: SqliteWriter) -> None:
         await asyncio.gather(writer.run(insert("x")), writer.run(insert("x")))
     assert await values(writer) == ["x"]
     assert await writer.run(insert("y")) == 2
+
+
+def on_thread(conn: Connection) -> str:
+    conn.execute(text("INSERT INTO t (v) VALUES (:v)"), {"v": threading.current_thread().name})
+    return threading.current_thread().name
+
+
+async def test_writes_run_on_the_event_loop_and_bulk_writes_on_the_thread(writer: SqliteWriter) -> None:
+    assert await writer.run(on_thread) == threading.current_thread().name
+    assert (await writer.run(on_thread, bulk=True)).startswith("gembot-sqlite-writer")
+
+
+async def test_a_write_waits_on_the_thread_while_another_connection_holds_the_lock(
+    writer: SqliteWriter, sqlite_file: Path
+) -> None:
+    other = sqlite3.connect(sqlite_file, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")  # another process's write transaction
+    other.execute("INSERT INTO t (v) VALUES ('other')")
+    waiting = asyncio.ensure_future(writer.run(on_thread))
+    ticks = 0
+    while ticks < 20:  # the event loop is not held while the write waits for the lock
+        await asyncio.sleep(0.01)
+        ticks += 1
+    assert not waiting.done()
+    other.execute("COMMIT")
+    other.close()
+    ran_on = await waiting
+    assert ran_on.startswith("gembot-sqlite-writer")
+    assert await values(writer) == ["other", ran_on]  # after the other transaction, not instead of it
+    assert await writer.run(on_thread) == threading.current_thread().name  # the lock is free again
+
+
+async def test_the_loops_writes_reach_the_database_file_through_checkpoints(
+    writer: SqliteWriter, sqlite_file: Path
+) -> None:
+    await writer.run(insert("first"))
+    marker = "checkpointed-marker-7d1f"
+    await writer.run(insert(marker))
+    deadline = time.monotonic() + 10
+    while marker.encode() not in sqlite_file.read_bytes():  # noqa: ASYNC240 - a small test file
+        assert time.monotonic() < deadline, "the WAL was never copied into the database file"
+        await asyncio.sleep(0.2)
+        await writer.run(insert(f"later {time.monotonic()}"))  # writes go on; a checkpoint follows them
