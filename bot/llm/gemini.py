@@ -257,6 +257,8 @@ class GeminiClient:
             headers={"user-agent": _USER_AGENT},
             follow_redirects=False,
         )
+        # (base URL, model, method) -> the URL, headers and extensions of its requests (without a body).
+        self._templates: dict[tuple[str, str, str], tuple[httpx.URL, httpx.Headers, dict[str, Any]]] = {}
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(base_url={self.base_url!r}, model={self.model!r})"
@@ -287,17 +289,26 @@ class GeminiClient:
     def _build(
         self, request: LlmRequest, method: str, model: str | None, base_url: str | None
     ) -> httpx.Request:
-        url = request_url(base_url or self.base_url, self.api_version, model or self.model, method)
-        params = {"alt": "sse"} if method == "streamGenerateContent" else None
         content = orjson.dumps(build_request_body(request, model or self.model))
-        return self._http.build_request(
+        target = (base_url or self.base_url, model or self.model, method)
+        template = self._templates.get(target)
+        if template is not None:
+            # The client's merge of URL, parameters and headers (about 0.15 ms) done once per target.
+            url, headers, extensions = template
+            return httpx.Request("POST", url, content=content, headers=headers, extensions=dict(extensions))
+        built = self._http.build_request(
             "POST",
-            url,
-            params=params,
+            request_url(target[0], self.api_version, target[1], method),
+            params={"alt": "sse"} if method == "streamGenerateContent" else None,
             content=content,
             headers=self._headers(),
             timeout=self._httpx_timeout,
         )
+        if not self._http.cookies:  # a cookie jar changes between requests: then merge every time
+            headers = built.headers.copy()
+            del headers["content-length"]  # each body's own
+            self._templates[target] = (built.url, headers, dict(built.extensions))
+        return built
 
     def _total(self, budget: float | None) -> float:
         return self.timeouts.total if budget is None else max(0.0, min(self.timeouts.total, budget))

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import bindparam, delete, func, select
 from sqlalchemy.engine import Connection
 
 from bot.domain import VoteValue
@@ -24,6 +24,11 @@ __all__ = ["DOWN", "UP", "Feedback", "Satisfaction", "VoteValue", "erase_feedbac
 
 UP: Final = "up"
 DOWN: Final = "down"
+
+# Built once and run with parameters: every answer shown looks up its inbox row.
+_INBOX_ID: Final = select(_inbox.c.id).where(
+    _inbox.c.platform == bindparam("b_platform"), _inbox.c.event_id == bindparam("b_event_id")
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,11 +76,11 @@ class Feedback(Queries):
     ) -> int:
         """Record that ``message_ids`` in ``chat_key`` show the answer to the inbox event ``event_id``;
         returns how many were recorded (0 when the event has no inbox row)."""
-        find = select(_inbox.c.id).where(_inbox.c.platform == platform, _inbox.c.event_id == event_id)
+        find, event = _INBOX_ID, {"b_platform": platform, "b_event_id": event_id}
         note = self._note
 
         def write(conn: Connection) -> int:
-            inbox_id = conn.execute(find).scalar_one_or_none()
+            inbox_id = conn.execute(find, event).scalar_one_or_none()
             if inbox_id is None or not message_ids:
                 return 0
             rows = [

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any, Final
 
-from sqlalchemy import bindparam, select, tuple_, update
+from sqlalchemy import Select, and_, bindparam, or_, select, update
 from sqlalchemy.engine import Connection
 
 from bot.store.database import Database, Queries
@@ -13,12 +14,20 @@ from bot.store.tables import quota_counters as _quota
 
 __all__ = ["QuotaCounters"]
 
+
+@functools.cache
+def _quota_counts(windows: int) -> Select[Any]:
+    """The counts of ``windows`` (window, key) pairs, locked; built once per number of windows and run
+    with parameters ``b_window_<i>``/``b_key_<i>``, as every answer counts its Gemini requests (an
+    expanding IN would be compiled again at every call)."""
+    pairs = (
+        and_(_quota.c.window == bindparam(f"b_window_{i}"), _quota.c.window_start == bindparam(f"b_key_{i}"))
+        for i in range(windows)
+    )
+    return select(_quota.c.window, _quota.c.window_start, _quota.c.count).where(or_(*pairs)).with_for_update()
+
+
 # Built once and run with parameters, as every answer counts its Gemini requests.
-_QUOTA_COUNTS: Final = (
-    select(_quota.c.window, _quota.c.window_start, _quota.c.count)
-    .where(tuple_(_quota.c.window, _quota.c.window_start).in_(bindparam("b_windows", expanding=True)))
-    .with_for_update()
-)
 _QUOTA_ADD: Final = (
     update(_quota)
     .where(_quota.c.window == bindparam("b_window"), _quota.c.window_start == bindparam("b_key"))
@@ -52,14 +61,17 @@ class QuotaCounters(Queries):
         PostgreSQL) until the transaction commits.
         """
         ensure = [{"window": window, "window_start": key, "count": 0} for window, key in windows.items()]
-        wanted_rows = {"b_windows": list(windows.items())}
+        counts_stmt = _quota_counts(len(windows))
+        wanted_rows: dict[str, str] = {}
+        for i, (window, key) in enumerate(windows.items()):
+            wanted_rows[f"b_window_{i}"], wanted_rows[f"b_key_{i}"] = window, key
         stmt = self._upserts.ensure_quota
 
         def take(conn: Connection) -> tuple[int, str, dict[str, int]]:
-            found = {(str(w), str(k)): int(n) for w, k, n in conn.execute(_QUOTA_COUNTS, wanted_rows)}
+            found = {(str(w), str(k)): int(n) for w, k, n in conn.execute(counts_stmt, wanted_rows)}
             if len(found) < len(windows):  # a window's first request: its row is made, then locked
                 conn.execute(stmt, ensure)
-                found = {(str(w), str(k)): int(n) for w, k, n in conn.execute(_QUOTA_COUNTS, wanted_rows)}
+                found = {(str(w), str(k)): int(n) for w, k, n in conn.execute(counts_stmt, wanted_rows)}
             counts = {window: found[(window, key)] for window, key in windows.items()}
             granted, tightest = wanted, ""
             for window in windows:

@@ -140,6 +140,20 @@ async def test_request_shape_stream_thinking_and_no_config(
     assert "systemInstruction" not in plain.body and "generationConfig" not in plain.body
 
 
+async def test_repeated_calls_to_one_target_each_carry_their_own_body_and_the_same_headers(
+    gemini: GeminiEmulator, client: GeminiClient
+) -> None:
+    texts = ["short", "a much longer question " * 40, "mid-sized question"]
+    for text in texts:  # the first builds the target's request in full, the others reuse its parts
+        await collect(client.stream(ask(text)))
+    await client.generate(ask("a plain question"))
+    assert [gemini.user_texts(i)[-1] for i in range(4)] == [*texts, "a plain question"]
+    assert all(rec.headers["x-goog-api-key"] == KEY for rec in gemini.requests)
+    assert len({rec.headers["Content-Length"] for rec in gemini.requests}) == 4  # each its body's own
+    assert [r.stream for r in gemini.requests] == [True, True, True, False]
+    assert [r.query for r in gemini.requests] == [{"alt": "sse"}] * 3 + [{}]
+
+
 async def test_per_call_model_and_base_url_override(gemini: GeminiEmulator, client: GeminiClient) -> None:
     async with GeminiEmulator(api_key=KEY) as other:
         await client.generate(ask("x"), model="gemini-2.5-pro", base_url=other.base_url)
