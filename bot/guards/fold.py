@@ -169,9 +169,13 @@ class TextFolder:
     def feed(self, text: str) -> None:
         """Fold ``text``, which continues what was fed before."""
         r = self.result
-        chars, origin, origin_end = r.chars, r.origin, r.origin_end
-        sep_before, space_before = r.sep_before, r.space_before
+        chars, origin_end = r.chars, r.origin_end
+        # Bound methods in locals: this loop runs once per character of every message and reply.
+        add_char, add_origin, add_end = chars.append, r.origin.append, origin_end.append
+        add_sep, add_space = r.sep_before.append, r.space_before.append
         pending, space = self._pending_sep, self._pending_space
+        if not chars:
+            pending = space = True  # the first character starts a word
         index = self._length
         cached = _UNITS.get
         for ch in text:
@@ -185,12 +189,11 @@ class TextFolder:
                         pending = True
                         space = space or ch.isspace()
                         continue
-                    first = not chars
-                    sep_before.append(pending or first)
-                    space_before.append(space or first)
-                    chars.append(unit)
-                    origin.append(index)
-                    origin_end.append(index + 1)
+                    add_sep(pending)
+                    add_space(space)
+                    add_char(unit)
+                    add_origin(index)
+                    add_end(index + 1)
                     pending = space = False
             index += 1
         self._length = index

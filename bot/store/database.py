@@ -70,16 +70,19 @@ class Database:
         """The dialect's ``insert`` construct, which has ``on_conflict_do_*``."""
         return self._insert
 
-    async def run_write(self, op: Callable[[Connection], T], *, bulk: bool = False) -> T:
+    async def run_write(
+        self, op: Callable[[Connection], T], *, bulk: bool = False, at_once: bool = False
+    ) -> T:
         """Run ``op`` (synchronous statements on a Connection) in one write transaction; its result.
 
         On SQLite it runs with the other writes queued at that moment, in one transaction (each in its
         own savepoint should one fail), on the event loop while the lock is free (bot.store.writer);
-        ``bulk`` (many rows: retention, erasure) sends it to the writer thread instead. On PostgreSQL
-        it runs in a transaction of its own.
+        ``bulk`` (many rows: retention, erasure) sends it to the writer thread instead; ``at_once``
+        commits it at once when nothing waits before it (see ``SqliteWriter.run``). On PostgreSQL it
+        runs in a transaction of its own.
         """
         if self._writer is not None:
-            return await self._writer.run(op, bulk=bulk)
+            return await self._writer.run(op, bulk=bulk, at_once=at_once)
         async with self._engine.begin() as conn:
             return await conn.run_sync(op)
 

@@ -158,7 +158,8 @@ class EventInbox(Queries):
                 conn.execute(upserts.touch_user, user)
             return claimed
 
-        return await self.run_write(claim)
+        # At once: a batch of received updates is recorded one after another before it is acknowledged.
+        return await self.run_write(claim, at_once=True)
 
     async def unanswered_events(
         self, platform: str, received_before: datetime, limit: int = 500

@@ -26,7 +26,7 @@ import contextlib
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Final, TypeVar
+from typing import Any, Final, TypeVar, cast
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import URL, Connection, Engine
@@ -101,13 +101,23 @@ class SqliteWriter:
         """The event loop's synchronous engine (it never waits for SQLite's lock)."""
         return self._loop_engine
 
-    async def run(self, op: Callable[[Connection], T], *, bulk: bool = False) -> T:
+    async def run(self, op: Callable[[Connection], T], *, bulk: bool = False, at_once: bool = False) -> T:
         """Run ``op`` in a write transaction (possibly shared with other writes) and return its result.
 
         ``bulk``: a write of many rows (retention, erasure), run on the writer thread so it never holds
-        the event loop.
+        the event loop. ``at_once``: when nothing is queued before it and the lock is free, commit it
+        now, alone, without waiting for the loop's next turn (for a caller that holds others up, such
+        as the recording of a batch of received updates).
         """
         loop = asyncio.get_running_loop()
+        if at_once and not bulk and not self._queue and (self._draining is None or self._draining.done()):
+            outcomes = self._commit_on_loop([op])
+            if outcomes is not None:
+                self._checkpoint_soon(loop)
+                [(ok, value)] = outcomes
+                if ok:
+                    return cast(T, value)
+                raise value
         future: asyncio.Future[T] = loop.create_future()
         self._queue.append(_Queued(op, future, bulk))
         if self._draining is None or self._draining.done():

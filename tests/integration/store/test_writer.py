@@ -121,3 +121,24 @@ async def test_the_loops_writes_reach_the_database_file_through_checkpoints(
         assert time.monotonic() < deadline, "the WAL was never copied into the database file"
         await asyncio.sleep(0.2)
         await writer.run(insert(f"later {time.monotonic()}"))  # writes go on; a checkpoint follows them
+
+
+async def test_an_at_once_write_commits_before_the_loop_turns(writer: SqliteWriter) -> None:
+    ran: list[str] = []
+
+    async def other() -> None:
+        ran.append("other")
+
+    waiting = asyncio.ensure_future(other())  # ready to run at the loop's next turn
+    assert await writer.run(insert("now"), at_once=True) == 1
+    assert ran == []  # committed without giving the loop a turn
+    await waiting
+    assert await values(writer) == ["now"]
+
+
+async def test_an_at_once_write_queues_behind_the_writes_already_waiting(writer: SqliteWriter) -> None:
+    first = asyncio.ensure_future(writer.run(insert("first")))
+    await asyncio.sleep(0)  # queued; its batch runs at the loop's next turn
+    assert await writer.run(insert("second"), at_once=True) == 2
+    assert await first == 1
+    assert await values(writer) == ["first", "second"]
