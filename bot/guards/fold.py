@@ -77,6 +77,9 @@ def _units_uncached(ch: str) -> _Units:
 
 
 _UNITS: dict[str, _Units] = {}
+# The characters that fold to exactly one content character (most of them), mapped to it: the folding
+# loop's fast path (one lookup, no tuple to walk).
+_SINGLE: dict[str, str] = {}
 
 
 def _units(ch: str) -> _Units:
@@ -85,6 +88,8 @@ def _units(ch: str) -> _Units:
         units = _units_uncached(ch)
         if len(_UNITS) < _CACHE_LIMIT:
             _UNITS[ch] = units
+            if len(units) == 1 and units[0] is not None:
+                _SINGLE[ch] = units[0]
     return units
 
 
@@ -177,8 +182,18 @@ class TextFolder:
         if not chars:
             pending = space = True  # the first character starts a word
         index = self._length
-        cached = _UNITS.get
+        single, cached = _SINGLE.get, _UNITS.get
         for ch in text:
+            unit = single(ch)
+            if unit is not None:
+                add_sep(pending)
+                add_space(space)
+                add_char(unit)
+                add_origin(index)
+                index += 1
+                add_end(index)
+                pending = space = False
+                continue
             units = cached(ch) or _units(ch)
             if not units:
                 if chars and origin_end[-1] == index and _is_mark(ch):

@@ -1,4 +1,8 @@
-"""The sensitive-word filter: one Aho-Corasick automaton (pyahocorasick) per word-list version.
+"""The sensitive-word filter: one Aho-Corasick automaton (ahocorasick_rs) per word-list version.
+
+ahocorasick_rs (Rust's aho-corasick crate) rather than pyahocorasick: on a list of Chinese words, whose
+automaton's root has thousands of children, it scans a 200-character text about 40 times faster (4 µs
+against 170 µs), and every message and streamed reply is scanned (docs/benchmarks.md).
 
 Matching runs over folded text (:mod:`bot.guards.fold`). Words of spaced scripts (Latin, Greek,
 Cyrillic, digits) must match whole words, so ``ass`` does not hit ``class``; Chinese words match
@@ -18,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-import ahocorasick
+import ahocorasick_rs
 
 from bot.config import FilterSettings
 from bot.guards.filter import StreamScreen, Verdict
@@ -39,7 +43,6 @@ Span = tuple[int, int]
 
 @dataclass(slots=True)
 class _Entry:
-    length: int
     listed: bool = False
     allowed: bool = False
     whole_word: bool = False
@@ -58,7 +61,7 @@ class WordList:
             if not key and self.never_matching is None:
                 self.never_matching = never_matches(word)
             if key:
-                entry = entries.setdefault(key, _Entry(len(key)))
+                entry = entries.setdefault(key, _Entry())
                 entry.listed = True
                 if not word.strip().isalnum():
                     entry.gaps |= word_gaps(word)
@@ -67,14 +70,16 @@ class WordList:
             if not key and self.never_matching is None:
                 self.never_matching = never_matches(word)
             if key:
-                entries.setdefault(key, _Entry(len(key))).allowed = True
-        automaton = ahocorasick.Automaton()
+                entries.setdefault(key, _Entry()).allowed = True
         for key, entry in entries.items():
             entry.whole_word = all(is_word_char(c) for c in key)
-            automaton.add_word(key, entry)
-        self._automaton = automaton if entries else None
-        if self._automaton is not None:
-            self._automaton.make_automaton()
+        self._entries = list(entries.values())
+        # Standard match semantics: with ``overlapping`` every occurrence of every word is reported.
+        self._automaton = (
+            ahocorasick_rs.AhoCorasick(list(entries), matchkind=ahocorasick_rs.MatchKind.Standard)
+            if entries
+            else None
+        )
         self.size = sum(1 for entry in entries.values() if entry.listed)
         self.longest = max((len(k) for k in entries), default=0)
 
@@ -85,13 +90,14 @@ class WordList:
         """
         if self._automaton is None or not norm.chars:
             return []
-        text = norm.text
         scan_from = max(0, start - self.longest)
+        text = "".join(norm.chars[scan_from:])
         hits: list[Span] = []
         allowed: list[Span] = []
-        entry: _Entry
-        for last, entry in self._automaton.iter(text, scan_from):
-            begin, end = last - entry.length + 1, last + 1
+        entries = self._entries
+        for index, found_at, found_end in self._automaton.find_matches_as_indexes(text, overlapping=True):
+            entry = entries[index]
+            begin, end = found_at + scan_from, found_end + scan_from
             if entry.allowed:
                 allowed.append((begin, end))
             if not entry.listed or begin < start:

@@ -113,6 +113,13 @@ def test_mask_replaces_the_original_span_with_as_many_stars() -> None:
     assert verdict.spans == ((0, 5),)
 
 
+def test_hits_after_characters_outside_the_basic_plane_are_masked_in_place() -> None:
+    # Emoji and rare Han characters take 4 bytes in UTF-8 and 2 units in UTF-16: spans count characters.
+    f = make("mask")
+    assert f.check("😀𠀀 fuck 台独 😀").text == "😀𠀀 **** ** 😀"
+    assert f.check("𠀀" * 50 + "台独").text == "𠀀" * 50 + "**"
+
+
 def test_block_keeps_the_text_and_flags() -> None:
     verdict = make("block").check("big ass")
     assert verdict.flagged
