@@ -225,9 +225,10 @@ def _entity_text(message: Message, entity: MessageEntity) -> str:
     """The text an entity covers; "" when its UTF-16 offsets split a character, or when it belongs to a
     text the message does not have (such entities mean nothing and are ignored)."""
     try:
-        if message.text is not None:
+        # An empty text is no text to PTB, which refuses to parse an entity of it.
+        if message.text:
             return message.parse_entity(entity)
-        if message.caption is not None:
+        if message.caption:
             return message.parse_caption_entity(entity)
     except UnicodeDecodeError:
         pass

@@ -186,6 +186,17 @@ def test_entities_whose_offsets_split_a_character_are_ignored() -> None:
     assert caption is not None and caption.incoming.text == "😀 look"
 
 
+def test_entities_of_an_empty_text_or_caption_are_ignored() -> None:
+    chat = tg.private_chat(ANN)
+    command = [{"type": "bot_command", "offset": 0, "length": 0}]
+    empty = normalize(update(msg(chat, "", entities=command)), ME, settings())
+    assert empty is None or empty.incoming.command is None
+    caption = normalize(
+        update(msg(chat, None, photo=[b"\xff\xd8"], caption="", caption_entities=command)), ME, settings()
+    )
+    assert caption is not None and caption.incoming.command is None
+
+
 def test_content_ptb_does_not_know_is_unsupported_but_service_messages_are_ignored() -> None:
     chat = tg.private_chat(ANN)
     future = normalize(update(msg(chat, None, hologram={"file_id": "h", "duration": 3})), ME, settings())
