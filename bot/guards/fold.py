@@ -106,16 +106,17 @@ def _is_mark(ch: str) -> bool:
 class FoldedText:
     """Folded content characters and, for each, where it came from in the original text.
 
-    ``origin[i]:origin_end[i]`` is the original span of normalized character ``i`` (combining marks that
-    followed it included). ``sep_before[i]`` says a separator stood between characters ``i - 1`` and ``i``
-    (or ``i`` is the first), ``space_before[i]`` that this separator included white space.
+    ``origin[i]:end(i)`` is the original span of normalized character ``i`` (combining marks that followed
+    it included). ``i in separated`` says a separator stood between characters ``i - 1`` and ``i`` (or
+    ``i`` is the first), ``i in spaced`` that this separator included white space. The exceptions are
+    kept, not a value per character: folding runs over every message and reply, and only hits look back.
     """
 
     chars: list[str] = field(default_factory=list)
     origin: list[int] = field(default_factory=list)
-    origin_end: list[int] = field(default_factory=list)
-    sep_before: list[bool] = field(default_factory=list)
-    space_before: list[bool] = field(default_factory=list)
+    extended: dict[int, int] = field(default_factory=dict)  # i -> original end, where not origin[i] + 1
+    separated: set[int] = field(default_factory=set)
+    spaced: set[int] = field(default_factory=set)
 
     @property
     def text(self) -> str:
@@ -125,10 +126,14 @@ class FoldedText:
     def __len__(self) -> int:
         return len(self.chars)
 
+    def end(self, i: int) -> int:
+        """Where character ``i``'s original span ends (exclusive)."""
+        return self.extended.get(i, self.origin[i] + 1)
+
     def _single(self, i: int) -> bool:
         """Whether character ``i`` stands alone between separators (one letter of a spelled-out word)."""
-        after = i + 1 >= len(self.chars) or self.sep_before[i + 1]
-        return self.sep_before[i] and after
+        after = i + 1 >= len(self.chars) or i + 1 in self.separated
+        return i in self.separated and after
 
     def boundary(self, p: int) -> bool:
         """Whether position ``p`` (between characters ``p - 1`` and ``p``) is a word boundary."""
@@ -136,7 +141,7 @@ class FoldedText:
             return True
         if not (is_word_char(self.chars[p - 1]) and is_word_char(self.chars[p])):
             return True
-        return self.sep_before[p]
+        return p in self.separated
 
     def joins(self, begin: int, end: int, gaps: frozenset[int]) -> bool:
         """Whether ``begin:end`` reads as one word (or as the listed phrase) in the original text.
@@ -146,11 +151,7 @@ class FoldedText:
         listed phrase has a space there (``gaps``: offsets inside the word).
         """
         for p in range(begin + 1, end):
-            if (
-                self.space_before[p]
-                and p - begin not in gaps
-                and not (self._single(p - 1) and self._single(p))
-            ):
+            if p in self.spaced and p - begin not in gaps and not (self._single(p - 1) and self._single(p)):
                 return False
         return True
 
@@ -174,10 +175,9 @@ class TextFolder:
     def feed(self, text: str) -> None:
         """Fold ``text``, which continues what was fed before."""
         r = self.result
-        chars, origin_end = r.chars, r.origin_end
+        chars, origin, extended = r.chars, r.origin, r.extended
         # Bound methods in locals: this loop runs once per character of every message and reply.
-        add_char, add_origin, add_end = chars.append, r.origin.append, origin_end.append
-        add_sep, add_space = r.sep_before.append, r.space_before.append
+        add_char, add_origin, add_sep, add_space = chars.append, origin.append, r.separated.add, r.spaced.add
         pending, space = self._pending_sep, self._pending_space
         if not chars:
             pending = space = True  # the first character starts a word
@@ -186,30 +186,33 @@ class TextFolder:
         for ch in text:
             unit = single(ch)
             if unit is not None:
-                add_sep(pending)
-                add_space(space)
+                if pending:
+                    add_sep(len(chars))
+                    if space:
+                        add_space(len(chars))
+                    pending = space = False
                 add_char(unit)
                 add_origin(index)
                 index += 1
-                add_end(index)
-                pending = space = False
                 continue
             units = cached(ch) or _units(ch)
             if not units:
-                if chars and origin_end[-1] == index and _is_mark(ch):
-                    origin_end[-1] = index + 1  # a combining mark goes with its base when masked
+                last = len(chars) - 1
+                if last >= 0 and extended.get(last, origin[last] + 1) == index and _is_mark(ch):
+                    extended[last] = index + 1  # a combining mark goes with its base when masked
             else:
                 for unit in units:
                     if unit is None:
                         pending = True
                         space = space or ch.isspace()
                         continue
-                    add_sep(pending)
-                    add_space(space)
+                    if pending:
+                        add_sep(len(chars))
+                        if space:
+                            add_space(len(chars))
+                        pending = space = False
                     add_char(unit)
                     add_origin(index)
-                    add_end(index + 1)
-                    pending = space = False
             index += 1
         self._length = index
         self._pending_sep, self._pending_space = pending, space

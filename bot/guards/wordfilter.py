@@ -125,7 +125,7 @@ def _outside(hits: list[Span], allowed: list[Span]) -> list[Span]:
 
 
 def _original_spans(norm: FoldedText, spans: Iterable[Span]) -> list[Span]:
-    return [(norm.origin[b], norm.origin_end[e - 1]) for b, e in spans]
+    return [(norm.origin[b], norm.end(e - 1)) for b, e in spans]
 
 
 def mask_spans(text: str, spans: Iterable[Span], offset: int = 0) -> str:

@@ -150,9 +150,11 @@ TEXTS = st.text(ALPHABET, max_size=80)
 @given(st.text(max_size=200))
 def test_folding_never_crashes_and_maps_back(text: str) -> None:
     norm = fold(text)
-    assert len(norm.chars) == len(norm.origin) == len(norm.origin_end) == len(norm.sep_before)
-    for start, end in zip(norm.origin, norm.origin_end, strict=True):
-        assert 0 <= start < end <= len(text)
+    assert len(norm.chars) == len(norm.origin)
+    assert all(0 <= i < len(norm.chars) for i in (*norm.separated, *norm.spaced, *norm.extended))
+    assert norm.spaced <= norm.separated
+    for i, start in enumerate(norm.origin):
+        assert 0 <= start < norm.end(i) <= len(text)
     assert norm.origin == sorted(norm.origin)
     fold_word(text)
 
