@@ -10,7 +10,7 @@ from bot import stats
 from bot.chat_commands import CHAT_COMMANDS, ChatCommands
 from bot.clock import Clock
 from bot.config import Settings, format_duration
-from bot.domain import Incoming, Notice, NoticeKind
+from bot.domain import Incoming, Notice, NoticeKind, Platform
 from bot.i18n import Language, text
 from bot.observability.logs import get_logger
 from bot.store import (
@@ -92,6 +92,13 @@ class Commands:
 
     def _help(self, message: Incoming, ctx: CommandContext) -> Notice:
         scope = "" if message.is_private else text(ctx.language, "reset_scope_group")
+        prefix = message.command_prefix
+        # Summaries read a channel's history, which only the Slack adapter can do.
+        extra = (
+            text(ctx.language, "help_summarize", prefix=prefix, bot_name=self._bot_name)
+            if message.platform is Platform.SLACK
+            else ""
+        )
         return Notice(
             NoticeKind.INFO,
             text(
@@ -100,8 +107,9 @@ class Commands:
                 bot_name=self._bot_name,
                 memory=text(ctx.language, "help_memory", count=self._settings.conversation.max_turns),
                 retention=human_retention(self._settings.storage.retention, ctx.language),
-                prefix=message.command_prefix,
+                prefix=prefix,
                 reset_scope=scope,
+                platform_commands=extra,
             ),
         )
 

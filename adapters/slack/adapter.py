@@ -364,6 +364,9 @@ class SlackAdapter:
         user, dm = str(event.get("user") or ""), str(event.get("channel") or "")
         if event.get("tab") != "home" or not user:
             return
+        await self._publish_home(user, dm)
+
+    async def _publish_home(self, user: str, dm: str) -> None:
         _name, locale = await self._users.lookup(user)
         try:
             view = await self._home.view(user, dm, pick_language(locale, self._language))
@@ -428,6 +431,8 @@ class SlackAdapter:
                 async with self._engine.answering(incoming, accepted=accepted) as events:
                     if not await AnswerWriter(self, job, incoming, status).run(events):
                         self._engine.note_undelivered(incoming)
+                if job.from_home:  # the tab the user is looking at shows what they just did
+                    await self._publish_home(incoming.user_id, job.channel)
         except Exception:
             log.exception("slack.answer_failed", event_id=job.incoming.event_id)
         finally:

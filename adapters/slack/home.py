@@ -111,4 +111,4 @@ def forget_job(body: Mapping[str, Any]) -> Job | None:
         reply_ids={"channel": dm},
     )
     team = (body.get("team") or {}).get("id") or (body.get("user") or {}).get("team_id") or ""
-    return Job(incoming=incoming, channel=dm, thread_ts=None, team_id=str(team))
+    return Job(incoming=incoming, channel=dm, thread_ts=None, team_id=str(team), from_home=True)

@@ -44,6 +44,7 @@ class Job:
     reading: Reading | None = None  # messages to read and send with it (a summary), never stored
     ephemeral: bool = False  # answered only to its sender (a slash command's summary)
     assistant: bool = False  # a message in an assistant panel thread (its title is set from the first)
+    from_home: bool = False  # a click in the user's App Home tab: the tab is published again once answered
 
     @property
     def key(self) -> tuple[str, str]:

@@ -57,6 +57,7 @@ _EN: dict[str, Entry] = {
         "{prefix}persona - list or pick a persona, or set your own instruction\n"
         "{prefix}settings - this chat's settings (changed by anyone in a private chat, by admins elsewhere)\n"
         "{prefix}usage - your own use and budgets\n"
+        "{platform_commands}"
         "{prefix}stats - usage statistics (admins only)"
     ),
     "reset_scope_group": " (admins only in groups and channels)",
@@ -258,6 +259,7 @@ _ZH: dict[str, Entry] = {
         "{prefix}persona - 查看或选择人设，或设置你自己的指令\n"
         "{prefix}settings - 本聊天的设置（私聊中任何人可改，其他地方仅管理员）\n"
         "{prefix}usage - 你自己的用量与预算\n"
+        "{platform_commands}"
         "{prefix}stats - 使用统计（仅管理员）"
     ),
     "reset_scope_group": "（群组和频道中仅管理员可用）",

@@ -43,6 +43,11 @@ SLACK_EN: Final[dict[str, _Entry]] = {
     ),
     "summary_empty": "There are no messages there to summarise.",
     "summary_failed": "I couldn't read those messages from Slack just now. Please try again.",
+    "help_summarize": (
+        "{prefix}summarize [N] - summarise this channel's last N messages (50 by default, at most 200), "
+        "shown only to you\n"
+        "@{bot_name} summarize [N] - the same, answered in the channel; in a thread, summarises the thread\n"
+    ),
     "home_usage_title": "Your use",
     "home_settings_title": "Our direct messages",
     "home_settings": "Model: {model}\nPersona: {persona}",
@@ -85,6 +90,10 @@ SLACK_ZH: Final[dict[str, _Entry]] = {
     "summary_no_channel": "请在此面板旁打开你想总结的频道，然后再问一次：我总结的是你正在看的频道。",
     "summary_empty": "那里没有可以总结的消息。",
     "summary_failed": "我刚才无法从 Slack 读取这些消息，请再试一次。",
+    "help_summarize": (
+        "{prefix}summarize [N] - 总结本频道最近 N 条消息（默认 50 条，最多 200 条），仅你可见\n"
+        "@{bot_name} summarize [N] - 同上，但在频道中回答；在讨论串中则总结该讨论串\n"
+    ),
     "home_usage_title": "你的用量",
     "home_settings_title": "我们的私信",
     "home_settings": "模型：{model}\n角色：{persona}",

@@ -11,7 +11,7 @@ from bot.store.quota import QuotaCounters
 from bot.store.records import AuditRecord, CallRecord, Records
 from bot.store.retention import Retention
 from bot.store.settings import ChatSettingsStore, StoredSettings
-from bot.store.stats import ActivityCounts, LatencyBucket, Statistics, UserUsage
+from bot.store.stats import ActivityCounts, LatencyBucket, Statistics, UserActivity
 from bot.store.store import Store
 from bot.store.summaries import StoredSummary, Summaries
 from bot.store.usage import TopUser, UsageCounters, UsageTotals
@@ -43,7 +43,7 @@ __all__ = [
     "Unanswered",
     "UsageCounters",
     "UsageTotals",
-    "UserUsage",
+    "UserActivity",
     "Users",
     "create_engine",
     "read_only",

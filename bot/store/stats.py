@@ -21,7 +21,7 @@ from bot.store.tables import llm_calls as _llm_calls
 from bot.store.tables import turns as _turns
 from bot.store.tables import users as _users
 
-__all__ = ["ActivityCounts", "LatencyBucket", "Statistics", "UserUsage"]
+__all__ = ["ActivityCounts", "LatencyBucket", "Statistics", "UserActivity"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,8 +44,8 @@ class LatencyBucket:
 
 
 @dataclass(frozen=True, slots=True)
-class UserUsage:
-    """One user's figures for the admin page (ids and counts only)."""
+class UserActivity:
+    """One user's activity for the admin page's users list: messages, tokens, last seen (ids only)."""
 
     platform: str
     user_id: str
@@ -151,7 +151,7 @@ class Statistics(Queries):
                 buckets.append(LatencyBucket(start, calls, values))
         return buckets
 
-    async def top_users(self, since: datetime, limit: int) -> list[UserUsage]:
+    async def top_users(self, since: datetime, limit: int) -> list[UserActivity]:
         """The users with the most messages since ``since`` or the most tokens in the exchanges kept.
 
         Up to ``limit`` by each measure (so at most twice that many), most messages first. Messages come
@@ -189,7 +189,7 @@ class Statistics(Queries):
                 )
             }
         found = [
-            UserUsage(p, uid, counted.get((p, uid), 0), spent.get((p, uid), 0), seen.get((p, uid)))
+            UserActivity(p, uid, counted.get((p, uid), 0), spent.get((p, uid), 0), seen.get((p, uid)))
             for p, uid in keys
         ]
         return sorted(found, key=lambda x: (-x.messages, -x.tokens, x.platform, x.user_id))

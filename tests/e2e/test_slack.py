@@ -27,6 +27,7 @@ import pytest
 import pytest_asyncio
 import yaml
 
+from adapters.slack.history import DEFAULT_MESSAGES, MAX_MESSAGES
 from adapters.slack.markup import MESSAGE_LIMIT
 from bot import i18n
 from tests.conftest import API_KEY, base_config
@@ -269,6 +270,11 @@ async def test_slash_commands_are_ephemeral(world: World) -> None:
     replies = dict(world.slack.responses)
     assert all(r["response_type"] == "ephemeral" for r in replies.values())
     assert "/gembot reset" in replies["help"]["text"] and "Google Gemini" in replies["help"]["text"]
+    summaries = (
+        "/gembot summarize [N] - summarise this channel's last N messages "
+        f"({DEFAULT_MESSAGES} by default, at most {MAX_MESSAGES})"
+    )
+    assert summaries in replies["help"]["text"]
     assert replies["empty"]["text"] == replies["help"]["text"]
     assert "afresh (1 exchange forgotten)" in replies["reset"]["text"]
     assert "Unknown command" in replies["bogus"]["text"]

@@ -325,11 +325,19 @@ async def test_app_home_is_published_and_forget_me_erases_like_forget(world: Wor
 
     with sqlite3.connect(world.db) as conn:
         assert conn.execute("SELECT count(*) FROM turns WHERE user_id = 'UDAVE001'").fetchone()[0] >= 1
+    world.slack.views.clear()
     await world.sender.interaction(block_action("forget_me", user="UDAVE001", value=DM_HOME, style="danger"))
     await world.slack.wait_for(lambda: world.slack.ephemerals)
     (notice,) = world.slack.ephemerals
     assert notice.channel == DM_HOME and notice.user == "UDAVE001"
     assert notice.text.startswith("Done:")
+    # The tab is published again right after the erasure, without waiting for its next opening; the
+    # counts stay (they are the budgets), the erased exchanges are gone.
+    await world.slack.wait_for(lambda: "UDAVE001" in world.slack.views)
+    methods = [c.method for c in world.slack.calls]
+    assert methods.index("chat.postEphemeral") < len(methods) - 1 - methods[::-1].index("views.publish")
+    assert home_texts()[0] == "Your use" and "today: 1 message;" in home_texts()[1]
+    assert world.slack.views["UDAVE001"]["blocks"][-1]["elements"][0]["action_id"] == "forget_me"
     with sqlite3.connect(world.db) as conn:
         assert conn.execute("SELECT count(*) FROM turns WHERE user_id = 'UDAVE001'").fetchone()[0] == 0
         actions = [row[0] for row in conn.execute("SELECT action FROM audit WHERE actor_id = 'UDAVE001'")]

@@ -166,3 +166,21 @@ def test_every_size_exception_is_still_needed() -> None:
     sizes = {f"{module}.{qualified}": (lines, limit) for module, qualified, lines, limit in _sizes()}
     stale = {name for name in LONG_ON_PURPOSE if name not in sizes or sizes[name][0] <= sizes[name][1]}
     assert not stale
+
+
+def test_no_class_reuses_the_name_of_an_orm_model() -> None:
+    """A store row type named like a table's model (``UserUsage``) reads as that model at its call sites."""
+    models = {
+        node.name
+        for node in ast.walk(ast.parse(MODULES["bot.store.models"].read_text(encoding="utf-8")))
+        if isinstance(node, ast.ClassDef)
+    }
+    assert "UserUsage" in models  # the rule reads the models it guards
+    clashes = {
+        f"{name}.{node.name}"
+        for name, path in MODULES.items()
+        if name != "bot.store.models"
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.ClassDef) and node.name in models
+    }
+    assert not clashes

@@ -31,6 +31,19 @@ async def test_help_states_the_privacy_facts(app_factory: AppFactory) -> None:
     assert "Google Gemini" in chinese.text and "24 小时" in chinese.text
 
 
+async def test_help_lists_summaries_on_slack_only(app_factory: AppFactory) -> None:
+    app: App = await app_factory()
+    for language in ("en", "zh"):
+        slack = incoming(
+            command="help", platform=Platform.SLACK, command_prefix="/gembot ", language=language
+        )
+        shown = terminal(await collect(app, slack)).text
+        assert "/gembot summarize [N] - " in shown and "@gembot summarize [N] - " in shown
+        assert shown.index("/gembot usage") < shown.index("/gembot summarize") < shown.index("/gembot stats")
+        telegram = terminal(await collect(app, incoming(command="help", language=language))).text
+        assert "summarize" not in telegram and "/usage" in telegram
+
+
 async def test_reset_anyone_in_private_admins_only_in_groups(
     app_factory: AppFactory, gemini: Emulator
 ) -> None:

@@ -33,7 +33,37 @@ async def test_every_metric_in_the_dashboard_is_exported(served: Served, gemini:
     await collect(served.app, incoming("hi"))
     served.app.metrics.adapter_reconnects.labels("telegram").inc()
     served.app.metrics.refusals.labels("rate_limit_user").inc()
+    served.app.metrics.feedback.labels("slack", "up").inc()
+    served.app.metrics.inline_queries.labels("answered").inc()
     exported = {name for name, _ in await served.samples()}
     assert used <= exported, sorted(used - exported)
     # Percentiles come from the histogram, never from pre-computed quantiles.
     assert any("histogram_quantile(0.95" in e for e in exprs)
+
+
+def test_the_panels_share_the_data_source_and_tile_without_overlapping() -> None:
+    panels = json.loads(DASHBOARD.read_text(encoding="utf-8"))["panels"]
+    assert len({p["id"] for p in panels}) == len(panels)
+    source = {"type": "prometheus", "uid": "${DS_PROMETHEUS}"}
+    for panel in panels:
+        assert panel["datasource"] == source, panel["title"]
+        assert all(t["datasource"] == source for t in panel["targets"]), panel["title"]
+        assert len({t["refId"] for t in panel["targets"]}) == len(panel["targets"]), panel["title"]
+    cells: dict[tuple[int, int], str] = {}
+    for panel in panels:
+        g = panel["gridPos"]
+        assert g["x"] >= 0 and g["x"] + g["w"] <= 24, panel["title"]
+        for cell in ((x, y) for x in range(g["x"], g["x"] + g["w"]) for y in range(g["y"], g["y"] + g["h"])):
+            assert cell not in cells, (panel["title"], cells[cell])
+            cells[cell] = panel["title"]
+
+
+def test_votes_and_inline_queries_have_their_panels() -> None:
+    exprs = expressions(json.loads(DASHBOARD.read_text(encoding="utf-8")))
+    for metric in ("gembot_feedback_total", "gembot_inline_queries_total", "gembot_inline_chosen_total"):
+        assert any(metric in e for e in exprs), metric
+    # The satisfaction ratio: up votes over up and down votes, withdrawn ones left out.
+    assert any(
+        'gembot_feedback_total{value="up"}' in e and 'gembot_feedback_total{value=~"up|down"}' in e
+        for e in exprs
+    )
