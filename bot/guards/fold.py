@@ -186,6 +186,7 @@ class TextFolder:
         for ch in text:
             unit = single(ch)
             if unit is not None:
+                # The same steps as for each unit below, written out: a call per character costs more.
                 if pending:
                     add_sep(len(chars))
                     if space:
