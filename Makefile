@@ -25,8 +25,10 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy bot adapters
 
+# Three workers on two cores: many tests wait on subprocesses, sockets and timers. Each worker takes whole
+# files (module-scoped fixtures start gembot once per file), the longest first (tests/conftest.py).
 test: lint typecheck
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 3 --dist loadfile --no-loadscope-reorder
 
 fmt: $(STAMP)
 	$(BIN)/ruff format bot adapters tests benchmarks

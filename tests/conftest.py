@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import os
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,28 @@ from bot.observability.logs import configure_logging
 from tests.fakes.gemini import GeminiEmulator
 
 API_KEY = "test-key-5f3b9c2d7e1a"
+
+
+def _file_rank(items: list[pytest.Item]) -> int:
+    """0 for a file with a fresh-venv install, 1 for one that starts gembot as a subprocess, 2 otherwise."""
+    if any(item.get_closest_marker("slow") for item in items):
+        return 0
+    return 1 if any(item.get_closest_marker("e2e") for item in items) else 2
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (``make test``), hand out the longest files first.
+
+    Workers take whole files (``--dist loadfile``) in collection order; a minute-long file started last would
+    keep one worker busy while the others sit idle. Each worker collects, so the order must be deterministic.
+    """
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        return
+    by_file: dict[str, list[pytest.Item]] = {}
+    for item in items:
+        by_file.setdefault(item.nodeid.split("::", 1)[0], []).append(item)
+    ranked = sorted(by_file.values(), key=_file_rank)  # stable: collection order within a rank
+    items[:] = [item for file_items in ranked for item in file_items]
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -8,7 +8,7 @@ from bot.app import App
 from bot.domain import FinalAnswer, Notice, NoticeKind
 from bot.sequencer import PostgresSequencer
 from tests.fakes.gemini import GeminiEmulator
-from tests.helpers import answer_text, collect, incoming, terminal
+from tests.helpers import answer_text, collect, eventually, incoming, terminal
 from tests.integration.scaleout.conftest import ReplicaFactory
 
 
@@ -21,9 +21,17 @@ async def test_one_conversation_split_across_replicas_is_answered_in_order_with_
     texts = [f"m{i}" for i in range(6)]
     tasks = []
     for i, text in enumerate(texts):
-        # Alternate replicas; each message arrives while the earlier ones are still being answered.
-        tasks.append(asyncio.create_task(collect((a, b)[i % 2], incoming(text, chat="shared"))))
-        await asyncio.sleep(0.03)
+        # Alternate replicas; each message arrives while the earlier ones are still being answered. The next
+        # is sent once this one has its place (a fixed pause would not order them on a loaded machine): the
+        # first is being answered; each later one found the conversation locked by the other replica.
+        replica = (a, b)[i % 2]
+        tasks.append(asyncio.create_task(collect(replica, incoming(text, chat="shared"))))
+        sequencer = replica.engine.sequencer
+        assert isinstance(sequencer, PostgresSequencer)
+        if i == 0:
+            await eventually(lambda: len(gemini.requests) == 1)
+        else:
+            await eventually(lambda s=sequencer, n=(i + 1) // 2: s.contended == n)
     results = await asyncio.gather(*tasks)
     assert [answer_text(r) for r in results] == [f"echo: {t}" for t in texts]
     # Gemini saw them one after the other, each with every earlier exchange as context.
