@@ -17,7 +17,7 @@ from bot.chat_settings import ChatSettingsBook
 from bot.clock import Clock, SystemClock
 from bot.commands import Commands
 from bot.config import GeminiSettings, Settings
-from bot.engine import Engine
+from bot.engine import Engine, longest_answer
 from bot.guards.access import AccessPolicy
 from bot.guards.blocklist import BlockList
 from bot.guards.budgets import BudgetGuard
@@ -240,7 +240,15 @@ def media_parts(
     api_key = gemini.api_key.get_secret_value() if gemini.api_key is not None else ""
     files = FilesApi(api_key=api_key, base_url=gemini.base_url, timeout=gemini.timeout.total_seconds() * 2)
     janitor = MediaJanitor(store.media, files, clock, metrics)
-    keeper = MediaKeeper(settings.media, clock, metrics, files=files, store=store.media, janitor=janitor)
+    keeper = MediaKeeper(
+        settings.media,
+        clock,
+        metrics,
+        files=files,
+        store=store.media,
+        janitor=janitor,
+        upload_grace=longest_answer(settings),
+    )
     return files, janitor, keeper
 
 

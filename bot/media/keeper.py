@@ -4,6 +4,8 @@ in the window sent again, and the Files API copies no exchange keeps handed to t
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
+from typing import Final
 
 from bot.clock import Clock
 from bot.config import MediaSettings
@@ -20,9 +22,11 @@ from bot.observability.metrics import Metrics
 from bot.store.conversations import Exchange
 from bot.store.media import MediaStore
 
-__all__ = ["MediaKeeper"]
+__all__ = ["DEFAULT_UPLOAD_GRACE", "MediaKeeper"]
 
 log = get_logger(__name__)
+
+DEFAULT_UPLOAD_GRACE: Final = timedelta(minutes=15)
 
 
 class MediaKeeper:
@@ -38,7 +42,11 @@ class MediaKeeper:
         files: FilesApi | None = None,
         store: MediaStore | None = None,
         janitor: MediaJanitor | None = None,
+        upload_grace: timedelta = DEFAULT_UPLOAD_GRACE,
     ) -> None:
+        """``upload_grace``: longer than any answer can take; a copy uploaded for a message is deleted
+        that long after its upload unless the message's exchange keeps it (should the process die)."""
+        self._upload_grace = upload_grace
         self._settings = settings
         self._clock = clock
         self._metrics = metrics
@@ -55,10 +63,19 @@ class MediaKeeper:
         """The parts of the new message's files (raises bot.media.prepare.MediaUploadError)."""
         if not attachments:
             return PreparedMedia()
-        prepared = await prepare_media(attachments, self._settings, self._files, budget)
+        noted = self._queue_upload if self._store is not None else None
+        prepared = await prepare_media(attachments, self._settings, self._files, budget, noted)
         for part, route in zip(prepared.parts, prepared.routes, strict=True):
             self._metrics.media_files.labels(media_kind(part.mime_type), route).inc()
         return prepared
+
+    async def _queue_upload(self, file_name: str) -> None:
+        assert self._store is not None
+        now = self._clock.now()
+        try:
+            await self._store.queue_upload(file_name, now, now + self._upload_grace)
+        except Exception:  # the answer goes on; Gemini deletes the copy itself when it expires
+            log.exception("media.queue_failed", files=1)
 
     def resent(
         self, history: Sequence[Exchange], budget: InlineBudget, lang: Language
@@ -105,7 +122,8 @@ class MediaKeeper:
             self._janitor.wake()
 
     async def release(self, prepared: PreparedMedia, *, kept: bool) -> None:
-        """Queue the Files API copies made for a message for deletion unless its exchange keeps them."""
+        """Delete the Files API copies made for a message now unless its exchange keeps them (saving the
+        exchange took them off the queue they joined at upload)."""
         if kept or not prepared.uploaded or self._store is None:
             return
         try:

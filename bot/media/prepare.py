@@ -10,7 +10,7 @@ context saying so.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Final
@@ -68,8 +68,10 @@ async def prepare_media(
     settings: MediaSettings,
     files: FilesApi | None,
     budget: InlineBudget,
+    on_uploaded: Callable[[str], Awaitable[None]] | None = None,
 ) -> PreparedMedia:
-    """Parts for ``attachments`` (typed by the media gate): inline where they fit, else uploaded.
+    """Parts for ``attachments`` (typed by the media gate): inline where they fit, else uploaded
+    (``on_uploaded`` hears of each copy made, at once).
 
     Raises :class:`MediaUploadError` when an upload fails after its retries.
     """
@@ -90,6 +92,8 @@ async def prepare_media(
         except FileUploadError:
             raise MediaUploadError(name, uploaded) from None
         uploaded.append(remote.name)
+        if on_uploaded is not None:
+            await on_uploaded(remote.name)
         parts.append(MediaPart(attachment.mime_type, size, file_uri=remote.uri))
         kept.append(
             KeptMedia(

@@ -128,11 +128,16 @@ def insert_media(conn: Connection, turn_id: int, media: Sequence[KeptMedia]) -> 
             for position, item in enumerate(media)
         ],
     )
+    kept = [item.file_name for item in media if item.file_name]
+    if kept:  # queued for deletion when uploaded, in case the answer never got this far: kept now
+        conn.execute(delete(_deletions).where(_deletions.c.file_name.in_(kept)))
 
 
-def queue_deletions(conn: Connection, file_names: Iterable[str], now: datetime) -> None:
-    """Queue Files API copies for deletion (in the caller's transaction)."""
-    rows = [{"file_name": n, "queued_at": now, "attempts": 0, "next_try_at": DUE_AT_ONCE} for n in file_names]
+def queue_deletions(
+    conn: Connection, file_names: Iterable[str], now: datetime, due_at: datetime = DUE_AT_ONCE
+) -> None:
+    """Queue Files API copies for deletion at ``due_at`` (in the caller's transaction)."""
+    rows = [{"file_name": n, "queued_at": now, "attempts": 0, "next_try_at": due_at} for n in file_names]
     if rows:
         conn.execute(_deletions.insert(), rows)
 
@@ -146,10 +151,27 @@ class MediaStore(Queries):
             stmt = update(_media).where(_media.c.file_uri.in_(list(file_uris))).values(expires_at=DUE_AT_ONCE)
             await self.run_write(lambda conn: conn.execute(stmt))
 
+    async def queue_upload(self, file_name: str, now: datetime, due_at: datetime) -> None:
+        """Queue a copy just uploaded for deletion at ``due_at``, later than its answer can take: should
+        the process die before the answer keeps or releases it, the copy is deleted all the same."""
+        await self.run_write(lambda conn: queue_deletions(conn, [file_name], now, due_at))
+
     async def queue_deletions(self, file_names: Sequence[str], now: datetime) -> None:
-        """Queue Files API copies that no exchange keeps (an answer that failed) for deletion."""
-        if file_names:
-            await self.run_write(lambda conn: queue_deletions(conn, file_names, now))
+        """Delete Files API copies that no exchange keeps (an answer that failed) now: their entries
+        queued at upload become due, those missing are queued."""
+        if not file_names:
+            return
+        names = list(file_names)
+        queued = select(_deletions.c.file_name).where(_deletions.c.file_name.in_(names))
+        due = update(_deletions).where(_deletions.c.file_name.in_(names)).values(next_try_at=DUE_AT_ONCE)
+
+        def write(conn: Connection) -> None:
+            found = set(conn.execute(queued).scalars())
+            if found:
+                conn.execute(due)
+            queue_deletions(conn, [name for name in names if name not in found], now)
+
+        await self.run_write(write)
 
     async def due_deletions(self, now: datetime, limit: int = 50) -> list[PendingDeletion]:
         """The queued deletions due to be tried now, oldest first."""

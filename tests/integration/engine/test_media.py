@@ -3,6 +3,7 @@ kept for follow-ups, erased with their exchanges (remote copies included), every
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from collections.abc import AsyncIterator, Callable
@@ -16,10 +17,11 @@ import pytest
 from bot.app import App
 from bot.clock import Clock, SystemClock
 from bot.domain import Attachment, AttachmentProblem, Incoming, Notice, NoticeKind
+from bot.engine import longest_answer
 from tests.fakes.clock import FakeClock
-from tests.fakes.gemini import ErrorReply, Reply
+from tests.fakes.gemini import ErrorReply, Hang, Reply
 from tests.fakes.gemini import GeminiEmulator as Emulator
-from tests.helpers import answer_text, collect, incoming, terminal
+from tests.helpers import answer_text, collect, eventually, incoming, terminal
 from tests.services import QueryRows
 
 MEDIA = Path(__file__).resolve().parents[2] / "media"
@@ -137,6 +139,39 @@ async def test_forget_deletes_the_uploaded_copies_and_the_kept_bytes(
     assert len(gemini.files.deleted) == 1 and len(gemini.files.names()) == 1
     assert query_rows("SELECT name FROM media") == [("report.pdf",)]  # the other user's stays
     assert query_rows("SELECT id FROM media_deletions") == []
+
+
+async def test_a_copy_whose_answer_never_ends_is_deleted_after_any_answer_could_have(
+    make_app: AppMaker, gemini: Emulator, query_rows: QueryRows
+) -> None:
+    clock = FakeClock(datetime.now(UTC))
+    app = await make_app(clock)
+    gemini.script(Hang())
+    answering = asyncio.ensure_future(collect(app, with_files("read this", attached("report.pdf"))))
+    try:
+        await eventually(lambda: len(gemini.requests) == 1)  # uploaded and asked; the process dies here
+        [name] = gemini.files.names()
+        assert query_rows("SELECT file_name FROM media_deletions") == [(name,)]
+        again = await make_app(clock)  # the restart, on the same database
+        assert again.janitor is not None and await again.janitor.sweep() == 0  # its answer may still run
+        clock.advance(longest_answer(again.settings) + timedelta(seconds=1))
+        assert await again.janitor.sweep() == 1
+        assert gemini.files.names() == set() and gemini.files.deleted == [name]
+    finally:
+        answering.cancel()
+        await asyncio.gather(answering, return_exceptions=True)
+
+
+async def test_a_kept_copy_leaves_the_deletion_queue_with_its_stored_exchange(
+    make_app: AppMaker, gemini: Emulator, query_rows: QueryRows
+) -> None:
+    app = await make_app()
+    answer_text(await collect(app, with_files("read this", attached("report.pdf"))))
+    [name] = gemini.files.names()
+    assert query_rows("SELECT file_name FROM media") == [(name,)]
+    assert query_rows("SELECT id FROM media_deletions") == []
+    assert app.janitor is not None and await app.janitor.sweep() == 0
+    assert gemini.files.names() == {name}
 
 
 async def test_reset_and_retention_delete_remote_copies_too(
