@@ -9,8 +9,7 @@ from dataclasses import dataclass
 import pytest
 import pytest_asyncio
 
-from tests.conftest import API_KEY, base_config
-from tests.e2e.test_slack import free_port, start_gembot, stop_gembot, unique
+from tests.e2e.gembot_process import slack_world, unique
 from tests.fakes.gemini import GeminiEmulator
 from tests.fakes.grounded_cases import (
     CASES,
@@ -24,7 +23,7 @@ from tests.fakes.grounded_cases import (
     Case,
     unmarked,
 )
-from tests.fakes.slack import BOT_TOKEN, SIGNING_SECRET, EventSender, SlackEmulator, mention_event, new_ts
+from tests.fakes.slack import EventSender, SlackEmulator, mention_event, new_ts
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
 
@@ -40,25 +39,8 @@ class World:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World]:
-    tmp = tmp_path_factory.mktemp("slack-grounding")
-    async with GeminiEmulator(api_key=API_KEY) as gemini, SlackEmulator() as slack:
-        config = base_config(tmp / "data" / "gembot.db", gemini.base_url)
-        config["gemini"].update(GEMINI_SETTINGS, api_key="${GEMINI_API_KEY}")
-        config["server"]["port"] = free_port()
-        config["logging"] = {"level": "INFO", "format": "json"}
-        config["slack"] = slack.http_mode_config()
-        env = {
-            "GEMINI_API_KEY": API_KEY,
-            "SLACK_BOT_TOKEN": BOT_TOKEN,
-            "SLACK_SIGNING_SECRET": SIGNING_SECRET,
-        }
-        bot = await start_gembot(tmp, config, env)
-        try:
-            async with EventSender(f"{bot.url}/slack/events") as sender:
-                yield World(gemini, slack, sender)
-        finally:
-            log = await stop_gembot(bot)
-            assert "Traceback" not in log, log
+    async with slack_world(tmp_path_factory.mktemp("slack-grounding"), gemini=GEMINI_SETTINGS) as made:
+        yield World(made.gemini, made.slack, made.sender)
 
 
 @pytest.fixture(autouse=True)

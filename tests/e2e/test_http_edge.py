@@ -26,7 +26,7 @@ import pytest_asyncio
 
 from bot.http_edge import LINGER_S, connection_cap
 from tests.conftest import API_KEY, base_config
-from tests.e2e.test_slack import Gembot, free_port, start_gembot, stop_gembot
+from tests.e2e.gembot_process import Gembot, free_port, start_gembot, stop_gembot
 from tests.fakes.gemini import GeminiEmulator
 from tests.fakes.slack import (
     APP_ID,

@@ -10,35 +10,27 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import itertools
-import os
 import re
-import signal
-import socket
-import sys
 import time
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 import pytest_asyncio
-import yaml
 
 from adapters.slack.history import DEFAULT_MESSAGES, MAX_MESSAGES
 from adapters.slack.markup import MESSAGE_LIMIT
 from bot import i18n
-from tests.conftest import API_KEY, base_config
-from tests.fakes.gemini import ErrorReply, GeminiEmulator, Reply
+from tests.e2e.gembot_process import (
+    SlackWorld,
+    slack_world,
+    unique,
+)
+from tests.fakes.gemini import ErrorReply, Reply
 from tests.fakes.slack import (
     BOT_ID,
-    BOT_TOKEN,
     BOT_USER_ID,
-    SIGNING_SECRET,
-    EventSender,
-    SlackEmulator,
     event_callback,
     mention_event,
     message_event,
@@ -48,104 +40,13 @@ from tests.fakes.slack import (
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
 
 ADMIN = "UADMIN01"
-_ids = itertools.count(1)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}{next(_ids):04d}X"
-
-
-@dataclass
-class Gembot:
-    process: asyncio.subprocess.Process
-    url: str
-    log: Path
-
-
-async def start_gembot(
-    tmp: Path, config: dict[str, Any], env: dict[str, str], preexec_fn: Callable[[], None] | None = None
-) -> Gembot:
-    """Start ``python -m bot run`` (``preexec_fn`` runs in the child first) and wait for /readyz."""
-    path = tmp / "config.yaml"
-    path.write_text(yaml.safe_dump(config), encoding="utf-8")
-    log = tmp / "gembot.log"
-    environment = {k: v for k, v in os.environ.items() if not k.startswith(("GEMINI_", "GEMBOT_", "SLACK_"))}
-    environment.update(env)
-    with log.open("wb") as sink:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bot",
-            "run",
-            "--config",
-            str(path),
-            stdout=sink,
-            stderr=sink,
-            env=environment,
-            preexec_fn=preexec_fn,
-        )
-    url = f"http://127.0.0.1:{config['server']['port']}"
-    deadline = time.monotonic() + 30
-    async with aiohttp.ClientSession() as session:
-        while time.monotonic() < deadline:
-            assert process.returncode is None, log.read_text()
-            try:
-                async with session.get(f"{url}/readyz") as response:
-                    if response.status == 200:
-                        return Gembot(process, url, log)
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
-    process.kill()
-    raise AssertionError("gembot did not become ready:\n" + log.read_text())
-
-
-async def stop_gembot(bot: Gembot) -> str:
-    """SIGTERM, expect exit 0; returns the log."""
-    bot.process.send_signal(signal.SIGTERM)
-    status = await asyncio.wait_for(bot.process.wait(), timeout=20)
-    text = bot.log.read_text(encoding="utf-8", errors="replace")
-    assert status == 0, text
-    return text
-
-
-@dataclass
-class World:
-    gemini: GeminiEmulator
-    slack: SlackEmulator
-    sender: EventSender
-    bot: Gembot
+World = SlackWorld
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World]:
-    tmp = tmp_path_factory.mktemp("slack-e2e")
-    async with GeminiEmulator(api_key=API_KEY) as gemini, SlackEmulator() as slack:
-        config = base_config(tmp / "data" / "gembot.db", gemini.base_url)
-        config["gemini"]["api_key"] = "${GEMINI_API_KEY}"
-        config["server"]["port"] = free_port()
-        config["logging"] = {"level": "INFO", "format": "json"}
-        config["slack"] = slack.http_mode_config(admin_ids=[ADMIN])
-        env = {
-            "GEMINI_API_KEY": API_KEY,
-            "SLACK_BOT_TOKEN": BOT_TOKEN,
-            "SLACK_SIGNING_SECRET": SIGNING_SECRET,
-        }
-        bot = await start_gembot(tmp, config, env)
-        try:
-            async with EventSender(f"{bot.url}/slack/events") as sender:
-                yield World(gemini, slack, sender, bot)
-        finally:
-            log = await stop_gembot(bot)
-            for secret in (BOT_TOKEN, SIGNING_SECRET, API_KEY):
-                assert secret not in log
-            assert "Traceback" not in log, log
+    async with slack_world(tmp_path_factory.mktemp("slack-e2e"), admin_ids=[ADMIN]) as made:
+        yield made
 
 
 @pytest.fixture(autouse=True)

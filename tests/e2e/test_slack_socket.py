@@ -10,7 +10,7 @@ import pytest
 import pytest_asyncio
 
 from tests.conftest import API_KEY, base_config
-from tests.e2e.test_slack import Gembot, free_port, start_gembot, stop_gembot
+from tests.e2e.gembot_process import Gembot, free_port, start_gembot, stop_gembot
 from tests.fakes.gemini import GeminiEmulator, Reply
 from tests.fakes.slack import (
     APP_TOKEN,

@@ -12,12 +12,9 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from tests.conftest import API_KEY, base_config
-from tests.e2e.test_slack import free_port, start_gembot, stop_gembot
+from tests.e2e.gembot_process import slack_world
 from tests.fakes.gemini import GeminiEmulator, Reply
 from tests.fakes.slack import (
-    BOT_TOKEN,
-    SIGNING_SECRET,
     EventSender,
     SlackEmulator,
     app_home_opened_event,
@@ -54,25 +51,8 @@ class World:
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World]:
     tmp = tmp_path_factory.mktemp("slack-surfaces")
-    db = tmp / "data" / "gembot.db"
-    async with GeminiEmulator(api_key=API_KEY) as gemini, SlackEmulator() as slack:
-        config = base_config(db, gemini.base_url)
-        config["gemini"]["api_key"] = "${GEMINI_API_KEY}"
-        config["server"]["port"] = free_port()
-        config["logging"] = {"level": "INFO", "format": "json"}
-        config["slack"] = slack.http_mode_config(allowed_channel_ids=SERVED)
-        env = {
-            "GEMINI_API_KEY": API_KEY,
-            "SLACK_BOT_TOKEN": BOT_TOKEN,
-            "SLACK_SIGNING_SECRET": SIGNING_SECRET,
-        }
-        bot = await start_gembot(tmp, config, env)
-        try:
-            async with EventSender(f"{bot.url}/slack/events") as sender:
-                yield World(gemini, slack, sender, db, bot.log)
-        finally:
-            log = await stop_gembot(bot)
-            assert "Traceback" not in log, log
+    async with slack_world(tmp, allowed_channel_ids=SERVED) as made:
+        yield World(made.gemini, made.slack, made.sender, made.db, made.bot.log)
 
 
 @pytest.fixture(autouse=True)
