@@ -127,7 +127,7 @@ class MediaKeeper:
         if kept or not prepared.uploaded or self._store is None:
             return
         try:
-            await self._store.queue_deletions(prepared.uploaded, self._clock.now())
+            await self._store.delete_now(prepared.uploaded, self._clock.now())
         except Exception:  # Gemini deletes them by itself when they expire
             log.exception("media.queue_failed", files=len(prepared.uploaded))
             return

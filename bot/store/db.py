@@ -41,6 +41,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from bot.store.reader import SqliteReader
+from bot.store.sqlite_sync import BUSY_TIMEOUT_S
 from bot.store.writer import SqliteWriter
 
 __all__ = [
@@ -53,7 +54,6 @@ __all__ = [
     "sqlite_writer",
 ]
 
-BUSY_TIMEOUT_S: Final = 30.0
 _READ_ONLY: Final = "gembot_read_only"
 
 _SQLITE_PRAGMAS: Final = (

@@ -156,7 +156,7 @@ class MediaStore(Queries):
         the process die before the answer keeps or releases it, the copy is deleted all the same."""
         await self.run_write(lambda conn: queue_deletions(conn, [file_name], now, due_at))
 
-    async def queue_deletions(self, file_names: Sequence[str], now: datetime) -> None:
+    async def delete_now(self, file_names: Sequence[str], now: datetime) -> None:
         """Delete Files API copies that no exchange keeps (an answer that failed) now: their entries
         queued at upload become due, those missing are queued."""
         if not file_names:

@@ -67,11 +67,14 @@ class QuotaCounters(Queries):
             wanted_rows[f"b_window_{i}"], wanted_rows[f"b_key_{i}"] = window, key
         stmt = self._upserts.ensure_quota
 
+        def counted(conn: Connection) -> dict[tuple[str, str], int]:
+            return {(str(w), str(k)): int(n) for w, k, n in conn.execute(counts_stmt, wanted_rows)}
+
         def take(conn: Connection) -> tuple[int, str, dict[str, int]]:
-            found = {(str(w), str(k)): int(n) for w, k, n in conn.execute(counts_stmt, wanted_rows)}
+            found = counted(conn)
             if len(found) < len(windows):  # a window's first request: its row is made, then locked
                 conn.execute(stmt, ensure)
-                found = {(str(w), str(k)): int(n) for w, k, n in conn.execute(counts_stmt, wanted_rows)}
+                found = counted(conn)
             counts = {window: found[(window, key)] for window, key in windows.items()}
             granted, tightest = wanted, ""
             for window in windows:

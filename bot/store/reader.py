@@ -14,13 +14,11 @@ import concurrent.futures
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
-from sqlalchemy import create_engine, event
-from sqlalchemy.engine import URL, Connection, Engine, Row
+from sqlalchemy.engine import URL, Connection, Row
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.pool import StaticPool
 from sqlalchemy.sql import Executable
 
-from bot.store.writer import is_busy
+from bot.store.sqlite_sync import is_busy, one_connection_engine
 
 __all__ = ["SqliteReader"]
 
@@ -31,28 +29,9 @@ class SqliteReader:
     """Runs read-only statements for one SQLite file on the event loop (a thread when SQLite is busy)."""
 
     def __init__(self, url: URL, on_connect: Callable[..., None]) -> None:
-        url = url.set(drivername="sqlite")
-
-        def on_loop_connect(dbapi_connection: Any, record: Any) -> None:
-            on_connect(dbapi_connection, record)
-            for pragma in _LOOP_PRAGMAS:
-                dbapi_connection.execute(pragma).close()
-
         # Autocommit: no BEGIN is sent, so each statement is its own deferred snapshot.
-        self._loop_engine: Engine = create_engine(
-            url,
-            connect_args={"isolation_level": None, "check_same_thread": False, "timeout": 0.0},
-            poolclass=StaticPool,  # one connection, used only on the event loop
-            pool_reset_on_return=None,
-        )
-        self._engine: Engine = create_engine(
-            url,
-            connect_args={"isolation_level": None, "check_same_thread": False, "timeout": 30.0},
-            poolclass=StaticPool,  # one connection, used only by the thread
-            pool_reset_on_return=None,
-        )
-        event.listen(self._loop_engine, "connect", on_loop_connect)
-        event.listen(self._engine, "connect", on_connect)
+        self._loop_engine = one_connection_engine(url, on_connect, waits=False, pragmas=_LOOP_PRAGMAS)
+        self._engine = one_connection_engine(url, on_connect, waits=True)
         self._thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="gembot-sqlite-read")
         self._loop_conn: Connection | None = None
         self._thread_conn: Connection | None = None  # used on the thread only

@@ -23,15 +23,15 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar, cast
 
-from sqlalchemy import create_engine, event
+from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.pool import StaticPool
+
+from bot.store.sqlite_sync import is_busy, one_connection_engine
 
 __all__ = ["CHECKPOINT_INTERVAL", "SqliteWriter", "WriteOp"]
 
@@ -53,35 +53,12 @@ class _Queued:
     bulk: bool
 
 
-def is_busy(error: BaseException) -> bool:
-    """Whether ``error`` is SQLite's "database is locked" (another connection holds the lock)."""
-    orig = error.orig if isinstance(error, OperationalError) else error
-    return isinstance(orig, sqlite3.OperationalError) and orig.sqlite_errorcode == sqlite3.SQLITE_BUSY
-
-
 class SqliteWriter:
     """Runs the write transactions of one SQLite file, batching those that queue."""
 
     def __init__(self, url: URL, on_connect: Callable[..., None], on_begin: Callable[..., None]) -> None:
-        url = url.set(drivername="sqlite")
-        self._engine: Engine = create_engine(
-            url,
-            connect_args={"isolation_level": None, "check_same_thread": False, "timeout": 30.0},
-            poolclass=StaticPool,  # one connection, used only by the writer thread
-        )
-        self._loop_engine: Engine = create_engine(
-            url,
-            connect_args={"isolation_level": None, "check_same_thread": False, "timeout": 0.0},
-            poolclass=StaticPool,  # one connection, used only on the event loop
-        )
-
-        def on_loop_connect(dbapi_connection: sqlite3.Connection, record: Any) -> None:
-            on_connect(dbapi_connection, record)
-            for pragma in _LOOP_PRAGMAS:
-                dbapi_connection.execute(pragma).close()
-
-        event.listen(self._engine, "connect", on_connect)
-        event.listen(self._loop_engine, "connect", on_loop_connect)
+        self._engine = one_connection_engine(url, on_connect, waits=True)
+        self._loop_engine = one_connection_engine(url, on_connect, waits=False, pragmas=_LOOP_PRAGMAS)
         for engine in (self._engine, self._loop_engine):
             event.listen(engine, "begin", on_begin)
         self._thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="gembot-sqlite-writer")
